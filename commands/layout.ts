@@ -1,0 +1,50 @@
+/**
+ * The on-host layout of one service, Capistrano-style:
+ *   <root>/<name>/releases/<id>/   one tree per release, REVISION inside
+ *   <root>/<name>/deps/<hash>/     installed dependencies, shared by releases with the same lockfiles
+ *   <root>/<name>/shared/          files that outlive releases (env, 0600)
+ *   <root>/<name>/current          symlink to the serving release, replaced by rename
+ *   <root>/<name>/deploy.log       one line per deploy attempt
+ *   <root>/<name>/.lock/           the deploy lock (mkdir is atomic)
+ */
+export interface ServiceLayout {
+  readonly dir: string;
+  readonly releases: string;
+  readonly deps: string;
+  readonly shared: string;
+  readonly current: string;
+  readonly envFile: string;
+  readonly auditLog: string;
+  readonly lock: string;
+  readonly staging: string;
+  readonly rollbackState: string;
+  readonly unitFile: string;
+}
+
+export function serviceLayout(root: string, name: string, unitName: string): ServiceLayout {
+  const dir = `${root.replace(/\/+$/, "")}/${name}`;
+  return {
+    dir,
+    releases: `${dir}/releases`,
+    deps: `${dir}/deps`,
+    shared: `${dir}/shared`,
+    current: `${dir}/current`,
+    envFile: `${dir}/shared/env`,
+    auditLog: `${dir}/deploy.log`,
+    lock: `${dir}/.lock`,
+    staging: `${dir}/.staging`,
+    rollbackState: `${dir}/.rollback`,
+    unitFile: `/etc/systemd/system/${unitName}.service`,
+  };
+}
+
+export function releaseDir(layout: ServiceLayout, releaseId: string): string {
+  return `${layout.releases}/${releaseId}`;
+}
+
+export function depsDir(layout: ServiceLayout, hash: string): string {
+  return `${layout.deps}/${hash}`;
+}
+
+/** The comment that marks a unit file as fleet's: fleet never overwrites a unit without it. */
+export const UNIT_MARKER = "# Managed by fleet. Local edits are overwritten on deploy.";

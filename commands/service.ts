@@ -1,0 +1,387 @@
+import { emitBytes, shq, writeFileAtomic } from "./quote";
+import { UNIT_MARKER, depsDir, releaseDir, serviceLayout, type ServiceLayout } from "./layout";
+import type { ServiceSpec } from "../model/service";
+
+/**
+ * Pure builders for every remote step of a service deploy. Each returns a POSIX sh script that
+ * travels on stdin (transport.runScript), so values in it never show in `ps`. Every value is
+ * quoted through commands/quote.ts. Scripts report facts as `key=value` lines on stdout and name
+ * their phase on stderr (`fleet-phase: build`) so a failure says which part failed.
+ */
+
+/** Exit codes the provider tells apart. */
+export const EXIT = {
+  locked: 75,
+  unitNotOurs: 65,
+  missingUser: 67,
+  missingTool: 68,
+  restartFailed: 70,
+} as const;
+
+function header(layout: ServiceLayout, runAs: string): string {
+  return [
+    "set -eu",
+    "umask 022",
+    `D=${shq(layout.dir)}`,
+    `RUN_AS=${shq(runAs)}`,
+    `phase() { printf 'fleet-phase: %s\\n' "$1" >&2; }`,
+    // Install and build run as the service's account, with its HOME.
+    `as_user() { if [ "$RUN_AS" = "$(id -un)" ]; then /bin/sh -c "$1"; else HOME=$(getent passwd "$RUN_AS" | cut -d: -f6) runuser -u "$RUN_AS" -- /bin/sh -c "$1"; fi; }`,
+    "",
+  ].join("\n");
+}
+
+export function layoutOf(spec: Pick<ServiceSpec, "root" | "name" | "unitName">): ServiceLayout {
+  return serviceLayout(spec.root, spec.name, spec.unitName);
+}
+
+/** Who holds the lock: written into `.lock/owner`, shown to whoever is refused. */
+export interface LockOwner {
+  readonly who: string;
+  readonly machine: string;
+  readonly pid: number;
+  readonly since: string;
+  readonly release: string;
+}
+
+export function renderLockOwner(owner: LockOwner): string {
+  return `who=${owner.who}\nmachine=${owner.machine}\npid=${owner.pid}\nsince=${owner.since}\nrelease=${owner.release}\n`;
+}
+
+/**
+ * Step 1: checks the host can take this service, takes the lock, and reports what is already
+ * there (current release, whether the release and its deps are present, unit and env hashes,
+ * the retained releases with their activation times).
+ */
+export function prepareScript(spec: ServiceSpec, owner: LockOwner, newUnitSha: string): string {
+  const layout = layoutOf(spec);
+  const rel = releaseDir(layout, spec.releaseId);
+  const deps = spec.install ? depsDir(layout, spec.install.hash) : "";
+  return (
+    header(layout, spec.runAs) +
+    [
+      "phase checks",
+      `command -v curl >/dev/null 2>&1 || { echo "curl is not installed on this host; fleet's health check needs it (bootstrap the host with curl)" >&2; exit ${EXIT.missingTool}; }`,
+      `id -u "$RUN_AS" >/dev/null 2>&1 || { echo "user $RUN_AS does not exist on this host (runAs); create it or bootstrap the host" >&2; exit ${EXIT.missingUser}; }`,
+      `if [ -e ${shq(layout.unitFile)} ] && ! grep -qxF ${shq(UNIT_MARKER)} ${shq(layout.unitFile)}; then`,
+      `  echo ${shq(`${layout.unitFile} exists and is not managed by fleet; refusing to overwrite it (choose another unitName, or remove that unit)`)} >&2; exit ${EXIT.unitNotOurs}`,
+      "fi",
+      `mkdir -p "$D/releases" "$D/deps" "$D/shared" "$D/.staging"`,
+      "phase lock",
+      `if ! mkdir "$D/.lock" 2>/dev/null; then echo locked=1; cat "$D/.lock/owner" 2>/dev/null || true; exit ${EXIT.locked}; fi`,
+      `${emitBytes(renderLockOwner(owner))} > "$D/.lock/owner"`,
+      "phase inspect",
+      `cur=$(readlink "$D/current" 2>/dev/null || true); echo "current=\${cur##*/}"`,
+      `[ -d ${shq(rel)} ] && echo release_present=1 || echo release_present=0`,
+      deps ? `[ -f ${shq(deps + "/.fleet-complete")} ] && echo deps_present=1 || echo deps_present=0` : "echo deps_present=1",
+      `if [ -f ${shq(layout.unitFile)} ]; then echo "unit_sha=$(sha256sum < ${shq(layout.unitFile)} | cut -c1-64)"; fi`,
+      `echo "unit_wanted=${newUnitSha}"`,
+      `for r in "$D"/releases/*/; do [ -d "$r" ] || continue; r=\${r%/}; echo "release=\${r##*/} $(cat "$r/.fleet-activated" 2>/dev/null || echo 0) $(cat "$r/.fleet-deps" 2>/dev/null || echo -)"; done`,
+      "",
+    ].join("\n")
+  );
+}
+
+/** Removes a lock only if it still holds exactly the owner we judged stale (compare-and-delete). */
+export function breakLockScript(spec: ServiceSpec, staleOwnerText: string): string {
+  const layout = layoutOf(spec);
+  return (
+    header(layout, spec.runAs) +
+    [
+      `expected=$(${emitBytes(staleOwnerText)}; echo x)`,
+      `actual=$(cat "$D/.lock/owner" 2>/dev/null; echo x)`,
+      `if [ "$expected" = "$actual" ]; then rm -rf "$D/.lock"; echo broken=1; else echo broken=0; fi`,
+      "",
+    ].join("\n")
+  );
+}
+
+/** Step 2 (when the release is not on the host): unpack the archive on stdin into staging. */
+export function uploadCommand(spec: ServiceSpec): string {
+  const layout = layoutOf(spec);
+  const staging = `${layout.staging}/${spec.releaseId}`;
+  const inner = `rm -rf ${shq(staging)} && mkdir -p ${shq(staging)} && tar -xzf - -C ${shq(staging)}`;
+  return spec.connection.user === "root" ? inner : `sudo -n /bin/sh -c ${shq(inner)}`;
+}
+
+/** Links what the deps dir has and the release lacks (e.g. `.venv`, `frontend/node_modules`). */
+const LINK_MISSING = [
+  `link_missing() {`,
+  `  for e in "$1"/* "$1"/.[!.]* "$1"/..?*; do`,
+  `    [ -e "$e" ] || [ -L "$e" ] || continue`,
+  `    n=\${e##*/}; [ "$n" = .fleet-complete ] && continue`,
+  `    if [ -e "$2/$n" ] || [ -L "$2/$n" ]; then`,
+  `      if [ -d "$e" ] && [ ! -L "$e" ] && [ -d "$2/$n" ] && [ ! -L "$2/$n" ]; then link_missing "$e" "$2/$n"; fi`,
+  `    else ln -s "$e" "$2/$n"; fi`,
+  `  done`,
+  `}`,
+].join("\n");
+
+/**
+ * Step 3 (when the dependency set is new): copy the `when` files into `deps/<hash>/`, run
+ * `install` there once, and mark it complete. Installs run in their final place because tools
+ * like venv bake absolute paths in.
+ */
+export function installScript(spec: ServiceSpec, fromStaging: boolean): string {
+  if (!spec.install) throw new Error("installScript needs spec.install");
+  const layout = layoutOf(spec);
+  const src = fromStaging ? `${layout.staging}/${spec.releaseId}` : releaseDir(layout, spec.releaseId);
+  const target = depsDir(layout, spec.install.hash);
+  const copies = spec.install.when.map((file) => {
+    const dir = file.includes("/") ? file.slice(0, file.lastIndexOf("/")) : "";
+    return [
+      dir ? `mkdir -p "$T"/${shq(dir)}` : "",
+      `cp -p "$S"/${shq(file)} "$T"/${shq(file)}`,
+    ]
+      .filter(Boolean)
+      .join(" && ");
+  });
+  return (
+    header(layout, spec.runAs) +
+    [
+      "phase install",
+      `S=${shq(src)}; T=${shq(target)}`,
+      `rm -rf "$T"; mkdir -p "$T"`,
+      ...copies,
+      `chown -R "$RUN_AS" "$T"`,
+      `cd "$T"`,
+      `as_user ${shq(spec.install.run)}`,
+      `touch "$T/.fleet-complete"`,
+      "",
+    ].join("\n")
+  );
+}
+
+export interface ActivatePlan {
+  /** The release is new: move it out of staging, link deps, write REVISION, build. */
+  readonly stage: boolean;
+  /** The unit file differs from what the host has. */
+  readonly unitChanged: boolean;
+  /** The env file content (secrets included: this script travels on stdin). */
+  readonly envFile: string;
+}
+
+/**
+ * Step 4: stage (deps, REVISION, build) and switch. Saves what it replaces into `.rollback/`
+ * first, so the rollback script can put back the exact previous state: `current`, unit, env.
+ * Everything before the `switch` phase leaves the serving release untouched.
+ */
+export function activateScript(spec: ServiceSpec, plan: ActivatePlan): string {
+  const layout = layoutOf(spec);
+  const rel = releaseDir(layout, spec.releaseId);
+  const lines: string[] = [`R=${shq(rel)}`, LINK_MISSING];
+  if (plan.stage) {
+    lines.push(
+      "phase stage",
+      `rm -rf "$R"; mv ${shq(`${layout.staging}/${spec.releaseId}`)} "$R"`,
+      `printf '%s\\n' ${shq(spec.commit)} > "$R/REVISION"`,
+      `printf '%s\\n' ${shq(spec.install?.hash ?? "-")} > "$R/.fleet-deps"`,
+    );
+    if (spec.install) lines.push(`link_missing ${shq(depsDir(layout, spec.install.hash))} "$R"`);
+    lines.push(`chown -R "$RUN_AS" "$R"`);
+    if (spec.build) {
+      // A failed build removes the half-built release: it never served, so it is no evidence.
+      lines.push("phase build", `(cd "$R" && as_user ${shq(spec.build)}) || { rc=$?; rm -rf "$R"; exit $rc; }`);
+    }
+  } else if (spec.install) {
+    // A retained release re-activated with another dependency set (install.run changed).
+    lines.push(
+      "phase stage",
+      `if [ "$(cat "$R/.fleet-deps" 2>/dev/null)" != ${shq(spec.install.hash)} ]; then`,
+      `  for l in $(find "$R" -type l -lname "$D/deps/*"); do rm -f "$l"; done`,
+      `  link_missing ${shq(depsDir(layout, spec.install.hash))} "$R"`,
+      `  printf '%s\\n' ${shq(spec.install.hash)} > "$R/.fleet-deps"`,
+      "fi",
+    );
+  }
+  lines.push(
+    "phase switch",
+    `rm -rf "$D/.rollback"; mkdir -m 700 "$D/.rollback"`,
+    `prev=$(readlink "$D/current" 2>/dev/null || true)`,
+    `if [ -n "$prev" ]; then printf '%s' "$prev" > "$D/.rollback/current"; fi`,
+    `if [ -f ${shq(layout.unitFile)} ]; then cp -p ${shq(layout.unitFile)} "$D/.rollback/unit"; fi`,
+    `if [ -f ${shq(layout.envFile)} ]; then cp -p ${shq(layout.envFile)} "$D/.rollback/env"; fi`,
+    writeFileAtomic(layout.envFile, plan.envFile, "600"),
+  );
+  if (plan.unitChanged) {
+    lines.push(
+      writeFileAtomic(layout.unitFile, spec.unit, "644"),
+      "systemctl daemon-reload",
+      `systemctl enable --quiet ${shq(spec.unitName)} 2>/dev/null || true`,
+    );
+  }
+  lines.push(
+    `date +%s%3N > "$R/.fleet-activated"`,
+    `ln -sfn ${shq(`releases/${spec.releaseId}`)} "$D/.current.tmp" && mv -Tf "$D/.current.tmp" "$D/current"`,
+    `echo "previous=\${prev##*/}"`,
+    `if [ -n "$prev" ] && [ -f "$D/$prev/REVISION" ]; then echo "previous_commit=$(cat "$D/$prev/REVISION")"; fi`,
+    "phase restart",
+    restartLines(spec.unitName),
+    "",
+  );
+  return header(layout, spec.runAs) + lines.join("\n");
+}
+
+/**
+ * Restart, then report the restart counter so the health gate can tell "exited and was
+ * restarted" from "still starting". `reset-failed` clears a start-limit hit from earlier runs.
+ */
+function restartLines(unitName: string): string {
+  const unit = shq(unitName);
+  return [
+    `systemctl reset-failed ${unit} 2>/dev/null || true`,
+    `if ! out=$(systemctl restart ${unit} 2>&1); then`,
+    `  echo "$out" >&2`,
+    `  case "$out" in *"too quickly"*) echo "systemd refused the start: the unit hit its start limit (start request repeated too quickly)" >&2;; esac`,
+    `  systemctl status ${unit} --no-pager -n 20 >&2 || true`,
+    `  exit ${EXIT.restartFailed}`,
+    `fi`,
+    `echo "restarts=$(systemctl show -p NRestarts --value ${unit})"`,
+  ].join("\n");
+}
+
+export interface ProbeArgs {
+  /** NRestarts right after our restart: a higher value means the process exited meanwhile. */
+  readonly restartsBaseline: number;
+  readonly timeoutMs: number;
+}
+
+/**
+ * Step 5: the health gate, polled on the host (no round trip per probe). Waits until the unit is
+ * active and the URL answers the expected status (and body), or until the timeout, or until the
+ * process exits. Prints `result=ok|timeout|exited`, the last status, the bodies (base64) and, on
+ * failure, the last 50 journal lines (base64) as evidence.
+ */
+export function probeScript(spec: ServiceSpec, args: ProbeArgs): string {
+  const layout = layoutOf(spec);
+  const h = spec.health;
+  const unit = shq(spec.unitName);
+  const bodyCheck = h.bodyContains !== undefined ? ` && grep -qF -- ${shq(h.bodyContains)} "$tmp/body"` : "";
+  return (
+    header(layout, spec.runAs) +
+    [
+      "phase health",
+      `tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT`,
+      `deadline=$(( $(date +%s%3N) + ${Math.max(0, Math.floor(args.timeoutMs))} ))`,
+      `result=timeout; code=000`,
+      `while :; do`,
+      `  if [ "$(systemctl show -p NRestarts --value ${unit})" != ${shq(String(args.restartsBaseline))} ] || [ "$(systemctl is-active ${unit} 2>/dev/null)" = failed ]; then result=exited; break; fi`,
+      `  code=$(curl -sS -o "$tmp/body" -w '%{http_code}' --max-time 2 ${shq(h.url)} 2>"$tmp/err" || true)`,
+      `  if [ "$code" = ${shq(String(h.expectStatus))} ]${bodyCheck}; then result=ok; break; fi`,
+      `  [ "$(date +%s%3N)" -lt "$deadline" ] || break`,
+      `  sleep ${(h.intervalMs / 1000).toFixed(3)}`,
+      `done`,
+      `echo "result=$result"`,
+      `echo "status=$code"`,
+      `echo "body=$(head -c 4096 "$tmp/body" 2>/dev/null | base64 -w0)"`,
+      `echo "curl_error=$(head -c 1024 "$tmp/err" 2>/dev/null | base64 -w0)"`,
+      h.version
+        ? `if [ $result = ok ]; then echo "version_status=$(curl -sS -o "$tmp/version" -w '%{http_code}' --max-time 2 ${shq(h.version.url)} 2>/dev/null || true)"; echo "version_body=$(head -c 4096 "$tmp/version" 2>/dev/null | base64 -w0)"; fi`
+        : "",
+      `echo "active=$(systemctl is-active ${unit} 2>/dev/null || true)"`,
+      `if [ $result != ok ]; then echo "journal=$(journalctl -u ${unit} -n 50 --no-pager -o short-iso 2>&1 | base64 -w0)"; fi`,
+      "",
+    ].join("\n")
+  );
+}
+
+/**
+ * Puts back what `activateScript` saved: `current`, the unit and the env file, then restarts
+ * the previous release. After a first deploy (nothing to go back to) it stops the unit and
+ * removes it, so a broken release is not left crash-looping. A no-op when nothing was switched.
+ */
+export function rollbackScript(spec: ServiceSpec): string {
+  const layout = layoutOf(spec);
+  const unit = shq(spec.unitName);
+  const unitFile = shq(layout.unitFile);
+  return (
+    header(layout, spec.runAs) +
+    [
+      "phase rollback",
+      `[ -d "$D/.rollback" ] || { echo restored=none; exit 0; }`,
+      `failed=$(readlink "$D/current" 2>/dev/null || true)`,
+      // The failed release sorts oldest, so retention prunes it first; its files stay as evidence.
+      `if [ -n "$failed" ] && [ -d "$D/$failed" ]; then echo 0 > "$D/$failed/.fleet-activated"; fi`,
+      `if [ -f "$D/.rollback/env" ]; then cp -p "$D/.rollback/env" ${shq(layout.envFile)}; fi`,
+      `if [ -f "$D/.rollback/current" ]; then`,
+      `  ln -sfn "$(cat "$D/.rollback/current")" "$D/.current.tmp" && mv -Tf "$D/.current.tmp" "$D/current"`,
+      `  if [ -f "$D/.rollback/unit" ] && ! cmp -s "$D/.rollback/unit" ${unitFile}; then cp -p "$D/.rollback/unit" ${unitFile}; systemctl daemon-reload; fi`,
+      `  prev=$(readlink "$D/current"); echo "restored=\${prev##*/}"`,
+      `  [ -f "$D/$prev/REVISION" ] && echo "restored_commit=$(cat "$D/$prev/REVISION")"`,
+      `  ${restartLines(spec.unitName).split("\n").join("\n  ")}`,
+      `else`,
+      `  systemctl disable --now ${unit} 2>/dev/null || true`,
+      `  rm -f "$D/current" ${unitFile}; systemctl daemon-reload`,
+      `  echo restored=nothing`,
+      `fi`,
+      "",
+    ].join("\n")
+  );
+}
+
+export interface FinalizeArgs {
+  /** Releases to delete (decided by decisions/retention.ts). */
+  readonly deleteReleases: readonly string[];
+  /** The audit line to append to deploy.log. */
+  readonly auditLine: string;
+}
+
+/**
+ * Last step, on every outcome: prune releases and the deps sets no remaining release uses, drop
+ * staging and rollback state, append the audit line, release the lock.
+ */
+export function finalizeScript(spec: ServiceSpec, args: FinalizeArgs): string {
+  const layout = layoutOf(spec);
+  return (
+    header(layout, spec.runAs) +
+    [
+      "phase finalize",
+      ...args.deleteReleases.map((id) => `rm -rf ${shq(releaseDir(layout, id))}`),
+      `for d in "$D"/deps/*/; do [ -d "$d" ] || continue; d=\${d%/}; h=\${d##*/}`,
+      `  cat "$D"/releases/*/.fleet-deps 2>/dev/null | grep -qxF "$h" || rm -rf "$d"`,
+      `done`,
+      `rm -rf "$D/.staging" "$D/.rollback"`,
+      `printf '%s\\n' ${shq(args.auditLine)} >> ${shq(layout.auditLog)}`,
+      `rm -rf "$D/.lock"`,
+      "",
+    ].join("\n")
+  );
+}
+
+/** `pulumi refresh`: what is live on the host. */
+export function readScript(spec: ServiceSpec): string {
+  const layout = layoutOf(spec);
+  const unit = shq(spec.unitName);
+  return (
+    header(layout, spec.runAs) +
+    [
+      `[ -d "$D" ] || { echo exists=0; exit 0; }`,
+      `echo exists=1`,
+      `cur=$(readlink "$D/current" 2>/dev/null || true); echo "current=\${cur##*/}"`,
+      `[ -n "$cur" ] && [ -f "$D/$cur/REVISION" ] && echo "commit=$(cat "$D/$cur/REVISION")"`,
+      `echo "active=$(systemctl is-active ${unit} 2>/dev/null || true)"`,
+      `echo "health_status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 ${shq(spec.health.url)} || true)"`,
+      `for r in "$D"/releases/*/; do [ -d "$r" ] || continue; r=\${r%/}; echo "release=\${r##*/} $(cat "$r/.fleet-activated" 2>/dev/null || echo 0) -"; done`,
+      "",
+    ].join("\n")
+  );
+}
+
+/** `pulumi destroy`: stop and remove the unit (only if it is fleet's), then the service dir. */
+export function deleteScript(spec: ServiceSpec): string {
+  const layout = layoutOf(spec);
+  const unitFile = shq(layout.unitFile);
+  return (
+    header(layout, spec.runAs) +
+    [
+      "phase delete",
+      `if [ -d "$D/.lock" ]; then echo "a deploy holds the lock:" >&2; cat "$D/.lock/owner" >&2 || true; exit ${EXIT.locked}; fi`,
+      `if [ -f ${unitFile} ] && grep -qxF ${shq(UNIT_MARKER)} ${unitFile}; then`,
+      `  systemctl disable --now ${shq(spec.unitName)} 2>/dev/null || true`,
+      `  rm -f ${unitFile}; systemctl daemon-reload; systemctl reset-failed ${shq(spec.unitName)} 2>/dev/null || true`,
+      `fi`,
+      `rm -rf "$D"`,
+      "",
+    ].join("\n")
+  );
+}

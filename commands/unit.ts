@@ -1,0 +1,56 @@
+import { systemdEnvValue, systemdExecArg } from "./quote";
+import { UNIT_MARKER, type ServiceLayout } from "./layout";
+
+export interface UnitArgs {
+  readonly name: string;
+  readonly runAs: string;
+  readonly start: string;
+  readonly layout: ServiceLayout;
+}
+
+/**
+ * Renders the systemd unit. WorkingDirectory is the `current` symlink, which systemd resolves at
+ * start, so a restart after the switch runs the new release. The start limit is disabled on
+ * purpose: a deploy followed by an automatic rollback restarts twice within seconds, and the
+ * default (5 starts in 10 s) would refuse the rollback's start.
+ */
+export function renderUnit(args: UnitArgs): string {
+  return [
+    UNIT_MARKER,
+    "[Unit]",
+    `Description=fleet service ${args.name}`,
+    "After=network-online.target",
+    "Wants=network-online.target",
+    "StartLimitIntervalSec=0",
+    "",
+    "[Service]",
+    "Type=simple",
+    `User=${args.runAs}`,
+    `WorkingDirectory=${args.layout.current}`,
+    `EnvironmentFile=${args.layout.envFile}`,
+    `ExecStart=/bin/sh -c ${systemdExecArg("exec " + args.start)}`,
+    "Restart=always",
+    "RestartSec=1",
+    "KillMode=mixed",
+    "TimeoutStopSec=10",
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+    "",
+  ].join("\n");
+}
+
+/** Renders the EnvironmentFile: user env, then fleet's own FLEET_RELEASE / FLEET_COMMIT. */
+export function renderEnvFile(
+  env: Readonly<Record<string, string>>,
+  releaseId: string,
+  commit: string,
+): string {
+  const all: Record<string, string> = { ...env, FLEET_RELEASE: releaseId, FLEET_COMMIT: commit };
+  return (
+    Object.keys(all)
+      .sort()
+      .map((key) => `${key}=${systemdEnvValue(all[key]!)}`)
+      .join("\n") + "\n"
+  );
+}

@@ -1,0 +1,67 @@
+import type { HealthSpec } from "../model/service";
+
+/** What the probe script saw on the host. */
+export interface ProbeOutcome {
+  readonly result: "ok" | "timeout" | "exited";
+  readonly status: string;
+  readonly body: string;
+  readonly curlError: string;
+  readonly versionStatus?: string;
+  readonly versionBody?: string;
+  readonly active: string;
+  readonly journal: string;
+}
+
+export interface HealthVerdict {
+  readonly ok: boolean;
+  /** Which check failed, in words a user can act on. */
+  readonly failedCheck?: string;
+}
+
+/** Reads a dotted field ("build.commit") from a JSON body; undefined if absent or not JSON. */
+export function jsonField(body: string, field: string): unknown {
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+  for (const part of field.split(".")) {
+    if (value === null || typeof value !== "object") return undefined;
+    value = (value as Record<string, unknown>)[part];
+  }
+  return value;
+}
+
+/** A reported commit matches if equal, or if one is a prefix (≥ 7 chars) of the other. */
+export function commitMatches(reported: string, expected: string): boolean {
+  const a = reported.trim().toLowerCase();
+  const b = expected.trim().toLowerCase();
+  if (!a || !b) return false;
+  if (a === b) return true;
+  return Math.min(a.length, b.length) >= 7 && (a.startsWith(b) || b.startsWith(a));
+}
+
+/** The health gate's verdict on one probe outcome. */
+export function judgeHealth(outcome: ProbeOutcome, health: HealthSpec, expectedCommit: string): HealthVerdict {
+  if (outcome.result === "exited") {
+    return { ok: false, failedCheck: `the service exited during the health check (systemd state: ${outcome.active || "unknown"})` };
+  }
+  if (outcome.result === "timeout") {
+    const saw = outcome.status === "000" ? `no HTTP answer (${outcome.curlError.trim() || "connection failed"})` : `HTTP ${outcome.status}`;
+    return { ok: false, failedCheck: `${health.url} did not answer ${health.expectStatus}${health.bodyContains !== undefined ? " with the expected body" : ""} within ${health.timeoutMs} ms; last: ${saw}` };
+  }
+  if (health.version) {
+    if (outcome.versionStatus !== "200") {
+      return { ok: false, failedCheck: `version endpoint ${health.version.url} answered HTTP ${outcome.versionStatus ?? "nothing"}` };
+    }
+    const reported = jsonField(outcome.versionBody ?? "", health.version.field);
+    if (typeof reported !== "string" || !commitMatches(reported, expectedCommit)) {
+      return {
+        ok: false,
+        failedCheck: `version endpoint ${health.version.url} reports ${health.version.field}=${JSON.stringify(reported ?? null)}, expected ${expectedCommit}`,
+      };
+    }
+  }
+  return { ok: true };
+}

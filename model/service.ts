@@ -1,0 +1,71 @@
+import type { SshConnection } from "../transport/connection";
+
+/** Where a release's files come from, resolved by the program before the provider runs. */
+export type ResolvedSource =
+  /** A commit of a local git repository, packed with `git archive`. */
+  | { readonly kind: "git"; readonly repo: string; readonly commit: string }
+  /** A local directory, packed with tar; `exclude` holds tar patterns. */
+  | { readonly kind: "path"; readonly path: string; readonly exclude: readonly string[] };
+
+export interface InstallSpec {
+  /** Shell command run once per dependency set, in `deps/<hash>/`. */
+  readonly run: string;
+  /** Files (relative to the release) whose content keys the dependency set. */
+  readonly when: readonly string[];
+  /** Hash of the `when` files and `run`: the dependency set's directory name. */
+  readonly hash: string;
+}
+
+export interface HealthSpec {
+  /** URL probed from the host itself (curl on the host). */
+  readonly url: string;
+  /** Expected HTTP status. Default 200. */
+  readonly expectStatus: number;
+  /** Substring the body must contain, if set. */
+  readonly bodyContains?: string;
+  /** Endpoint whose JSON `field` must equal the release's commit, if set. */
+  readonly version?: { readonly url: string; readonly field: string };
+  /** How long the new release may take to become healthy, in ms. */
+  readonly timeoutMs: number;
+  /** Delay between probes, in ms. */
+  readonly intervalMs: number;
+}
+
+/** The dynamic provider's inputs for one service on one host. Plain data only. */
+export interface ServiceSpec {
+  readonly name: string;
+  readonly connection: SshConnection;
+  /** fleet's root directory on the host. */
+  readonly root: string;
+  /** The systemd unit name (without `.service`). */
+  readonly unitName: string;
+  /** The account the service runs as. */
+  readonly runAs: string;
+  readonly releaseId: string;
+  /** The deployed commit (git sources) or the release id (directory sources). */
+  readonly commit: string;
+  readonly source: ResolvedSource;
+  readonly install?: InstallSpec;
+  readonly build?: string;
+  readonly start: string;
+  readonly env: Readonly<Record<string, string>>;
+  readonly secretEnv: Readonly<Record<string, string>>;
+  /** The rendered unit file: an input so that `pulumi preview --diff` shows its lines. */
+  readonly unit: string;
+  readonly health: HealthSpec;
+  readonly keepReleases: number;
+  /** Break a lock whose holder process is provably gone. */
+  readonly breakStaleLock: boolean;
+  /** Per remote step timeout, in ms. */
+  readonly stepTimeoutMs: number;
+}
+
+/** What the provider records after a deploy (echoes the spec, plus facts). */
+export interface ServiceState extends ServiceSpec {
+  readonly host: string;
+  readonly path: string;
+  readonly deployedAt: string;
+  readonly depsReinstalled: boolean;
+  readonly previousReleaseId: string;
+  readonly retainedReleases: string[];
+}

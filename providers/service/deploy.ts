@@ -1,0 +1,293 @@
+import type { ServiceSpec, ServiceState } from "../../model/service";
+import { ConnectionError, RemoteCommandError } from "../../transport/errors";
+import { connectionKey, exec, runScript } from "../../transport/ssh";
+import {
+  EXIT,
+  activateScript,
+  breakLockScript,
+  finalizeScript,
+  installScript,
+  layoutOf,
+  prepareScript,
+  probeScript,
+  rollbackScript,
+  uploadCommand,
+  type LockOwner,
+} from "../../commands/service";
+import { decodeBase64, parseFacts, type Facts } from "../../commands/facts";
+import { renderEnvFile } from "../../commands/unit";
+import { judgeHealth, type ProbeOutcome } from "../../decisions/health";
+import { parseReleaseLines, releasesToDelete } from "../../decisions/retention";
+import { redact, tail } from "../../transport/redact";
+import { packSource } from "../../source/pack";
+
+/** A deploy that did not go through; the message carries the evidence, secrets redacted. */
+export class DeployError extends Error {
+  constructor(
+    message: string,
+    readonly critical = false,
+  ) {
+    super(message);
+    this.name = "DeployError";
+  }
+}
+
+function secretsOf(spec: ServiceSpec): string[] {
+  return [spec.connection.privateKey, ...Object.values(spec.secretEnv)];
+}
+
+function sha256(text: string): string {
+  const crypto = require("crypto") as typeof import("crypto");
+  return crypto.createHash("sha256").update(text).digest("hex");
+}
+
+function lockOwner(spec: ServiceSpec): LockOwner {
+  const os = require("os") as typeof import("os");
+  return {
+    who: `${os.userInfo().username}@${os.hostname()}`,
+    machine: os.hostname(),
+    pid: process.pid,
+    since: new Date().toISOString(),
+    release: spec.releaseId,
+  };
+}
+
+/** A lock is stale only when provably so: taken on this machine by a process that is gone. */
+export function lockIsStale(ownerText: string, thisMachine: string, alive: (pid: number) => boolean): boolean {
+  const facts = parseFacts(ownerText).one;
+  const pid = Number(facts["pid"]);
+  return facts["machine"] === thisMachine && Number.isInteger(pid) && pid > 0 && !alive(pid);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code === "EPERM";
+  }
+}
+
+/** Takes the lock and inspects the host; breaks a stale lock when allowed. */
+async function prepare(spec: ServiceSpec, owner: LockOwner): Promise<Facts> {
+  const host = connectionKey(spec.connection);
+  const secrets = secretsOf(spec);
+  const unitSha = sha256(spec.unit);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const result = await runScript(
+      spec.connection,
+      prepareScript(spec, owner, unitSha),
+      { step: "prepare", secrets, timeoutMs: spec.stepTimeoutMs },
+      false,
+    );
+    if (result.code === 0) return parseFacts(result.stdout);
+    if (result.code !== EXIT.locked) {
+      throw RemoteCommandError.from(host, "prepare", "checks and lock", result.code, result.stdout, result.stderr, `exit code ${result.code}`, secrets);
+    }
+    const ownerText = result.stdout.replace(/^locked=1\n/, "");
+    const os = require("os") as typeof import("os");
+    const stale = lockIsStale(ownerText, os.hostname(), processAlive);
+    if (stale && spec.breakStaleLock && attempt === 0) {
+      await runScript(spec.connection, breakLockScript(spec, ownerText), { step: "break-lock", secrets });
+      console.error(`[${host}] ${spec.name}: broke a stale deploy lock:\n${ownerText.trim()}`);
+      continue;
+    }
+    throw new DeployError(
+      `[${host}] service "${spec.name}" is locked by another deploy:\n${indent(ownerText.trim() || "(no owner recorded)")}\n` +
+        (stale
+          ? `That deploy's process is gone: set breakStaleLock: true to break this lock.`
+          : `Wait for it to finish. If it died on another machine, remove ${layoutOf(spec).lock} on the host after checking.`),
+    );
+  }
+  throw new DeployError(`[${host}] could not take the deploy lock of "${spec.name}"`);
+}
+
+function indent(text: string): string {
+  return text
+    .split("\n")
+    .map((l) => "    " + l)
+    .join("\n");
+}
+
+function parseProbe(stdout: string): ProbeOutcome {
+  const f = parseFacts(stdout).one;
+  return {
+    result: (f["result"] as ProbeOutcome["result"]) ?? "timeout",
+    status: f["status"] ?? "000",
+    body: decodeBase64(f["body"]),
+    curlError: decodeBase64(f["curl_error"]),
+    versionStatus: f["version_status"],
+    versionBody: f["version_body"] !== undefined ? decodeBase64(f["version_body"]) : undefined,
+    active: f["active"] ?? "",
+    journal: decodeBase64(f["journal"]),
+  };
+}
+
+async function probe(spec: ServiceSpec, restartsBaseline: number, commit: string) {
+  const result = await runScript(
+    spec.connection,
+    probeScript(spec, { restartsBaseline, timeoutMs: spec.health.timeoutMs }),
+    { step: "health", secrets: secretsOf(spec), timeoutMs: spec.health.timeoutMs + 30_000 },
+  );
+  const outcome = parseProbe(result.stdout);
+  return { outcome, verdict: judgeHealth(outcome, spec.health, commit) };
+}
+
+function evidence(outcome: ProbeOutcome, secrets: string[]): string {
+  const parts = [`  last response: HTTP ${outcome.status} ${JSON.stringify(outcome.body.slice(0, 500))}`];
+  if (outcome.versionBody !== undefined) parts.push(`  version response: ${JSON.stringify(outcome.versionBody.slice(0, 500))}`);
+  if (outcome.journal) parts.push(`  journal (last 50 lines):\n${indent(tail(outcome.journal, 50))}`);
+  return redact(parts.join("\n"), secrets);
+}
+
+/** The phase a failed script reached, from its `fleet-phase:` lines. */
+function failedPhase(err: unknown): string {
+  if (!(err instanceof RemoteCommandError)) return "";
+  const phases = [...err.stderrTail.matchAll(/fleet-phase: (\S+)/g)];
+  return phases.length ? phases[phases.length - 1]![1]! : "";
+}
+
+function auditLine(owner: LockOwner, from: string, to: string, result: string, started: number, note = ""): string {
+  const seconds = ((Date.now() - started) / 1000).toFixed(2);
+  const clean = note.replace(/\s+/g, " ").slice(0, 300);
+  return `${new Date().toISOString()} ${owner.who} ${from || "-"} -> ${to} ${result} ${seconds}s${clean ? " " + clean : ""}`;
+}
+
+/**
+ * Deploys `spec` to its host: prepare (lock) → upload → install → stage/build → switch →
+ * health gate → finalize; on a failed gate, rollback → verify the previous release → fail.
+ * Returns the state to record only when the new release is serving and healthy.
+ */
+export async function deployService(spec: ServiceSpec): Promise<ServiceState> {
+  const started = Date.now();
+  const host = connectionKey(spec.connection);
+  const secrets = secretsOf(spec);
+  const owner = lockOwner(spec);
+  const facts = await prepare(spec, owner);
+  const current = facts.one["current"] ?? "";
+  const releasePresent = facts.one["release_present"] === "1";
+  const depsPresent = facts.one["deps_present"] === "1";
+  const unitChanged = facts.one["unit_sha"] !== facts.one["unit_wanted"];
+  const retained = parseReleaseLines(facts.all["release"] ?? []);
+  const finish = (result: string, deleteReleases: string[] = [], note = "") =>
+    runScript(
+      spec.connection,
+      finalizeScript(spec, { deleteReleases, auditLine: auditLine(owner, current, spec.releaseId, result, started, note) }),
+      { step: "finalize", secrets, timeoutMs: spec.stepTimeoutMs },
+    );
+
+  let restarts = 0;
+  let previousReleaseId = current;
+  let previousCommit = "";
+  try {
+    if (!releasePresent) {
+      const packed = packSource(spec.source);
+      const [uploaded] = await Promise.all([
+        exec(spec.connection, uploadCommand(spec), { step: "upload", stdin: packed.stream, secrets, timeoutMs: spec.stepTimeoutMs }),
+        packed.done,
+      ]);
+      if (uploaded.code !== 0) {
+        throw RemoteCommandError.from(host, "upload", uploadCommand(spec), uploaded.code, uploaded.stdout, uploaded.stderr, `exit code ${uploaded.code}`, secrets);
+      }
+    }
+    if (spec.install && !depsPresent) {
+      await runScript(spec.connection, installScript(spec, !releasePresent), { step: "install", secrets, timeoutMs: spec.stepTimeoutMs });
+    }
+    const activated = await runScript(
+      spec.connection,
+      activateScript(spec, {
+        stage: !releasePresent,
+        unitChanged,
+        envFile: renderEnvFile({ ...spec.env, ...spec.secretEnv }, spec.releaseId, spec.commit),
+      }),
+      { step: spec.build && !releasePresent ? "build and switch" : "switch", secrets, timeoutMs: spec.stepTimeoutMs },
+    );
+    const a = parseFacts(activated.stdout).one;
+    restarts = Number(a["restarts"] ?? 0);
+    previousReleaseId = a["previous"] ?? current;
+    previousCommit = a["previous_commit"] ?? "";
+  } catch (err) {
+    const phase = failedPhase(err);
+    const switched = phase === "restart";
+    let note = `failed at ${phase || (err as RemoteCommandError).step || "connect"}`;
+    if (switched) note += await rollbackQuietly(spec);
+    if (!(err instanceof ConnectionError)) {
+      await finish("failed", [], note).catch((e) => console.error(`[${host}] could not finalize after failure: ${(e as Error).message}`));
+    }
+    throw prefixError(err, `[${host}] service "${spec.name}": deploy of ${spec.releaseId} failed before serving it; ${switched ? "the previous release was restored" : `the serving release (${current || "none"}) was not touched`}.`);
+  }
+
+  const gate = await probe(spec, restarts, spec.commit).catch((err: Error) => ({ error: err }));
+  if ("verdict" in gate && gate.verdict.ok) {
+    const releases = [
+      ...retained.filter((r) => r.id !== spec.releaseId),
+      { id: spec.releaseId, activatedAt: Date.now() },
+    ];
+    const deleteReleases = releasesToDelete(releases, {
+      keep: spec.keepReleases,
+      current: spec.releaseId,
+      previous: previousReleaseId !== spec.releaseId ? previousReleaseId : undefined,
+    });
+    await finish("ok", deleteReleases);
+    const layout = layoutOf(spec);
+    return JSON.parse(
+      JSON.stringify({
+        ...spec,
+        host: spec.connection.host,
+        path: `${layout.releases}/${spec.releaseId}`,
+        deployedAt: new Date().toISOString(),
+        depsReinstalled: !!spec.install && !depsPresent,
+        previousReleaseId: previousReleaseId === spec.releaseId ? "" : previousReleaseId,
+        retainedReleases: releases.map((r) => r.id).filter((id) => !deleteReleases.includes(id)).sort(),
+      }),
+    ) as ServiceState;
+  }
+
+  // The gate failed: put the previous release back and prove it serves, then fail loudly.
+  const failure =
+    "verdict" in gate
+      ? `${gate.verdict.failedCheck}\n${evidence(gate.outcome, secrets)}`
+      : redact((gate as { error: Error }).error.message, secrets);
+  const rolled = await runScript(spec.connection, rollbackScript(spec), { step: "rollback", secrets, timeoutMs: spec.stepTimeoutMs }).then(
+    (r) => ({ facts: parseFacts(r.stdout).one }),
+    (e: Error) => ({ error: e }),
+  );
+  let outcome: string;
+  let critical = false;
+  if ("error" in rolled) {
+    critical = true;
+    outcome = `CRITICAL: the rollback itself failed, the host may be serving the broken release:\n${redact(rolled.error.message, secrets)}`;
+  } else if (rolled.facts["restored"] === "nothing") {
+    outcome = "There was no previous release: the service was stopped and its unit removed.";
+  } else {
+    const restored = rolled.facts["restored"] ?? previousReleaseId;
+    const restoredCommit = rolled.facts["restored_commit"] ?? previousCommit;
+    const back = await probe(spec, Number(rolled.facts["restarts"] ?? 0), restoredCommit || spec.commit).catch((e: Error) => ({ error: e }));
+    if ("verdict" in back && (back.verdict.ok || (!restoredCommit && back.outcome.result === "ok"))) {
+      outcome = `Rolled back automatically: ${restored} is serving and healthy again.`;
+    } else {
+      critical = true;
+      const why = "verdict" in back ? `${back.verdict.failedCheck}\n${evidence(back.outcome, secrets)}` : redact(back.error.message, secrets);
+      outcome = `CRITICAL: rolled back to ${restored}, but it is not healthy either:\n${why}`;
+    }
+  }
+  await finish(critical ? "critical" : "rolled-back", [], failure.split("\n")[0] ?? "").catch(() => undefined);
+  throw new DeployError(
+    `[${host}] service "${spec.name}": release ${spec.releaseId} (commit ${spec.commit}) failed its health gate: ${failure}\n${outcome}`,
+    critical,
+  );
+}
+
+async function rollbackQuietly(spec: ServiceSpec): Promise<string> {
+  try {
+    const r = await runScript(spec.connection, rollbackScript(spec), { step: "rollback", secrets: secretsOf(spec) });
+    return `; rolled back to ${parseFacts(r.stdout).one["restored"] ?? "?"}`;
+  } catch (e) {
+    return `; CRITICAL: rollback failed: ${(e as Error).message}`;
+  }
+}
+
+function prefixError(err: unknown, prefix: string): Error {
+  const e = err instanceof Error ? err : new Error(String(err));
+  return new DeployError(`${prefix}\n${e.message}`);
+}

@@ -1,0 +1,68 @@
+import type * as pulumi from "@pulumi/pulumi";
+import type { ServiceSpec, ServiceState } from "../../model/service";
+import { deleteScript, readScript } from "../../commands/service";
+import { parseFacts } from "../../commands/facts";
+import { diffService } from "../../decisions/service-diff";
+import { parseReleaseLines } from "../../decisions/retention";
+import { runScript } from "../../transport/ssh";
+import { checkServiceInputs } from "./check";
+import { deployService } from "./deploy";
+
+/**
+ * The Service dynamic provider: thin; the steps live in deploy.ts, the scripts in commands/,
+ * the decisions in decisions/. Serialized by value into state, so it captures only plain
+ * functions; ssh2 and other modules are required inside.
+ */
+export const serviceProvider: pulumi.dynamic.ResourceProvider = {
+  async check(_olds: Record<string, unknown>, news: Record<string, unknown>) {
+    return { inputs: news, failures: checkServiceInputs(news) };
+  },
+
+  async diff(_id: string, olds: ServiceState, news: ServiceSpec) {
+    const d = diffService(olds, news);
+    return { changes: d.changes, replaces: d.replaces, deleteBeforeReplace: d.deleteBeforeReplace };
+  },
+
+  async create(inputs: ServiceSpec) {
+    const outs = await deployService(inputs);
+    return { id: `${inputs.connection.host}:${inputs.connection.port ?? 22}/${inputs.name}`, outs };
+  },
+
+  async update(_id: string, _olds: ServiceState, news: ServiceSpec) {
+    return { outs: await deployService(news) };
+  },
+
+  /** `pulumi refresh`: reports the live release so a manual change of `current` shows as drift. */
+  async read(id: string, props: ServiceState) {
+    const result = await runScript(props.connection, readScript(props), {
+      step: "read",
+      secrets: [props.connection.privateKey, ...Object.values(props.secretEnv ?? {})],
+      timeoutMs: props.stepTimeoutMs,
+    });
+    const facts = parseFacts(result.stdout);
+    if (facts.one["exists"] !== "1") return { id: "", props: {} };
+    const live = facts.one["current"] ?? "";
+    return {
+      id,
+      props: {
+        ...props,
+        releaseId: live || props.releaseId,
+        commit: live === props.releaseId ? props.commit : (facts.one["commit"] ?? live),
+        retainedReleases: parseReleaseLines(facts.all["release"] ?? []).map((r) => r.id).sort(),
+        live: {
+          active: facts.one["active"] ?? "",
+          healthStatus: facts.one["health_status"] ?? "",
+          release: live,
+        },
+      },
+    };
+  },
+
+  async delete(_id: string, props: ServiceState) {
+    await runScript(props.connection, deleteScript(props), {
+      step: "delete",
+      secrets: [props.connection.privateKey, ...Object.values(props.secretEnv ?? {})],
+      timeoutMs: props.stepTimeoutMs,
+    });
+  },
+};

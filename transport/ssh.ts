@@ -1,0 +1,325 @@
+import type { Readable } from "stream";
+import type { SshConnection } from "./connection";
+import { ConnectionError, RemoteCommandError } from "./errors";
+
+/**
+ * The transport: the only code that touches a socket. One pooled SSH connection per host and
+ * process, reused by every step of every resource on that host (a provider host is one process
+ * per `pulumi up`). Everything is created inside functions and kept on `globalThis`: dynamic
+ * providers are serialized by value, so module-level state would be copied per provider, and
+ * ssh2 objects cannot be serialized at all.
+ */
+
+export interface ExecOptions {
+  /** Names the step in errors ("upload", "install", …). */
+  readonly step: string;
+  /** Bytes for the command's stdin: a script, or a stream (an archive). */
+  readonly stdin?: string | Readable;
+  /** Kills the step after this long. Default 10 minutes. */
+  readonly timeoutMs?: number;
+  /** Values to redact from any error text. */
+  readonly secrets?: readonly string[];
+  /** Shown in errors instead of the command itself (scripts are long and travel on stdin). */
+  readonly describe?: string;
+}
+
+export interface ExecResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export interface TransportStats {
+  /** Connections opened, per `user@host:port`. */
+  readonly opened: Record<string, number>;
+  /** Commands run, per `user@host:port`. */
+  readonly commands: Record<string, number>;
+}
+
+interface PoolEntry {
+  client: Promise<unknown>;
+}
+
+interface Pool {
+  entries: Record<string, PoolEntry>;
+  stats: TransportStats;
+}
+
+const POOL_KEY = "__fleetSshPool";
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+const DEFAULT_STEP_TIMEOUT_MS = 10 * 60_000;
+
+function pool(): Pool {
+  const g = globalThis as unknown as Record<string, Pool | undefined>;
+  let p = g[POOL_KEY];
+  if (!p) {
+    p = { entries: {}, stats: { opened: {}, commands: {} } };
+    g[POOL_KEY] = p;
+  }
+  return p;
+}
+
+export function connectionKey(conn: SshConnection): string {
+  return `${conn.user}@${conn.host}:${conn.port ?? 22}`;
+}
+
+/** SHA256 fingerprint of a raw SSH public key blob, as OpenSSH prints it. */
+export function fingerprint(keyBlob: Buffer): string {
+  const crypto = require("crypto") as typeof import("crypto");
+  return "SHA256:" + crypto.createHash("sha256").update(keyBlob).digest("base64").replace(/=+$/, "");
+}
+
+/** The fingerprint a pinned host key stands for: either given as one, or a known_hosts key. */
+export function pinnedFingerprint(hostKey: string): string {
+  const trimmed = hostKey.trim();
+  if (trimmed.startsWith("SHA256:")) return trimmed.replace(/=+$/, "");
+  const parts = trimmed.split(/\s+/);
+  // Accept "type base64", "host type base64" (a known_hosts line) and "type base64 comment".
+  const blob = parts.find((p, i) => i > 0 && /^AAAA[A-Za-z0-9+/=]+$/.test(p));
+  if (!blob) throw new Error(`hostKey is neither "SHA256:…" nor an "ssh-… AAAA…" public key`);
+  return fingerprint(Buffer.from(blob, "base64"));
+}
+
+/**
+ * The host key algorithms to offer: only the pinned key's type, so the server presents the key
+ * we pinned rather than another of its keys. A bare fingerprint pin offers ssh2's defaults.
+ */
+export function hostKeyAlgorithms(hostKey: string): string[] | undefined {
+  const type = hostKey.trim().split(/\s+/).find((p) => /^(ssh-|ecdsa-|sk-)/.test(p));
+  if (!type) return undefined;
+  return type === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [type];
+}
+
+/** Transient network errors worth another try; anything else (auth, host key) is final. */
+function isTransient(err: unknown): boolean {
+  const code = (err as { code?: string }).code ?? "";
+  return ["ECONNREFUSED", "ECONNRESET", "EHOSTUNREACH", "ENETUNREACH", "ETIMEDOUT", "EPIPE"].includes(code);
+}
+
+function connectOnce(conn: SshConnection, timeoutMs: number, stats: TransportStats): Promise<unknown> {
+  const { Client } = require("ssh2") as typeof import("ssh2");
+  const key = connectionKey(conn);
+  const expected = pinnedFingerprint(conn.hostKey);
+  return new Promise((resolve, reject) => {
+    const client = new Client();
+    let seen = "";
+    const timer = setTimeout(() => {
+      client.end();
+      reject(
+        Object.assign(
+          new ConnectionError(key, `no SSH answer within ${timeoutMs} ms (connect timeout)`),
+          { code: "FLEET_CONNECT_TIMEOUT" },
+        ),
+      );
+    }, timeoutMs);
+    client
+      .on("ready", () => {
+        clearTimeout(timer);
+        stats.opened[key] = (stats.opened[key] ?? 0) + 1;
+        resolve(client);
+      })
+      .on("error", (err: Error & { level?: string }) => {
+        clearTimeout(timer);
+        if (seen && seen !== expected) {
+          reject(
+            new ConnectionError(
+              key,
+              `host key mismatch: the host presented ${seen}, but ${expected} is pinned. ` +
+                `If the server was rebuilt on purpose, pin its new key (hostKey); otherwise do not connect.`,
+            ),
+          );
+        } else if (err.level === "client-authentication") {
+          reject(new ConnectionError(key, `authentication failed for user "${conn.user}" (check privateKey)`));
+        } else {
+          reject(Object.assign(new ConnectionError(key, `cannot connect: ${err.message}`), { code: (err as { code?: string }).code }));
+        }
+      })
+      .connect({
+        host: conn.host,
+        port: conn.port ?? 22,
+        username: conn.user,
+        privateKey: conn.privateKey,
+        readyTimeout: timeoutMs,
+        keepaliveInterval: 5000,
+        algorithms: hostKeyAlgorithms(conn.hostKey)
+          ? { serverHostKey: hostKeyAlgorithms(conn.hostKey) as import("ssh2").ServerHostKeyAlgorithm[] }
+          : undefined,
+        keepaliveCountMax: 3,
+        hostVerifier: (keyBlob: Buffer) => {
+          seen = fingerprint(keyBlob);
+          return seen === expected;
+        },
+      });
+  });
+}
+
+/** Connects with bounded retries (exponential backoff), all within the connect timeout. */
+async function connect(conn: SshConnection): Promise<unknown> {
+  const p = pool();
+  const totalMs = conn.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const deadline = Date.now() + totalMs;
+  let delay = 100;
+  for (let attempt = 1; ; attempt++) {
+    const left = deadline - Date.now();
+    try {
+      return await connectOnce(conn, Math.max(left, 1), p.stats);
+    } catch (err) {
+      const retryable = isTransient(err) && Date.now() + delay < deadline;
+      if (!retryable) {
+        if (isTransient(err) || (err as { code?: string }).code === "FLEET_CONNECT_TIMEOUT") {
+          throw new ConnectionError(
+            connectionKey(conn),
+            `unreachable: gave up after ${attempt} attempt(s) in ${totalMs} ms (connect timeout): ${(err as Error).message}`,
+          );
+        }
+        throw err;
+      }
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 2000);
+    }
+  }
+}
+
+/** The pooled connection for `conn`, opened on first use. */
+export function client(conn: SshConnection): Promise<unknown> {
+  const p = pool();
+  const key = connectionKey(conn);
+  const existing = p.entries[key];
+  if (existing) return existing.client;
+  const entry: PoolEntry = { client: connect(conn) };
+  p.entries[key] = entry;
+  entry.client.then(
+    (c) => {
+      const drop = () => {
+        if (p.entries[key] === entry) delete p.entries[key];
+      };
+      (c as import("ssh2").Client).on("close", drop).on("end", drop);
+    },
+    () => {
+      if (p.entries[key] === entry) delete p.entries[key];
+    },
+  );
+  return entry.client;
+}
+
+/** Runs `command` on the host and resolves with its exit code and output; never throws on exit != 0. */
+export async function exec(conn: SshConnection, command: string, opts: ExecOptions): Promise<ExecResult> {
+  const c = (await client(conn)) as import("ssh2").Client;
+  const key = connectionKey(conn);
+  const stats = pool().stats;
+  stats.commands[key] = (stats.commands[key] ?? 0) + 1;
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS;
+  const secrets = opts.secrets ?? [];
+  const describe = opts.describe ?? command;
+  return new Promise<ExecResult>((resolve, reject) => {
+    c.exec(command, (err, stream) => {
+      if (err) {
+        reject(RemoteCommandError.from(key, opts.step, describe, null, "", "", `could not start: ${err.message}`, secrets));
+        return;
+      }
+      const out: Buffer[] = [];
+      const errOut: Buffer[] = [];
+      let finished = false;
+      const timer = setTimeout(() => {
+        if (finished) return;
+        finished = true;
+        stream.signal("KILL");
+        stream.close();
+        reject(
+          RemoteCommandError.from(
+            key,
+            opts.step,
+            describe,
+            null,
+            Buffer.concat(out).toString("utf8"),
+            Buffer.concat(errOut).toString("utf8"),
+            `timed out after ${timeoutMs} ms`,
+            secrets,
+          ),
+        );
+      }, timeoutMs);
+      stream.on("data", (d: Buffer) => out.push(d));
+      stream.stderr.on("data", (d: Buffer) => errOut.push(d));
+      stream.on("close", (code: number | null, signal?: string) => {
+        clearTimeout(timer);
+        if (finished) return;
+        finished = true;
+        const stdout = Buffer.concat(out).toString("utf8");
+        const stderr = Buffer.concat(errOut).toString("utf8");
+        if (code === null || code === undefined) {
+          reject(
+            RemoteCommandError.from(key, opts.step, describe, null, stdout, stderr,
+              signal ? `killed by signal ${signal}` : "the connection closed before the command finished", secrets),
+          );
+          return;
+        }
+        resolve({ code, stdout, stderr });
+      });
+      if (opts.stdin === undefined) stream.end();
+      else if (typeof opts.stdin === "string") stream.end(opts.stdin);
+      else {
+        opts.stdin.on("error", (e: Error) => {
+          stream.close();
+          if (!finished) {
+            finished = true;
+            clearTimeout(timer);
+            reject(RemoteCommandError.from(key, opts.step, describe, null, "", "", `local input failed: ${e.message}`, secrets));
+          }
+        });
+        opts.stdin.pipe(stream);
+      }
+    });
+  });
+}
+
+/** Like `exec`, but a non-zero exit becomes a RemoteCommandError with the output's tail. */
+export async function run(conn: SshConnection, command: string, opts: ExecOptions): Promise<ExecResult> {
+  const result = await exec(conn, command, opts);
+  if (result.code !== 0) {
+    throw RemoteCommandError.from(
+      connectionKey(conn),
+      opts.step,
+      opts.describe ?? command,
+      result.code,
+      result.stdout,
+      result.stderr,
+      `exit code ${result.code}`,
+      opts.secrets ?? [],
+    );
+  }
+  return result;
+}
+
+/**
+ * Runs a shell script, sent on stdin so that nothing in it (secrets included) appears in the
+ * remote process list. Non-root users go through `sudo -n`.
+ */
+export function runScript(
+  conn: SshConnection,
+  script: string,
+  opts: Omit<ExecOptions, "stdin">,
+  check = true,
+): Promise<ExecResult> {
+  const shell = conn.user === "root" ? "/bin/sh -s" : "sudo -n /bin/sh -s";
+  const options = { ...opts, stdin: script, describe: opts.describe ?? `${shell} <<'script' (${opts.step})` };
+  return check ? run(conn, shell, options) : exec(conn, shell, options);
+}
+
+export function transportStats(): TransportStats {
+  return pool().stats;
+}
+
+/** Closes every pooled connection (tests, and the end of a CLI run). */
+export async function closeAll(): Promise<void> {
+  const p = pool();
+  const entries = Object.values(p.entries);
+  p.entries = {};
+  await Promise.all(
+    entries.map((e) =>
+      e.client.then(
+        (c) => (c as import("ssh2").Client).end(),
+        () => undefined,
+      ),
+    ),
+  );
+}
