@@ -7,9 +7,14 @@
 # systemd.  Everything uses the host network namespace, and every daemon listens only on
 # its own loopback address (127.0.0.N), so nothing is reachable from outside the machine.
 #
-# Idempotent: images are built once (mmdebstrap/debootstrap -> rootfs tarball -> docker import) and
-# reused while the recipe is unchanged; healthy containers are left alone, stale ones are
-# recreated.  Tear down with down.sh.
+# The image is built once, by one of two paths (picked automatically, logged, recorded in
+# fleet.json as "image_build"); both apply the same recipe (recipe.sh):
+#   rootfs      mmdebstrap/debootstrap -> rootfs tarball -> docker import.  Needs root on a
+#               Debian-like Linux (apt), but no registry: the path for our machines.
+#   dockerfile  docker build of ./Dockerfile FROM debian:bookworm.  Needs a reachable registry
+#               (or the base image cached), but neither root nor apt: Docker Desktop, rootless CI.
+# Images are reused while the recipe is unchanged; healthy containers are left alone, stale
+# ones are recreated.  Tear down with down.sh.
 #
 # Knobs (environment):
 #   FLEET_DIR        work dir                       (default /tmp/fleet)
@@ -17,11 +22,21 @@
 #   FLEET_DB         "name=addr" PostgreSQL server, "" for none (default "db=127.0.0.14")
 #   FLEET_SSH_PORT   sshd port on every node        (default 22)
 #   FLEET_PG_PORT    PostgreSQL port on the db node (default 5432)
-#   FLEET_MIRROR     Debian mirror                  (default: the first one this machine's apt uses)
-#   FLEET_BOOTSTRAP  mmdebstrap (default, ~30s) or debootstrap (~60s) to build the rootfs
+#   FLEET_BUILD      auto (default) | rootfs | dockerfile: how to build the image
+#   FLEET_MIRROR     Debian mirror                  (rootfs default: the first one this machine's apt uses)
+#   FLEET_BOOTSTRAP  rootfs path: mmdebstrap (~30s) or debootstrap (~60s); default: whichever is installed
+#   FLEET_BASE_IMAGE dockerfile path: base image    (default debian:bookworm)
+#   FLEET_IMAGE_TAG  tag of fleet-node/fleet-db     (default bookworm)
 #   FLEET_EXTRA_PACKAGES  extra packages for every node (comma separated; changes the recipe)
-#   FLEET_REBUILD=1  ignore cached images/tarballs and rebuild the rootfs from scratch
+#   FLEET_REBUILD=1  ignore cached images/tarballs and rebuild from scratch
+#   FLEET_UP_REPORT  file to append "started <name>" / "reused <name>" lines to (for the test hook)
+if [ -z "${BASH_VERSINFO:-}" ] || [ "${BASH_VERSINFO[0]}" -lt 5 ]; then
+  echo "up.sh: needs bash >= 5 (this is ${BASH_VERSION:-not bash}; on macOS: brew install bash)" >&2; exit 1
+fi
 set -Eeuo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$HERE/recipe.sh"          # SUITE, PG_VER, PKGS, fleet_init, customize_rootfs, configure_postgres
 
 FLEET_DIR=${FLEET_DIR:-/tmp/fleet}
 NODES=${FLEET_NODES:-"web1=127.0.0.11 web2=127.0.0.12 web3=127.0.0.13"}
@@ -35,13 +50,14 @@ detect_mirror() {
   } 2>/dev/null | grep -v -- '-security' | head -1 || true
 }
 MIRROR=${FLEET_MIRROR:-$(detect_mirror)}
-BOOTSTRAP=${FLEET_BOOTSTRAP:-mmdebstrap}
-SUITE=bookworm
-PG_VER=15
+if [ -n "${FLEET_BOOTSTRAP:-}" ]; then BOOTSTRAP=$FLEET_BOOTSTRAP
+elif command -v mmdebstrap >/dev/null; then BOOTSTRAP=mmdebstrap
+elif command -v debootstrap >/dev/null; then BOOTSTRAP=debootstrap
+else BOOTSTRAP=mmdebstrap; fi
+BASE_IMAGE=${FLEET_BASE_IMAGE:-debian:$SUITE}
 PG_USER=app PG_PASSWORD=app PG_DBNAME=appdb
-PKGS="systemd,systemd-sysv,dbus,libpam-systemd,openssh-server,python3,git,rsync,sqlite3,postgresql-client,curl,ca-certificates,sudo,procps,iproute2,less${FLEET_EXTRA_PACKAGES:+,$FLEET_EXTRA_PACKAGES}"
-NODE_IMAGE=fleet-node:$SUITE
-DB_IMAGE=fleet-db:$SUITE
+NODE_IMAGE=fleet-node:${FLEET_IMAGE_TAG:-$SUITE}
+DB_IMAGE=fleet-db:${FLEET_IMAGE_TAG:-$SUITE}
 LABEL=io.fleet.managed
 BUILD=$FLEET_DIR/build IMAGES=$FLEET_DIR/images STATE=$FLEET_DIR/state KEYS=$FLEET_DIR/keys
 
@@ -49,132 +65,103 @@ T0=$EPOCHREALTIME
 elapsed() { awk -v a="$EPOCHREALTIME" -v b="$1" 'BEGIN{printf "%.1f", a-b}'; }
 log()  { printf '[up %6ss] %s\n' "$(elapsed "$T0")" "$*"; }
 die()  { log "ERROR: $*"; exit 1; }
+report() { [ -z "${FLEET_UP_REPORT:-}" ] || echo "$*" >>"$FLEET_UP_REPORT"; }
 trap 'log "failed at line $LINENO: $BASH_COMMAND"' ERR
 
-[ "$(id -u)" = 0 ] || die "must run as root"
-[ -n "$MIRROR" ] || die "no Debian mirror found in this machine's apt sources; set FLEET_MIRROR"
+IS_ROOT=0; [ "$(id -u)" = 0 ] && IS_ROOT=1
+OS=$(uname -s)
+
+# ---------------------------------------------------------------- which image build path
+rootfs_blocker() {   # why the rootfs path cannot run on this machine; prints nothing if it can
+  if [ "$OS" != Linux ]; then echo "not Linux ($OS)"
+  elif [ $IS_ROOT != 1 ]; then echo "not root (mmdebstrap --mode=root, chroot and mount need root)"
+  elif ! command -v "$BOOTSTRAP" >/dev/null && ! command -v apt-get >/dev/null; then
+    echo "no $BOOTSTRAP and no apt-get to install it (not a Debian-like system)"
+  elif [ -z "$MIRROR" ]; then echo "no Debian mirror in this machine's apt sources (set FLEET_MIRROR)"
+  fi
+}
+ROOTFS_BLOCKER=$(rootfs_blocker)
+case ${FLEET_BUILD:-auto} in
+  auto)
+    if [ -z "$ROOTFS_BLOCKER" ]; then
+      BUILD_PATH=rootfs WHY="root on a Debian-like system; needs no registry"
+    else
+      BUILD_PATH=dockerfile WHY="rootfs path unavailable: $ROOTFS_BLOCKER"
+    fi ;;
+  rootfs)
+    [ -z "$ROOTFS_BLOCKER" ] || die "FLEET_BUILD=rootfs, but $ROOTFS_BLOCKER"
+    BUILD_PATH=rootfs WHY="FLEET_BUILD=rootfs" ;;
+  dockerfile) BUILD_PATH=dockerfile WHY="FLEET_BUILD=dockerfile" ;;
+  *) die "FLEET_BUILD must be auto, rootfs or dockerfile (got '$FLEET_BUILD')" ;;
+esac
+if [ $BUILD_PATH = rootfs ]; then IMAGE_BUILD="rootfs ($BOOTSTRAP, $MIRROR)"; else IMAGE_BUILD="dockerfile (FROM $BASE_IMAGE)"; fi
+log "image build path: $IMAGE_BUILD - $WHY"
+
 mkdir -p "$FLEET_DIR" "$BUILD" "$IMAGES" "$STATE" "$KEYS"
-exec 9>"$FLEET_DIR/.lock"; flock 9          # serialise concurrent up/down runs
 
 # ---------------------------------------------------------------- host prerequisites
-need_pkgs=()
-command -v "$BOOTSTRAP" >/dev/null || need_pkgs+=("$BOOTSTRAP")
-command -v zstd        >/dev/null || need_pkgs+=(zstd)
-command -v ssh         >/dev/null || need_pkgs+=(openssh-client)
-command -v dockerd     >/dev/null || need_pkgs+=(docker.io)
-command -v flock       >/dev/null || need_pkgs+=(util-linux)
+need_pkgs=() missing=()
+want() { command -v "$1" >/dev/null || { missing+=("$1"); need_pkgs+=("$2"); }; }   # command package
+if [ $BUILD_PATH = rootfs ]; then want "$BOOTSTRAP" "$BOOTSTRAP"; want zstd zstd; fi
+want ssh openssh-client; want ssh-keygen openssh-client; want ssh-keyscan openssh-client
+want docker docker.io
+[ "$OS" != Linux ] || want flock util-linux
+[ "$OS" != Linux ] || [ $IS_ROOT != 1 ] || docker info >/dev/null 2>&1 || want dockerd docker.io
 if [ ${#need_pkgs[@]} -gt 0 ]; then
-  log "apt-get install ${need_pkgs[*]}"
-  apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_pkgs[@]}" >"$BUILD/apt-host.log" 2>&1 \
-    || { tail -20 "$BUILD/apt-host.log"; die "apt-get install failed"; }
-fi
-if ! docker info >/dev/null 2>&1; then
-  # No systemd on these hosts: start dockerd ourselves, without touching host networking.
-  # (down.sh only stops a dockerd whose pid is recorded here.)
-  log "starting dockerd (--iptables=false --bridge=none)"
-  setsid dockerd --iptables=false --bridge=none >"$STATE/dockerd.log" 2>&1 </dev/null &
-  echo $! >"$STATE/dockerd.pid"
-  for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
-  docker info >/dev/null 2>&1 || die "dockerd did not come up, see $STATE/dockerd.log"
-fi
-
-# ---------------------------------------------------------------- image recipe
-# PID-1 wrapper baked into the image.  Docker mounts the (namespaced) cgroup tree read-only
-# for non-privileged containers; systemd needs to manage its own subtree, so remount the
-# container's *own* cgroup mounts read-write - but only when we are in a private cgroup
-# namespace, i.e. when those mounts show nothing but this container's subtree.
-fleet_init() { cat <<'EOF'
-#!/bin/sh
-if grep -qE '^(0::/|[0-9]+:name=systemd:/)$' /proc/self/cgroup; then
-  for d in /sys/fs/cgroup /sys/fs/cgroup/*; do
-    mountpoint -q "$d" && mount -o remount,rw,bind "$d" 2>/dev/null
-  done
-else
-  echo "fleet-init: not in a private cgroup namespace (use --cgroupns=private); leaving cgroups read-only" >&2
-fi
-# Docker bind-mounts /etc/hosts, /etc/hostname and /etc/resolv.conf; on a real server they are
-# plain files (sed -i, hostnamectl and friends replace them by rename(), which fails with EBUSY
-# on a bind mount).  Adopt Docker's content once into the container's own files, then drop the
-# bind mounts on every boot so that later edits persist across reboots like on a real disk.
-for f in hosts hostname resolv.conf; do
-  mountpoint -q "/etc/$f" || continue
-  if [ ! -e "/etc/.fleet-adopted-$f" ]; then
-    cat "/etc/$f" >"/run/fleet-$f" && umount "/etc/$f" && cat "/run/fleet-$f" >"/etc/$f" \
-      && rm -f "/run/fleet-$f" && touch "/etc/.fleet-adopted-$f"
+  if [ $IS_ROOT = 1 ] && command -v apt-get >/dev/null; then
+    mapfile -t need_pkgs < <(printf '%s\n' "${need_pkgs[@]}" | sort -u)
+    log "apt-get install ${need_pkgs[*]} (missing: ${missing[*]})"
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_pkgs[@]}"; } \
+      >"$BUILD/apt-host.log" 2>&1 || { tail -20 "$BUILD/apt-host.log"; die "apt-get install ${need_pkgs[*]} failed (log: $BUILD/apt-host.log)"; }
   else
-    umount "/etc/$f"
+    die "missing commands: ${missing[*]} - install them (Debian packages: $(printf '%s\n' "${need_pkgs[@]}" | sort -u | xargs))"
   fi
-done
-# With --network host an unconfigured sshd would listen on 0.0.0.0:22 of the host: refuse.
-if [ ! -s /etc/ssh/sshd_config.d/10-fleet-listen.conf ] && [ -z "$FLEET_ALLOW_ANY_LISTEN" ]; then
-  echo "fleet-init: /etc/ssh/sshd_config.d/10-fleet-listen.conf missing; refusing to boot" >&2
-  exit 1
 fi
-exec /lib/systemd/systemd "$@"
-EOF
-}
+if command -v flock >/dev/null; then
+  exec 9>"$FLEET_DIR/.lock"; flock 9          # serialise concurrent up/down runs
+else
+  log "warning: no flock here; concurrent up.sh/down.sh runs are not serialised"
+fi
+TAR=tar
+if ! tar --version 2>/dev/null | grep -q 'GNU tar'; then
+  command -v gtar >/dev/null && TAR=gtar || die "needs GNU tar (macOS: brew install gnu-tar)"
+fi
 
-customize_rootfs() {   # $1 = rootfs; common to all images
-  local R=$1
-  rm -rf "$R"/var/cache/apt/archives/*.deb "$R"/var/lib/apt/lists/* "$R"/usr/share/doc/* \
-         "$R"/usr/share/man/* "$R"/usr/share/info/* "$R"/usr/share/locale/* "$R"/var/log/*.log \
-         "$R"/var/cache/debconf/*-old "$R"/var/lib/dpkg/*-old
-  printf '%s\n' 'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*/copyright' \
-    'path-exclude=/usr/share/man/*' 'path-exclude=/usr/share/info/*' 'path-exclude=/usr/share/locale/*' \
-    >"$R"/etc/dpkg/dpkg.cfg.d/01-fleet-nodoc
-  # identity: each container gets its own machine-id and SSH host keys on first boot
-  : >"$R"/etc/machine-id
-  ln -sf /etc/machine-id "$R"/var/lib/dbus/machine-id
-  echo fleet-node >"$R"/etc/hostname
-  rm -f "$R"/etc/ssh/ssh_host_*
-  ln -sf /usr/share/zoneinfo/Etc/UTC "$R"/etc/localtime; echo Etc/UTC >"$R"/etc/timezone
-  # sshd: keys only
-  printf '%s\n' 'PasswordAuthentication no' 'KbdInteractiveAuthentication no' \
-    'PermitRootLogin prohibit-password' 'UseDNS no' 'X11Forwarding no' \
-    'MaxStartups 100:30:200' 'MaxSessions 50' >"$R"/etc/ssh/sshd_config.d/50-fleet.conf
-  cat >"$R"/etc/systemd/system/fleet-ssh-hostkeys.service <<'EOF'
-[Unit]
-Description=Generate per-node SSH host keys
-Before=ssh.service
-ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
-[Service]
-Type=oneshot
-ExecStart=/usr/bin/ssh-keygen -A
-RemainAfterExit=yes
-EOF
-  mkdir -p "$R"/etc/systemd/system/ssh.service.d
-  printf '[Unit]\nWants=fleet-ssh-hostkeys.service\nAfter=fleet-ssh-hostkeys.service\n' \
-    >"$R"/etc/systemd/system/ssh.service.d/10-fleet.conf
-  # Units that are meaningless in a container or could touch the shared kernel / host.
-  rm -f "$R"/etc/systemd/system/getty.target.wants/getty@tty1.service \
-        "$R"/etc/systemd/system/timers.target.wants/{apt-daily,apt-daily-upgrade,e2scrub_all,fstrim}.timer \
-        "$R"/etc/systemd/system/multi-user.target.wants/e2scrub_reap.service \
-        "$R"/etc/systemd/system/sysinit.target.wants/systemd-pstore.service
-  local u
-  for u in getty.target console-getty.service getty@.service serial-getty@.service \
-           systemd-sysctl.service systemd-modules-load.service systemd-binfmt.service \
-           proc-sys-fs-binfmt_misc.automount proc-sys-fs-binfmt_misc.mount \
-           sys-kernel-debug.mount sys-kernel-tracing.mount sys-kernel-config.mount \
-           sys-fs-fuse-connections.mount systemd-networkd.service systemd-networkd.socket \
-           systemd-networkd-wait-online.service systemd-network-generator.service \
-           systemd-timesyncd.service systemd-udevd.service systemd-hwdb-update.service \
-           systemd-remount-fs.service systemd-firstboot.service systemd-pstore.service \
-           systemd-journald-audit.socket apt-daily.timer apt-daily-upgrade.timer \
-           e2scrub_all.timer e2scrub_reap.service fstrim.timer; do
-    ln -sf /dev/null "$R/etc/systemd/system/$u"
-  done
-  mkdir -p "$R"/etc/systemd/journald.conf.d "$R"/var/log/journal
-  printf '[Journal]\nStorage=persistent\nSystemMaxUse=64M\n' >"$R"/etc/systemd/journald.conf.d/10-fleet.conf
-  # a sudo-capable deploy user besides root
-  chroot "$R" /bin/sh -c 'id deploy >/dev/null 2>&1 || useradd -m -s /bin/bash -G sudo deploy; usermod -p "*" deploy'
-  echo 'deploy ALL=(ALL) NOPASSWD:ALL' >"$R"/etc/sudoers.d/90-deploy; chmod 440 "$R"/etc/sudoers.d/90-deploy
-  install -d -m 700 "$R"/root/.ssh
-  install -d -m 700 -o 1000 -g 1000 "$R"/home/deploy/.ssh
-  fleet_init >"$R"/sbin/fleet-init; chmod 755 "$R"/sbin/fleet-init
-}
+# ---------------------------------------------------------------- docker
+if ! docker_err=$(docker info 2>&1 >/dev/null); then
+  if [ "$OS" = Linux ] && [ $IS_ROOT = 1 ]; then
+    # No systemd on these hosts: start dockerd ourselves, without touching host networking.
+    # (down.sh only stops a dockerd whose pid is recorded here.)
+    log "docker not answering; starting dockerd (--iptables=false --bridge=none, log: $STATE/dockerd.log)"
+    setsid dockerd --iptables=false --bridge=none >"$STATE/dockerd.log" 2>&1 </dev/null &
+    dpid=$!; echo $dpid >"$STATE/dockerd.pid"
+    for _ in $(seq 60); do
+      docker info >/dev/null 2>&1 && break
+      kill -0 $dpid 2>/dev/null || break       # exited: no point waiting
+      sleep 0.5
+    done
+    if ! docker info >/dev/null 2>&1; then
+      if kill -0 $dpid 2>/dev/null; then why="still not answering after 30 s (pid $dpid left running)"
+      else wait $dpid && rc=0 || rc=$?; why="exited with status $rc"; rm -f "$STATE/dockerd.pid"; fi
+      log "last lines of $STATE/dockerd.log:"
+      tail -n 25 "$STATE/dockerd.log" | sed 's/^/    /'
+      die "Docker cannot start: dockerd $why. The real test servers need Docker."
+    fi
+  else
+    die "Docker is not reachable ($(printf '%s' "$docker_err" | tail -1)). Start Docker (Docker Desktop, or dockerd as root) and re-run; the real test servers need it."
+  fi
+fi
+DOCKER_OS=$(docker info -f '{{.OperatingSystem}}' 2>/dev/null || true)
+DESKTOP=0
+if [[ $DOCKER_OS == *"Docker Desktop"* ]]; then
+  DESKTOP=1
+  log "warning: Docker Desktop: the servers use --network host on 127.0.0.N addresses; this needs host networking enabled (Docker Desktop >= 4.34, Settings > Resources > Network) and may still not reach 127.0.0.N from the host (macOS only routes 127.0.0.1 unless aliased)"
+fi
 
-install_postgres() {   # $1 = rootfs (still holding debootstrap's apt lists)
+# ---------------------------------------------------------------- images
+hash12() { if command -v sha256sum >/dev/null; then sha256sum; else shasum -a 256; fi | cut -c1-12; }
+
+install_postgres() {   # $1 = rootfs (still holding the bootstrap's apt lists)
   local R=$1 rc=0
   printf '#!/bin/sh\nexit 101\n' >"$R"/usr/sbin/policy-rc.d; chmod 755 "$R"/usr/sbin/policy-rc.d
   mount -t proc proc "$R"/proc; mount --bind /dev "$R"/dev
@@ -185,10 +172,7 @@ install_postgres() {   # $1 = rootfs (still holding debootstrap's apt lists)
   rm -f "$R"/usr/sbin/policy-rc.d
   [ $rc = 0 ] || { tail -20 "$BUILD/apt-postgresql.log"; return $rc; }
   chroot "$R" apt-get clean
-  local C=$R/etc/postgresql/$PG_VER/main
-  # Listen nowhere unless the node gets a per-container 20-fleet-listen.conf (docker cp'd by up.sh).
-  printf "listen_addresses = ''\n" >"$C"/conf.d/10-fleet-default.conf
-  echo 'host all all 127.0.0.0/8 scram-sha-256' >>"$C"/pg_hba.conf
+  configure_postgres "$R"
 }
 
 build_rootfs_tarballs() {
@@ -199,7 +183,7 @@ build_rootfs_tarballs() {
     debootstrap) debootstrap --variant=minbase --include="$PKGS" "$SUITE" "$R" "$MIRROR" ;;
     mmdebstrap)  mmdebstrap --mode=root --variant=minbase --skip=cleanup/apt/lists --include="$PKGS" "$SUITE" "$R" "$MIRROR" ;;
     *) die "FLEET_BOOTSTRAP must be debootstrap or mmdebstrap" ;;
-  esac >"$BUILD/bootstrap.log" 2>&1 || { tail -20 "$BUILD/bootstrap.log"; die "$BOOTSTRAP failed"; }
+  esac >"$BUILD/bootstrap.log" 2>&1 || { tail -20 "$BUILD/bootstrap.log"; die "$BOOTSTRAP failed (log: $BUILD/bootstrap.log)"; }
   log "$BOOTSTRAP done in $(elapsed "$t")s ($(du -sh "$R" | cut -f1))"
   cp -a "$R"/var/lib/apt/lists "$BUILD/apt-lists"     # keep for the db image's apt-get install
   customize_rootfs "$R"
@@ -216,19 +200,15 @@ build_rootfs_tarballs() {
   rm -rf "$R" "$BUILD/apt-lists"
 }
 
-RECIPE=$( { echo "$BOOTSTRAP $SUITE $MIRROR $PKGS $PG_VER"; declare -f fleet_init customize_rootfs install_postgres build_rootfs_tarballs; } | sha256sum | cut -c1-12)
-NODE_TAR=$IMAGES/fleet-node-$SUITE-$RECIPE.tar.zst
-DB_TAR=$IMAGES/fleet-db-$SUITE-$RECIPE.tar.zst
-
 image_recipe() { docker image inspect -f '{{index .Config.Labels "io.fleet.recipe"}}' "$1" 2>/dev/null || true; }
 import_image() { # $1 tarball, $2 tag
   zstd -dc "$1" | docker import -c 'CMD ["/sbin/fleet-init"]' -c 'ENV container=docker' \
     -c "LABEL io.fleet.recipe=$RECIPE" - "$2" >/dev/null
 }
 
-if [ "${FLEET_REBUILD:-0}" = 1 ]; then rm -f "$NODE_TAR" "$DB_TAR"; fi
-if [ "${FLEET_REBUILD:-0}" = 1 ] || [ "$(image_recipe "$NODE_IMAGE")" != "$RECIPE" ] \
-   || { [ -n "$DB" ] && [ "$(image_recipe "$DB_IMAGE")" != "$RECIPE" ]; }; then
+build_images_rootfs() {
+  local t
+  if [ "${FLEET_REBUILD:-0}" = 1 ]; then rm -f "$NODE_TAR" "$DB_TAR"; fi
   if [ ! -s "$NODE_TAR" ] || { [ -n "$DB" ] && [ ! -s "$DB_TAR" ]; }; then
     build_rootfs_tarballs
   else
@@ -239,8 +219,47 @@ if [ "${FLEET_REBUILD:-0}" = 1 ] || [ "$(image_recipe "$NODE_IMAGE")" != "$RECIP
   [ -z "$DB" ] || import_image "$DB_TAR" "$DB_IMAGE"
   wait $p1
   log "imported in $(elapsed "$t")s"
-  IMPORTED=1
   find "$IMAGES" -name 'fleet-*.tar.zst' ! -name "*-$RECIPE.tar.zst" -delete   # tarballs of old recipes
+}
+
+build_images_dockerfile() {
+  local t target tag net=() nocache=()
+  if ! docker image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
+    log "docker pull $BASE_IMAGE"
+    docker pull "$BASE_IMAGE" >"$BUILD/docker-pull.log" 2>&1 || {
+      tail -5 "$BUILD/docker-pull.log" | sed 's/^/    /'
+      die "cannot build the test server image: pulling $BASE_IMAGE failed (no registry reachable?) and the rootfs path is unavailable here (${ROOTFS_BLOCKER:-not chosen: FLEET_BUILD=dockerfile})"; }
+  fi
+  # Linux: build steps use the host network (apt only), never a bridge network; Docker Desktop
+  # has no such concern (its bridge lives in its VM) and host networking there is opt-in.
+  [ $DESKTOP = 1 ] || net=(--network host)
+  [ "${FLEET_REBUILD:-0}" != 1 ] || nocache=(--no-cache --pull)
+  for target in node db; do
+    if [ $target = node ]; then tag=$NODE_IMAGE; else [ -n "$DB" ] || continue; tag=$DB_IMAGE; fi
+    log "docker build --target $target -t $tag (FROM $BASE_IMAGE, log: $BUILD/docker-build-$target.log)"; t=$EPOCHREALTIME
+    docker build "${net[@]}" "${nocache[@]}" -f "$HERE/Dockerfile" --target $target \
+      --build-arg "BASE=$BASE_IMAGE" --build-arg "FLEET_EXTRA_PACKAGES=${FLEET_EXTRA_PACKAGES:-}" \
+      --build-arg "FLEET_MIRROR=${FLEET_MIRROR:-}" --label "io.fleet.recipe=$RECIPE" -t "$tag" "$HERE" \
+      >"$BUILD/docker-build-$target.log" 2>&1 || {
+        tail -25 "$BUILD/docker-build-$target.log" | sed 's/^/    /'
+        die "docker build of the $target image failed (log: $BUILD/docker-build-$target.log)"; }
+    log "built $tag in $(elapsed "$t")s"
+  done
+}
+
+case $BUILD_PATH in
+  rootfs) RECIPE=$( { echo "rootfs $BOOTSTRAP $SUITE $MIRROR $PKGS $PG_VER"; cat "$HERE/recipe.sh"
+                      declare -f install_postgres build_rootfs_tarballs; } | hash12) ;;
+  dockerfile) RECIPE=$( { echo "dockerfile $BASE_IMAGE $SUITE ${FLEET_MIRROR:-} $PKGS $PG_VER"
+                          cat "$HERE/recipe.sh" "$HERE/Dockerfile"; } | hash12) ;;
+esac
+NODE_TAR=$IMAGES/fleet-node-$SUITE-$RECIPE.tar.zst
+DB_TAR=$IMAGES/fleet-db-$SUITE-$RECIPE.tar.zst
+
+if [ "${FLEET_REBUILD:-0}" = 1 ] || [ "$(image_recipe "$NODE_IMAGE")" != "$RECIPE" ] \
+   || { [ -n "$DB" ] && [ "$(image_recipe "$DB_IMAGE")" != "$RECIPE" ]; }; then
+  "build_images_$BUILD_PATH"
+  IMPORTED=1
 else
   log "images up to date (recipe $RECIPE)"
 fi
@@ -254,20 +273,55 @@ SSH=(ssh -i "$KEYS/id_ed25519" -p "$SSH_PORT" -o BatchMode=yes -o ConnectTimeout
 declare -a ALL=()        # "name addr image role"
 for n in $NODES; do ALL+=("${n%%=*} ${n#*=} $NODE_IMAGE node"); done
 [ -z "$DB" ] || ALL+=("${DB%%=*} ${DB#*=} $DB_IMAGE db")
+for e in "${ALL[@]}"; do   # network rule: test servers live on loopback only
+  set -- $e; [[ $2 =~ ^127\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "$1: address '$2' is not in 127.0.0.0/8"
+done
 ADD_HOSTS=()
 for e in "${ALL[@]}"; do set -- $e; ADD_HOSTS+=(--add-host "$1:$2"); done
 ADD_HOSTS_SIG=$(printf '%s,' "${ALL[@]}")
 
 addr_port_busy() { # is something other than our container listening on $1:$2 (or a wildcard)?
+  command -v ss >/dev/null || return 1
   ss -Hltn "sport = :$2" | awk '{print $4}' | grep -qE "^($1|0\.0\.0\.0|\*|\[::\]):$2$"
 }
 
+# What systemd says went wrong on a node: `systemctl --failed`, the journal of each failed unit,
+# and the container's console.  Uses docker exec, so it works even when sshd is down.
+show_failed() { # name
+  local c=fleet-$1 u st
+  if [ "$(docker inspect -f '{{.State.Running}}' "$c" 2>/dev/null)" != true ]; then
+    echo "  container $c is not running: $(docker inspect -f 'status={{.State.Status}} exit={{.State.ExitCode}} {{.State.Error}}' "$c" 2>&1)"
+  else
+    st=$(docker exec "$c" systemctl is-system-running 2>/dev/null || true)
+    echo "  \$ systemctl is-system-running   -> ${st:-?}"
+    echo "  \$ systemctl --failed --no-pager"
+    docker exec "$c" systemctl --failed --no-pager 2>&1 | sed 's/^/    /'
+    for u in $(docker exec "$c" systemctl --failed --plain --no-legend 2>/dev/null \
+               | awk '{for(i=1;i<=NF;i++) if ($i ~ /\.(service|socket|mount|automount|swap|target|path|timer|slice|scope|device)$/) {print $i; break}}'); do
+      echo "  \$ journalctl -u $u -n 15"
+      docker exec "$c" journalctl -u "$u" -n 15 --no-pager 2>&1 | sed 's/^/    /'
+    done
+    if [ "$st" = starting ] || [ "$st" = initializing ]; then
+      echo "  \$ systemctl list-jobs --no-pager"; docker exec "$c" systemctl list-jobs --no-pager 2>&1 | sed 's/^/    /'
+    fi
+  fi
+  echo "  \$ docker logs --tail 25 $c"
+  docker logs --tail 25 "$c" 2>&1 | sed 's/^/    /'
+}
+
 container_ok() { # name addr image -> 0 if running, ours, same image & config, and ssh answers
-  local c=fleet-$1 i
+  local c=fleet-$1 i st
   [ "$(docker inspect -f '{{.State.Running}} {{index .Config.Labels "io.fleet.managed"}} {{.Image}} {{index .Config.Labels "io.fleet.sig"}}' "$c" 2>/dev/null)" \
     = "true 1 $(docker image inspect -f '{{.Id}}' "$3") $2:$SSH_PORT:$PG_PORT:$ADD_HOSTS_SIG" ] || return 1
-  for i in $(seq 50); do "${SSH[@]}" "root@$2" true 2>/dev/null && return 0; sleep 0.2; done   # may still be booting
-  return 1
+  for i in $(seq 50); do "${SSH[@]}" "root@$2" true 2>/dev/null && break; sleep 0.2; done   # may still be booting
+  [ "$i" -lt 50 ] || "${SSH[@]}" "root@$2" true 2>/dev/null || { log "$c: running but sshd does not answer; recreating"; return 1; }
+  # Up and reachable: reuse it, even if a unit failed since (another test run may be using it,
+  # and its failed units may be that run's business).  Say so, loudly, with the details.
+  st=$("${SSH[@]}" "root@$2" 'timeout 60 systemctl is-system-running --wait' 2>/dev/null || true)
+  if [ "$st" != running ]; then
+    log "warning: $c ($2) is up but systemd says '$st'; reusing it as is (docker rm -f $c for a fresh one):"
+    show_failed "$1"
+  fi
 }
 
 create_container() { # name addr image role
@@ -280,7 +334,7 @@ create_container() { # name addr image role
   if addr_port_busy "$addr" "$SSH_PORT"; then die "$addr:$SSH_PORT (or *:$SSH_PORT) already in use on this host; set FLEET_SSH_PORT"; fi
   if [ "$role" = db ] && addr_port_busy "$addr" "$PG_PORT"; then die "$addr:$PG_PORT already in use; set FLEET_PG_PORT"; fi
   docker create -t --name "$c" --hostname "$name" \
-    --label "$LABEL=1" --label "io.fleet.sig=$addr:$SSH_PORT:$PG_PORT:$ADD_HOSTS_SIG" \
+    --label "$LABEL=1" --label "io.fleet.sig=$addr:$SSH_PORT:$PG_PORT:$ADD_HOSTS_SIG" --label "io.fleet.dir=$FLEET_DIR" \
     --network host --cgroupns=private --cap-add SYS_ADMIN \
     --tmpfs /run:mode=755 --tmpfs /run/lock \
     --stop-signal RTMIN+3 --stop-timeout 20 --restart unless-stopped \
@@ -298,18 +352,22 @@ create_container() { # name addr image role
       >"$st/etc/postgresql/$PG_VER/main/conf.d/20-fleet-listen.conf"
     rootfiles+=("etc/postgresql/$PG_VER/main/conf.d/20-fleet-listen.conf")
   fi
-  tar --numeric-owner --owner=0 --group=0 --no-recursion -C "$st" -cf - "${rootfiles[@]}" | docker cp - "$c:/"
-  tar --numeric-owner --owner=1000 --group=1000 --no-recursion -C "$st" -cf - home/deploy/.ssh/authorized_keys | docker cp - "$c:/"
+  $TAR --numeric-owner --owner=0 --group=0 --no-recursion -C "$st" -cf - "${rootfiles[@]}" | docker cp - "$c:/"
+  $TAR --numeric-owner --owner=1000 --group=1000 --no-recursion -C "$st" -cf - home/deploy/.ssh/authorized_keys | docker cp - "$c:/"
   rm -rf "$st"
   docker start "$c" >/dev/null
 }
 
 : >"$STATE/containers.new"
-started=()
+started=() reused=()
 for e in "${ALL[@]}"; do
   set -- $e
   echo "fleet-$1" >>"$STATE/containers.new"
-  if container_ok "$@"; then log "fleet-$1 ($2) already up"; else create_container "$@"; started+=("$1"); fi
+  if container_ok "$@"; then
+    log "fleet-$1 ($2) already up"; reused+=("$1"); report "reused $1"
+  else
+    report "started $1"; create_container "$@"; started+=("$1")
+  fi
 done
 # Remember every container we manage (down.sh removes exactly these), keeping older names too.
 sort -u "$STATE/containers.new" "$STATE/containers" 2>/dev/null >"$STATE/containers.tmp" || true
@@ -322,21 +380,29 @@ while read -r c; do
   fi
 done < "$STATE/containers"
 
-# ---------------------------------------------------------------- wait for the fleet
-wait_node() { # name addr
-  local i
+# ---------------------------------------------------------------- wait for what we started
+wait_node() { # name addr -> 0 when sshd answers and systemd says 'running'; diagnostics on stdout
+  local i st
   for i in $(seq 150); do "${SSH[@]}" "root@$2" true 2>/dev/null && break; sleep 0.2; done
-  local st; st=$("${SSH[@]}" "root@$2" 'timeout 60 systemctl is-system-running --wait' 2>/dev/null || true)
+  if ! "${SSH[@]}" "root@$2" true 2>/dev/null; then
+    echo "fleet-$1 ($2): sshd did not answer within 30 s"; show_failed "$1"; return 1
+  fi
+  st=$("${SSH[@]}" "root@$2" 'timeout 90 systemctl is-system-running --wait' 2>/dev/null || true)
   if [ "$st" != running ]; then
-    log "fleet-$1: system state '$st'"; "${SSH[@]}" "root@$2" 'systemctl --failed --no-pager' 2>/dev/null || true
-    docker logs --tail 30 "fleet-$1" 2>&1 | sed 's/^/    /'
-    return 1
+    echo "fleet-$1 ($2): did not boot cleanly, systemd says '${st:-?}'"; show_failed "$1"; return 1
   fi
 }
-t=$EPOCHREALTIME; pids=()
-for e in "${ALL[@]}"; do set -- $e; wait_node "$1" "$2" & pids+=($!); done
-for p in "${pids[@]}"; do wait "$p" || die "a node did not reach 'running'"; done
-log "all ${#ALL[@]} nodes: sshd up and systemd 'running' (waited $(elapsed "$t")s; started now: ${started[*]:-none})"
+t=$EPOCHREALTIME; pids=() failed=()
+for n in "${started[@]}"; do
+  for e in "${ALL[@]}"; do set -- $e; [ "$1" = "$n" ] || continue
+    wait_node "$1" "$2" >"$STATE/boot-$1.log" 2>&1 & pids+=("$!:$1"); done
+done
+for p in "${pids[@]}"; do
+  wait "${p%%:*}" || { failed+=("${p#*:}"); log "ERROR: test server ${p#*:} failed to boot:"; cat "$STATE/boot-${p#*:}.log"; }
+  rm -f "$STATE/boot-${p#*:}.log"
+done
+[ ${#failed[@]} = 0 ] || die "test server(s) failed to boot: ${failed[*]} (details above; they are left running for inspection: docker exec -it fleet-${failed[0]} bash)"
+log "all ${#ALL[@]} nodes up (started now: ${started[*]:-none}$([ ${#started[@]} = 0 ] || printf ', booted in %ss' "$(elapsed "$t")"); reused: ${reused[*]:-none})"
 # Old fleet images (untagged by the re-import) can go once no container uses them any more.
 [ -z "${IMPORTED:-}" ] || docker image prune -f --filter "label=io.fleet.recipe" >/dev/null
 
@@ -361,6 +427,7 @@ for e in "${ALL[@]}"; do
   set -- $e
   if [ "$SSH_PORT" = 22 ]; then hp="$2,$1"; else hp="[$2]:$SSH_PORT,[$1]:$SSH_PORT"; fi
   ssh-keyscan -T 3 -p "$SSH_PORT" "$2" 2>/dev/null | awk -v hp="$hp" '{ $1 = hp; print }' >>"$kh"
+  grep -qF "$hp ssh-ed25519 " "$kh" || die "ssh-keyscan got no ed25519 host key from $1 ($2:$SSH_PORT)"
 done
 mv "$kh" "$FLEET_DIR/known_hosts"
 {
@@ -382,8 +449,8 @@ mv "$kh" "$FLEET_DIR/known_hosts"
   fi
 } >"$FLEET_DIR/fleet.env"
 {
-  printf '{\n  "ssh_key": "%s",\n  "known_hosts": "%s",\n  "ssh_config": "%s",\n  "users": ["root", "deploy"],\n' \
-    "$KEYS/id_ed25519" "$FLEET_DIR/known_hosts" "$FLEET_DIR/ssh_config"
+  printf '{\n  "ssh_key": "%s",\n  "known_hosts": "%s",\n  "ssh_config": "%s",\n  "users": ["root", "deploy"],\n  "image_build": "%s",\n' \
+    "$KEYS/id_ed25519" "$FLEET_DIR/known_hosts" "$FLEET_DIR/ssh_config" "$IMAGE_BUILD"
   if [ -n "$DB" ]; then
     printf '  "postgres": {"host": "%s", "port": %s, "user": "%s", "password": "%s", "database": "%s"},\n' \
       "${DB#*=}" "$PG_PORT" "$PG_USER" "$PG_PASSWORD" "$PG_DBNAME"
@@ -395,5 +462,6 @@ mv "$kh" "$FLEET_DIR/known_hosts"
     sep=$',\n'
   done
   printf '\n  ]\n}\n'
-} >"$FLEET_DIR/fleet.json"
+} >"$FLEET_DIR/fleet.json.tmp"
+mv "$FLEET_DIR/fleet.json.tmp" "$FLEET_DIR/fleet.json"
 log "fleet up: $(for e in "${ALL[@]}"; do set -- $e; printf '%s=%s ' "$1" "$2"; done)(inventory: $FLEET_DIR/fleet.json, $FLEET_DIR/fleet.env)"

@@ -1,0 +1,179 @@
+import * as pulumi from "@pulumi/pulumi";
+import { serviceLayout } from "../commands/layout";
+import { renderUnit } from "../commands/unit";
+import type { HealthSpec, InstallSpec, ServiceSpec } from "../model/service";
+import { parseDuration } from "../model/duration";
+import { serviceProvider } from "../providers/service/provider";
+import { resolveDepsHash, resolveRelease, type SourceArgs } from "../source/resolve";
+import type { SshConnection } from "../transport/connection";
+import { Host } from "./host";
+import { DYNAMIC_MODULE, DYNAMIC_TYPES, TOKENS } from "./tokens";
+
+export interface HealthArgs {
+  /** URL probed on the host itself, e.g. "http://127.0.0.1:8891/api/health". */
+  readonly url: string;
+  /** Expected HTTP status. Default 200. */
+  readonly expectStatus?: number;
+  /** A substring the body must contain. Default: not checked. */
+  readonly bodyContains?: string;
+  /** An endpoint whose JSON `field` (default "commit") must report the deployed commit. */
+  readonly version?: { readonly url: string; readonly field?: string };
+  /** How long a new release may take to become healthy. Default "30s". */
+  readonly timeout?: string;
+  /** Delay between probes. Default "100ms". */
+  readonly interval?: string;
+}
+
+export interface ServiceArgs {
+  /** Where to deploy: a Host, or an SSH connection. */
+  readonly host: Host | pulumi.Input<SshConnection>;
+  /** A git repository at a ref (default HEAD; a dirty tree is refused unless allowDirty) or a directory. */
+  readonly source: SourceArgs;
+  /** Dependencies, installed only when the `when` files change; kept in `deps/<hash>/`. */
+  readonly install?: { readonly run: string; readonly when?: readonly string[] };
+  /** Build command, run inside each new release. Default: none. */
+  readonly build?: string;
+  /** The command systemd runs, in the release directory. */
+  readonly start: string;
+  /** Environment for the service. Default {}. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Secret environment: written to a 0600 file, never to plain state or logs. Default {}. */
+  readonly secretEnv?: pulumi.Input<Readonly<Record<string, pulumi.Input<string>>>>;
+  /** The health gate a new release must pass before it counts as deployed. */
+  readonly health: HealthArgs;
+  /** Releases kept on the host, counting the serving one. Default 5. */
+  readonly keepReleases?: number;
+  /** fleet's root directory on the host. Default "/srv/fleet". */
+  readonly root?: string;
+  /** The account the service runs as. Default: the connection's user. */
+  readonly runAs?: string;
+  /** The systemd unit name. Default: the service name. */
+  readonly unitName?: string;
+  /** Break a deploy lock whose holder process is gone. Default false. */
+  readonly breakStaleLock?: boolean;
+  /** Limit for any single remote step (upload, install, build). Default "10m". */
+  readonly stepTimeout?: string;
+}
+
+/** The dynamic resource behind a Service: one release of one service on one host. */
+export class ServiceRelease extends pulumi.dynamic.Resource {
+  declare readonly releaseId: pulumi.Output<string>;
+  declare readonly commit: pulumi.Output<string>;
+  declare readonly host: pulumi.Output<string>;
+  declare readonly path: pulumi.Output<string>;
+  declare readonly deployedAt: pulumi.Output<string>;
+  declare readonly depsReinstalled: pulumi.Output<boolean>;
+  declare readonly previousReleaseId: pulumi.Output<string>;
+  declare readonly retainedReleases: pulumi.Output<string[]>;
+
+  constructor(
+    name: string,
+    spec: { [K in keyof ServiceSpec]: pulumi.Input<ServiceSpec[K]> },
+    opts?: pulumi.CustomResourceOptions,
+  ) {
+    const outputsOnly = {
+      host: undefined,
+      path: undefined,
+      deployedAt: undefined,
+      depsReinstalled: undefined,
+      previousReleaseId: undefined,
+      retainedReleases: undefined,
+      live: undefined,
+    };
+    super(
+      serviceProvider,
+      name,
+      { ...spec, ...outputsOnly },
+      { ...opts, additionalSecretOutputs: ["connection", "secretEnv"] },
+      DYNAMIC_MODULE,
+      DYNAMIC_TYPES.serviceRelease,
+    );
+  }
+}
+
+/** Resolves the health arguments into the provider's form (durations in ms, defaults filled). */
+export function healthSpec(args: HealthArgs, label: string): HealthSpec {
+  return {
+    url: args.url,
+    expectStatus: args.expectStatus ?? 200,
+    ...(args.bodyContains !== undefined ? { bodyContains: args.bodyContains } : {}),
+    ...(args.version ? { version: { url: args.version.url, field: args.version.field ?? "commit" } } : {}),
+    timeoutMs: parseDuration(args.timeout ?? "30s", `${label}.health.timeout`),
+    intervalMs: parseDuration(args.interval ?? "100ms", `${label}.health.interval`),
+  };
+}
+
+/**
+ * A service deployed as releases over SSH: upload, install when the lockfiles changed, build,
+ * switch `current` atomically, restart, pass the health gate or roll back by itself.
+ */
+export class Service extends pulumi.ComponentResource {
+  readonly releaseId: pulumi.Output<string>;
+  readonly commit: pulumi.Output<string>;
+  readonly host: pulumi.Output<string>;
+  readonly path: pulumi.Output<string>;
+  readonly deployedAt: pulumi.Output<string>;
+  readonly depsReinstalled: pulumi.Output<boolean>;
+
+  constructor(name: string, args: ServiceArgs, opts?: pulumi.ComponentResourceOptions) {
+    super(TOKENS.service, name, {}, opts);
+    const label = `services.${name}`;
+    // Resolved now, on the deploying machine, so that preview knows the release (old → new).
+    const release = resolveRelease(args.source, args.build, label);
+    const install: InstallSpec | undefined = args.install
+      ? {
+          run: args.install.run,
+          when: [...(args.install.when ?? [])],
+          hash: resolveDepsHash(release, args.install.when ?? [], args.install.run),
+        }
+      : undefined;
+    const root = args.root ?? "/srv/fleet";
+    const unitName = args.unitName ?? name;
+    const connection = pulumi.secret(args.host instanceof Host ? args.host.connection : pulumi.output(args.host));
+    const health = healthSpec(args.health, label);
+    const stepTimeoutMs = parseDuration(args.stepTimeout ?? "10m", `${label}.stepTimeout`);
+
+    // runAs defaults to the connection's user, which may only be known once the host exists.
+    const runAs = args.runAs !== undefined ? pulumi.output(args.runAs) : pulumi.unsecret(connection.apply((c) => c.user));
+    const unit = runAs.apply((user) => renderUnit({ name, runAs: user, start: args.start, layout: serviceLayout(root, name, unitName) }));
+
+    // Each property is its own input, so that `pulumi preview --diff` shows exactly what changes
+    // (release, unit lines, env keys); secretEnv shows as [secret].
+    const inputs: { [K in keyof ServiceSpec]: pulumi.Input<ServiceSpec[K]> } = {
+      name,
+      connection,
+      root,
+      unitName,
+      runAs,
+      releaseId: release.releaseId,
+      commit: release.commit,
+      source: release.source,
+      ...(install ? { install } : {}),
+      ...(args.build ? { build: args.build } : {}),
+      start: args.start,
+      env: { ...(args.env ?? {}) },
+      secretEnv: pulumi.secret(pulumi.output(args.secretEnv ?? {})) as pulumi.Output<Record<string, string>>,
+      unit,
+      health,
+      keepReleases: args.keepReleases ?? 5,
+      breakStaleLock: args.breakStaleLock ?? false,
+      stepTimeoutMs,
+    };
+    const deployed = new ServiceRelease(`${name}-release`, inputs, { parent: this });
+
+    this.releaseId = deployed.releaseId;
+    this.commit = deployed.commit;
+    this.host = deployed.host;
+    this.path = deployed.path;
+    this.deployedAt = deployed.deployedAt;
+    this.depsReinstalled = deployed.depsReinstalled;
+    this.registerOutputs({
+      releaseId: this.releaseId,
+      commit: this.commit,
+      host: this.host,
+      path: this.path,
+      deployedAt: this.deployedAt,
+      depsReinstalled: this.depsReinstalled,
+    });
+  }
+}

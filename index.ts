@@ -1,0 +1,92 @@
+import * as fs from "fs";
+import * as pulumi from "@pulumi/pulumi";
+import { Host } from "./components/host";
+import { Service } from "./components/service";
+import { FleetConfigError, parseFleetConfig, type FleetConfig } from "./config/schema";
+import { parseDuration } from "./model/duration";
+import type { SshConnection } from "./transport/connection";
+import { hostKeyFromKnownHosts } from "./transport/known-hosts";
+
+/**
+ * The fleet program: reads and validates the stack config (all of it, before any resource
+ * exists), then builds one Host per `fleet:hosts` entry and one Service per `fleet:services`.
+ */
+
+function readFileFor(field: string, file: string): string {
+  try {
+    return fs.readFileSync(file, "utf8");
+  } catch (err) {
+    throw new FleetConfigError([`${field}: cannot read ${file}: ${(err as Error).message}`]);
+  }
+}
+
+/** The SSH connection for one configured host; key material read here, then kept secret. */
+export function connectionFor(name: string, cfg: FleetConfig): SshConnection {
+  const h = cfg.hosts[name]!;
+  let hostKey = h.hostKey;
+  if (!hostKey) {
+    hostKey = hostKeyFromKnownHosts(readFileFor(`hosts.${name}.knownHostsFile`, h.knownHostsFile!), h.address, h.port);
+    if (!hostKey) {
+      throw new FleetConfigError([`hosts.${name}.knownHostsFile: no key for ${h.address}:${h.port} in ${h.knownHostsFile} (hashed entries cannot be read; pin hostKey instead)`]);
+    }
+  }
+  const privateKey = h.privateKeyFile ? readFileFor(`hosts.${name}.privateKeyFile`, h.privateKeyFile) : cfg.privateKeys[name]!;
+  return {
+    host: h.address,
+    port: h.port,
+    user: h.user,
+    privateKey,
+    hostKey,
+    ...(h.connectTimeout ? { connectTimeoutMs: parseDuration(h.connectTimeout, `hosts.${name}.connectTimeout`) } : {}),
+  };
+}
+
+const config = new pulumi.Config("fleet");
+const fleet = parseFleetConfig({
+  hosts: config.getObject("hosts"),
+  services: config.getObject("services"),
+  secretEnv: config.getObject("secretEnv"),
+  privateKeys: config.getObject("privateKeys"),
+});
+
+const hosts: Record<string, Host> = {};
+for (const name of Object.keys(fleet.hosts)) {
+  hosts[name] = new Host(name, { connection: pulumi.secret(connectionFor(name, fleet)) });
+}
+
+const deployed: Record<string, Service> = {};
+for (const [name, s] of Object.entries(fleet.services)) {
+  deployed[name] = new Service(name, {
+    host: hosts[s.host]!,
+    source: s.source.git
+      ? { git: s.source.git, ref: s.source.ref, allowDirty: s.source.allowDirty }
+      : { path: s.source.path!, exclude: s.source.exclude },
+    install: s.install,
+    build: s.build,
+    start: s.start,
+    env: s.env,
+    secretEnv: pulumi.secret(fleet.secretEnv[name] ?? {}),
+    health: s.health,
+    keepReleases: s.keepReleases,
+    root: s.root,
+    runAs: s.runAs,
+    unitName: s.unitName,
+    breakStaleLock: s.breakStaleLock,
+    stepTimeout: s.stepTimeout,
+  });
+}
+
+/** Per service: the release serving, its commit, where, and whether deps were reinstalled. */
+export const services = Object.fromEntries(
+  Object.entries(deployed).map(([name, svc]) => [
+    name,
+    {
+      releaseId: svc.releaseId,
+      commit: svc.commit,
+      host: svc.host,
+      path: svc.path,
+      deployedAt: svc.deployedAt,
+      depsReinstalled: svc.depsReinstalled,
+    },
+  ]),
+);

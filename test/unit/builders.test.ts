@@ -1,0 +1,113 @@
+import { strict as assert } from "assert";
+import { execFileSync } from "child_process";
+import { serviceLayout } from "../../commands/layout";
+import { renderEnvFile, renderUnit } from "../../commands/unit";
+import {
+  activateScript, breakLockScript, deleteScript, finalizeScript, installScript, prepareScript, probeScript, readScript, rollbackScript, uploadCommand,
+} from "../../commands/service";
+import { parseFacts } from "../../commands/facts";
+import type { ServiceSpec } from "../../model/service";
+
+const layout = serviceLayout("/srv/fleet", "web", "web");
+const spec: ServiceSpec = {
+  name: "web",
+  connection: { host: "127.0.0.11", user: "root", privateKey: "KEY", hostKey: "ssh-ed25519 AAAA" },
+  root: "/srv/fleet",
+  unitName: "web",
+  runAs: "app",
+  releaseId: "0123456789ab",
+  commit: "0123456789abcdef0123456789abcdef01234567",
+  source: { kind: "path", path: "/src", exclude: [] },
+  install: { run: "npm ci && echo '$(x)'", when: ["package.json", "frontend/package-lock.json"], hash: "feedfacefeedface" },
+  build: "npm run build",
+  start: "node server.js",
+  env: { PORT: "8080" },
+  secretEnv: { TOKEN: "s3cret" },
+  unit: renderUnit({ name: "web", runAs: "app", start: "node server.js", layout }),
+  health: { url: "http://127.0.0.1:8080/health", expectStatus: 200, bodyContains: "ok", version: { url: "http://127.0.0.1:8080/v", field: "commit" }, timeoutMs: 5000, intervalMs: 50 },
+  keepReleases: 5,
+  breakStaleLock: false,
+  stepTimeoutMs: 60000,
+};
+const owner = { who: "me@box", machine: "box", pid: 42, since: "2026-01-01T00:00:00Z", release: "0123456789ab" };
+
+/** dash is Debian's /bin/sh: the shell these scripts meet on the host. */
+function syntaxOk(script: string) {
+  execFileSync("/bin/sh", ["-n"], { input: script });
+}
+
+describe("commands/service builders", () => {
+  const scripts: Record<string, string> = {
+    prepare: prepareScript(spec, owner, "abc"),
+    breakLock: breakLockScript(spec, "who=x\npid=1\n"),
+    installFromStaging: installScript(spec, true),
+    installFromRelease: installScript(spec, false),
+    activateNew: activateScript(spec, { stage: true, unitChanged: true, envFile: renderEnvFile(spec.env, spec.releaseId, spec.commit) }),
+    activateRetained: activateScript(spec, { stage: false, unitChanged: false, envFile: "A=1\n" }),
+    probe: probeScript(spec, { restartsBaseline: 0, timeoutMs: 5000 }),
+    rollback: rollbackScript(spec),
+    finalize: finalizeScript(spec, { deleteReleases: ["old1", "old2"], auditLine: "line with 'quotes' and $(x)" }),
+    read: readScript(spec),
+    delete: deleteScript(spec),
+  };
+
+  for (const [name, script] of Object.entries(scripts)) {
+    it(`${name}: is valid POSIX sh and starts with set -eu`, () => {
+      syntaxOk(script);
+      assert.match(script, /^set -eu\n/);
+    });
+  }
+
+  it("secrets never appear in a script except the activate step's env file (which travels on stdin)", () => {
+    for (const [name, script] of Object.entries(scripts)) {
+      if (name.startsWith("activate")) continue;
+      assert.ok(!script.includes("s3cret"), name);
+    }
+  });
+
+  it("the upload runs through sudo for non-root users", () => {
+    assert.doesNotMatch(uploadCommand(spec), /sudo/);
+    assert.match(uploadCommand({ ...spec, connection: { ...spec.connection, user: "deploy" } }), /^sudo -n \/bin\/sh -c /);
+  });
+
+  it("a build failure removes the half-built release and never reaches the switch", () => {
+    const s = scripts["activateNew"]!;
+    assert.ok(s.indexOf("phase build") < s.indexOf("phase switch"));
+    assert.match(s, /as_user 'npm run build'\) \|\| \{ rc=\$\?; rm -rf "\$R"; exit \$rc; \}/);
+  });
+
+  it("the switch saves current, unit and env before replacing them, and swaps current by rename", () => {
+    const s = scripts["activateNew"]!;
+    const save = s.indexOf(".rollback/current");
+    assert.ok(save > 0 && save < s.indexOf("mv -Tf"));
+    assert.match(s, /ln -sfn releases\/0123456789ab "\$D\/\.current\.tmp" && mv -Tf "\$D\/\.current\.tmp" "\$D\/current"/);
+    assert.match(s, /systemctl daemon-reload/);
+    assert.doesNotMatch(scripts["activateRetained"]!, /daemon-reload/, "an unchanged unit needs no reload");
+  });
+
+  it("finalize deletes exactly the releases it is given", () => {
+    const s = scripts["finalize"]!;
+    assert.match(s, /rm -rf \/srv\/fleet\/web\/releases\/old1\nrm -rf \/srv\/fleet\/web\/releases\/old2/);
+  });
+
+  it("the unit runs from current, reads env from shared/ and disables the start limit", () => {
+    const unit = spec.unit;
+    assert.match(unit, /^WorkingDirectory=\/srv\/fleet\/web\/current$/m);
+    assert.match(unit, /^EnvironmentFile=\/srv\/fleet\/web\/shared\/env$/m);
+    assert.match(unit, /^StartLimitIntervalSec=0$/m);
+    assert.match(unit, /^User=app$/m);
+    assert.match(unit, /^Restart=always$/m);
+    assert.match(unit, /^ExecStart=\/bin\/sh -c "exec node server.js"$/m);
+  });
+
+  it("the env file carries FLEET_RELEASE and FLEET_COMMIT, sorted", () => {
+    assert.equal(renderEnvFile({ B: "2", A: 'x"y' }, "rel", "abc"), 'A="x\\"y"\nB="2"\nFLEET_COMMIT="abc"\nFLEET_RELEASE="rel"\n');
+  });
+
+  it("parseFacts reads key=value lines and collects repeated keys", () => {
+    const f = parseFacts("current=abc\nrelease=a 1 -\nrelease=b 2 -\nnoise line\nbody=YQ==\n");
+    assert.equal(f.one["current"], "abc");
+    assert.deepEqual(f.all["release"], ["a 1 -", "b 2 -"]);
+    assert.equal(f.one["body"], "YQ==");
+  });
+});

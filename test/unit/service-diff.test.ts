@@ -1,0 +1,74 @@
+import { strict as assert } from "assert";
+import { UNKNOWN, canonical, diffService } from "../../decisions/service-diff";
+
+const base = {
+  name: "web",
+  root: "/srv/fleet",
+  unitName: "web",
+  connection: { host: "127.0.0.11", port: 22, user: "root", privateKey: "k1", hostKey: "ssh-ed25519 AAAA" },
+  releaseId: "abc123abc123",
+  commit: "abc123abc123abc123abc123abc123abc123abc1",
+  unit: "[Unit]\n",
+  env: { PORT: "8080" },
+  secretEnv: { TOKEN: "t" },
+  health: { url: "http://127.0.0.1:8080/", expectStatus: 200, timeoutMs: 30000, intervalMs: 100 },
+  start: "python3 app.py",
+  runAs: "root",
+  keepReleases: 5,
+  source: { kind: "path", path: "/a", exclude: [] },
+  breakStaleLock: false,
+  stepTimeoutMs: 600000,
+};
+// Old outputs carry extra fields the provider derived.
+const olds = { ...base, host: "127.0.0.11", deployedAt: "2026-01-01T00:00:00Z", retainedReleases: ["abc123abc123"] };
+
+describe("decisions/service-diff", () => {
+  it("no change when nothing that matters changed (derived outputs are ignored)", () => {
+    assert.deepEqual(diffService(olds, base), { changes: false, replaces: [], deleteBeforeReplace: false, changedKeys: [] });
+  });
+
+  it("a new release is an update, not a replace", () => {
+    const d = diffService(olds, { ...base, releaseId: "def456def456", commit: "def456" });
+    assert.equal(d.changes, true);
+    assert.deepEqual(d.replaces, []);
+    assert.deepEqual(d.changedKeys, ["releaseId", "commit"]);
+  });
+
+  it("unit, env, secretEnv and health changes are updates", () => {
+    for (const change of [{ unit: "x" }, { env: { PORT: "1" } }, { secretEnv: { TOKEN: "u" } }, { health: { ...base.health, expectStatus: 204 } }]) {
+      const d = diffService(olds, { ...base, ...change });
+      assert.equal(d.changes, true, JSON.stringify(change));
+      assert.deepEqual(d.replaces, []);
+    }
+  });
+
+  it("another host replaces (create first); same host with a new name deletes first", () => {
+    const moved = diffService(olds, { ...base, connection: { ...base.connection, host: "127.0.0.12" } });
+    assert.deepEqual(moved.replaces, ["connection"]);
+    assert.equal(moved.deleteBeforeReplace, false);
+    const renamedRoot = diffService(olds, { ...base, root: "/opt/fleet" });
+    assert.deepEqual(renamedRoot.replaces, ["root"]);
+    assert.equal(renamedRoot.deleteBeforeReplace, true, "same host and unit name would collide");
+  });
+
+  it("a rotated key, timeouts or the source's local path are no change", () => {
+    const d = diffService(olds, {
+      ...base,
+      connection: { ...base.connection, privateKey: "k2" },
+      stepTimeoutMs: 1,
+      breakStaleLock: true,
+      source: { kind: "path", path: "/elsewhere", exclude: [] },
+    });
+    assert.equal(d.changes, false);
+  });
+
+  it("unknown values during preview count as changes (and as replacement when they are the host)", () => {
+    assert.equal(diffService(olds, { ...base, releaseId: UNKNOWN }).changes, true);
+    const d = diffService(olds, { ...base, connection: UNKNOWN });
+    assert.deepEqual(d.replaces, ["connection"]);
+  });
+
+  it("canonical JSON ignores key order and undefined", () => {
+    assert.equal(canonical({ b: 1, a: [1, { d: 2, c: undefined }] }), canonical({ a: [1, { d: 2 }], b: 1 }));
+  });
+});

@@ -1,0 +1,45 @@
+import { strict as assert } from "assert";
+import { parseDuration } from "../../model/duration";
+import { redact, tail } from "../../transport/redact";
+import { checkServiceInputs } from "../../providers/service/check";
+import { lockIsStale } from "../../providers/service/deploy";
+import { UNKNOWN } from "../../decisions/service-diff";
+
+describe("small pure helpers", () => {
+  it("parseDuration", () => {
+    assert.equal(parseDuration("250ms", "x"), 250);
+    assert.equal(parseDuration("1.5s", "x"), 1500);
+    assert.equal(parseDuration("2m", "x"), 120000);
+    assert.throws(() => parseDuration("10", "services.web.health.timeout"), /services\.web\.health\.timeout: "10" is not a duration/);
+  });
+
+  it("redact removes whole secrets and their long lines, not short words", () => {
+    const key = "-----BEGIN KEY-----\nAAAABBBBCCCCDDDD\n-----END KEY-----";
+    assert.equal(redact("token=s3cr3t! ok", ["s3cr3t!"]), "token=[secret] ok");
+    assert.equal(redact("leaked AAAABBBBCCCCDDDD here", [key]), "leaked [secret] here");
+    assert.equal(redact("on and on", ["on"]), "on and on");
+    assert.equal(tail("a\nb\nc\n\n", 2), "b\nc");
+  });
+
+  it("a lock is stale only if taken on this machine by a dead process", () => {
+    const owner = "who=me@box\nmachine=box\npid=123\n";
+    assert.equal(lockIsStale(owner, "box", () => false), true);
+    assert.equal(lockIsStale(owner, "box", () => true), false);
+    assert.equal(lockIsStale(owner, "other", () => false), false, "another machine's process cannot be checked");
+    assert.equal(lockIsStale("garbage", "box", () => false), false);
+  });
+
+  it("the provider's check names bad fields and lets unknowns through", () => {
+    const failures = checkServiceInputs({
+      name: "../etc",
+      root: "/",
+      env: { "A-B": "x", FLEET_COMMIT: "y" },
+      start: "a\nb",
+      keepReleases: 1,
+      health: { url: "nope" },
+    });
+    const props = failures.map((f) => f.property).sort();
+    assert.deepEqual(props, ["env.A-B", "env.FLEET_COMMIT", "health.url", "keepReleases", "name", "root", "start"]);
+    assert.deepEqual(checkServiceInputs({ name: UNKNOWN, root: UNKNOWN, env: UNKNOWN, health: { url: UNKNOWN } }), []);
+  });
+});
