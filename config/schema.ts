@@ -19,6 +19,17 @@ const relativePath = z
   .min(1)
   .refine((p) => !p.startsWith("/") && !p.split("/").includes(".."), "must be a path inside the release (relative, no '..')");
 
+/** Environment maps; key errors are reported at the key's own path. */
+const envMap = z.record(z.string(), z.string()).superRefine((env, ctx) => {
+  for (const key of Object.keys(env)) {
+    if (!ENV_KEY_PATTERN.test(key)) {
+      ctx.addIssue({ code: "custom", path: [key], message: "environment variable names are letters, digits and '_', not starting with a digit" });
+    } else if (key.startsWith("FLEET_")) {
+      ctx.addIssue({ code: "custom", path: [key], message: "FLEET_* variables are set by fleet (FLEET_RELEASE, FLEET_COMMIT)" });
+    }
+  }
+});
+
 export const hostSchema = z
   .strictObject({
     address: z.string().regex(/^[A-Za-z0-9.:_-]+$/, "must be a host name or an IP address"),
@@ -62,9 +73,7 @@ export const serviceSchema = z.strictObject({
     .optional(),
   build: z.string().min(1).optional(),
   start: oneLine("start"),
-  env: z
-    .record(z.string().regex(ENV_KEY_PATTERN, "environment variable names are letters, digits and '_'"), z.string())
-    .default({}),
+  env: envMap.default({}),
   health: z.strictObject({
     url: httpUrl,
     expectStatus: z.number().int().min(100).max(599).default(200),
@@ -85,42 +94,52 @@ export const serviceSchema = z.strictObject({
   stepTimeout: duration.optional(),
 });
 
-const secretEnvSchema = z.record(name, z.record(z.string().regex(ENV_KEY_PATTERN, "environment variable names are letters, digits and '_'"), z.string()));
+const secretEnvSchema = z.record(name, envMap);
 
-export const fleetConfigSchema = z
-  .strictObject({
-    hosts: z.record(name, hostSchema),
-    services: z.record(name, serviceSchema).default({}),
-    secretEnv: secretEnvSchema.default({}),
-    privateKeys: z.record(name, z.string().min(1)).default({}),
-  })
-  .superRefine((cfg, ctx) => {
-    const hosts = Object.keys(cfg.hosts);
-    for (const [svc, s] of Object.entries(cfg.services)) {
-      if (!cfg.hosts[s.host]) {
-        ctx.addIssue({ code: "custom", path: ["services", svc, "host"], message: `unknown host "${s.host}"; fleet:hosts has: ${hosts.join(", ") || "none"}` });
-      }
-      for (const key of Object.keys(s.env)) {
-        if (key.startsWith("FLEET_")) ctx.addIssue({ code: "custom", path: ["services", svc, "env", key], message: "FLEET_* variables are set by fleet" });
-        if (cfg.secretEnv[svc]?.[key] !== undefined) {
-          ctx.addIssue({ code: "custom", path: ["services", svc, "env", key], message: "is also in fleet:secretEnv; keep it in one place" });
-        }
-      }
+export const fleetConfigSchema = z.strictObject({
+  hosts: z.record(name, hostSchema),
+  services: z.record(name, serviceSchema).default({}),
+  secretEnv: secretEnvSchema.default({}),
+  privateKeys: z.record(name, z.string().min(1)).default({}),
+});
+
+type Loose = Record<string, Record<string, unknown> | undefined> | undefined;
+
+/**
+ * Problems between sections (a service on an unknown host, a key given twice). Read from the raw
+ * config, defensively, so they are reported together with field errors in one run.
+ */
+export function crossReferenceProblems(raw: unknown): string[] {
+  const cfg = (raw ?? {}) as Record<string, unknown>;
+  const obj = (v: unknown) => (v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
+  const hosts = obj(cfg["hosts"]) as NonNullable<Loose>;
+  const services = obj(cfg["services"]) as NonNullable<Loose>;
+  const secretEnv = obj(cfg["secretEnv"]) as NonNullable<Loose>;
+  const privateKeys = obj(cfg["privateKeys"]);
+  const problems: string[] = [];
+  const hostNames = Object.keys(hosts);
+  for (const [svc, s] of Object.entries(services)) {
+    const host = obj(s)["host"];
+    if (typeof host === "string" && !hosts[host]) {
+      problems.push(`services.${svc}.host: unknown host "${host}"; fleet:hosts has: ${hostNames.join(", ") || "none"}`);
     }
-    for (const svc of Object.keys(cfg.secretEnv)) {
-      if (!cfg.services[svc]) ctx.addIssue({ code: "custom", path: ["secretEnv", svc], message: `no service "${svc}" in fleet:services` });
+    for (const key of Object.keys(obj(obj(s)["env"]))) {
+      if (obj(secretEnv[svc])[key] !== undefined) problems.push(`services.${svc}.env.${key}: is also in fleet:secretEnv; keep it in one place`);
     }
-    for (const [hostName, h] of Object.entries(cfg.hosts)) {
-      const keys = (h.privateKeyFile ? 1 : 0) + (cfg.privateKeys[hostName] ? 1 : 0);
-      if (keys !== 1) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["hosts", hostName, "privateKeyFile"],
-          message: "give exactly one of privateKeyFile and a secret fleet:privateKeys entry (pulumi config set --secret --path 'fleet:privateKeys.<host>' …)",
-        });
-      }
+  }
+  for (const svc of Object.keys(secretEnv)) {
+    if (!services[svc]) problems.push(`secretEnv.${svc}: no service "${svc}" in fleet:services`);
+  }
+  for (const [hostName, h] of Object.entries(hosts)) {
+    const keys = (obj(h)["privateKeyFile"] ? 1 : 0) + (privateKeys[hostName] ? 1 : 0);
+    if (keys !== 1) {
+      problems.push(
+        `hosts.${hostName}.privateKeyFile: give exactly one of privateKeyFile and a secret fleet:privateKeys entry (pulumi config set --secret --path 'fleet:privateKeys.${hostName}' …)`,
+      );
     }
-  });
+  }
+  return problems;
+}
 
 export type FleetConfig = z.output<typeof fleetConfigSchema>;
 export type HostConfig = z.output<typeof hostSchema>;
@@ -137,8 +156,10 @@ export class FleetConfigError extends Error {
 /** Validates raw config; throws FleetConfigError naming each bad field by its path. */
 export function parseFleetConfig(raw: unknown): FleetConfig {
   const result = fleetConfigSchema.safeParse(raw);
-  if (result.success) return result.data;
-  throw new FleetConfigError(
-    result.error.issues.map((issue) => `${issue.path.map(String).join(".") || "(root)"}: ${issue.message}`),
-  );
+  const problems = [
+    ...(result.success ? [] : result.error.issues.map((issue) => `${issue.path.map(String).join(".") || "(root)"}: ${issue.message}`)),
+    ...crossReferenceProblems(raw),
+  ];
+  if (problems.length > 0 || !result.success) throw new FleetConfigError(problems);
+  return result.data;
 }

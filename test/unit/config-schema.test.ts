@@ -55,10 +55,14 @@ describe("config/schema", () => {
     assert.ok(p.some((x) => x.startsWith("services.web.start: start must be a single line")), p.join("\n"));
   });
 
-  it("reports bad field values before cross-references (which need valid fields)", () => {
+  it("reports field errors and cross-references together", () => {
     const cfg = good() as any;
     cfg.hosts.web1.port = 70000;
-    assert.deepEqual(problems(cfg), ["hosts.web1.port: Too big: expected number to be <=65535"]);
+    cfg.services.web.host = "web9";
+    assert.deepEqual(problems(cfg), [
+      "hosts.web1.port: Too big: expected number to be <=65535",
+      'services.web.host: unknown host "web9"; fleet:hosts has: web1',
+    ]);
   });
 
   it("refuses unknown keys (typos) instead of ignoring them", () => {
