@@ -27,10 +27,14 @@ export function connectionFor(name: string, cfg: FleetConfig): SshConnection {
   if (!hostKey) {
     hostKey = hostKeyFromKnownHosts(readFileFor(`hosts.${name}.knownHostsFile`, h.knownHostsFile!), h.address, h.port);
     if (!hostKey) {
-      throw new FleetConfigError([`hosts.${name}.knownHostsFile: no key for ${h.address}:${h.port} in ${h.knownHostsFile} (hashed entries cannot be read; pin hostKey instead)`]);
+      throw new FleetConfigError([
+        `hosts.${name}.knownHostsFile: no key for ${h.address}:${h.port} in ${h.knownHostsFile} (hashed entries cannot be read; pin hostKey instead)`,
+      ]);
     }
   }
-  const privateKey = h.privateKeyFile ? readFileFor(`hosts.${name}.privateKeyFile`, h.privateKeyFile) : cfg.privateKeys[name]!;
+  const privateKey = h.privateKeyFile
+    ? readFileFor(`hosts.${name}.privateKeyFile`, h.privateKeyFile)
+    : cfg.privateKeys[name]!;
   return {
     host: h.address,
     port: h.port,

@@ -73,7 +73,9 @@ export function prepareScript(spec: ServiceSpec, owner: LockOwner, newUnitSha: s
       "phase inspect",
       `cur=$(readlink "$D/current" 2>/dev/null || true); echo "current=\${cur##*/}"`,
       `[ -d ${shq(rel)} ] && echo release_present=1 || echo release_present=0`,
-      deps ? `[ -f ${shq(deps + "/.fleet-complete")} ] && echo deps_present=1 || echo deps_present=0` : "echo deps_present=1",
+      deps
+        ? `[ -f ${shq(deps + "/.fleet-complete")} ] && echo deps_present=1 || echo deps_present=0`
+        : "echo deps_present=1",
       `if [ -f ${shq(layout.unitFile)} ]; then echo "unit_sha=$(sha256sum < ${shq(layout.unitFile)} | cut -c1-64)"; fi`,
       `echo "unit_wanted=${newUnitSha}"`,
       `for r in "$D"/releases/*/; do [ -d "$r" ] || continue; r=\${r%/}; echo "release=\${r##*/} $(cat "$r/.fleet-activated" 2>/dev/null || echo 0) $(cat "$r/.fleet-deps" 2>/dev/null || echo -)"; done`,
@@ -129,10 +131,7 @@ export function installScript(spec: ServiceSpec, fromStaging: boolean): string {
   const target = depsDir(layout, spec.install.hash);
   const copies = spec.install.when.map((file) => {
     const dir = file.includes("/") ? file.slice(0, file.lastIndexOf("/")) : "";
-    return [
-      dir ? `mkdir -p "$T"/${shq(dir)}` : "",
-      `cp -p "$S"/${shq(file)} "$T"/${shq(file)}`,
-    ]
+    return [dir ? `mkdir -p "$T"/${shq(dir)}` : "", `cp -p "$S"/${shq(file)} "$T"/${shq(file)}`]
       .filter(Boolean)
       .join(" && ");
   });
@@ -279,6 +278,7 @@ export function probeScript(spec: ServiceSpec, args: ProbeArgs): string {
         ? `if [ $result = ok ]; then echo "version_status=$(curl -sS -o "$tmp/version" -w '%{http_code}' --max-time 2 ${shq(h.version.url)} 2>/dev/null || true)"; echo "version_body=$(head -c 4096 "$tmp/version" 2>/dev/null | base64 -w0)"; fi`
         : "",
       `echo "active=$(systemctl is-active ${unit} 2>/dev/null || true)"`,
+      `echo "restarts_now=$(systemctl show -p NRestarts --value ${unit})"`,
       `if [ $result != ok ]; then echo "journal=$(journalctl -u ${unit} -n 50 --no-pager -o short-iso 2>&1 | base64 -w0)"; fi`,
       "",
     ].join("\n")

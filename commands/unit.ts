@@ -41,11 +41,7 @@ export function renderUnit(args: UnitArgs): string {
 }
 
 /** Renders the EnvironmentFile: user env, then fleet's own FLEET_RELEASE / FLEET_COMMIT. */
-export function renderEnvFile(
-  env: Readonly<Record<string, string>>,
-  releaseId: string,
-  commit: string,
-): string {
+export function renderEnvFile(env: Readonly<Record<string, string>>, releaseId: string, commit: string): string {
   const all: Record<string, string> = { ...env, FLEET_RELEASE: releaseId, FLEET_COMMIT: commit };
   return (
     Object.keys(all)

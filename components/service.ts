@@ -134,8 +134,11 @@ export class Service extends pulumi.ComponentResource {
     const stepTimeoutMs = parseDuration(args.stepTimeout ?? "10m", `${label}.stepTimeout`);
 
     // runAs defaults to the connection's user, which may only be known once the host exists.
-    const runAs = args.runAs !== undefined ? pulumi.output(args.runAs) : pulumi.unsecret(connection.apply((c) => c.user));
-    const unit = runAs.apply((user) => renderUnit({ name, runAs: user, start: args.start, layout: serviceLayout(root, name, unitName) }));
+    const runAs =
+      args.runAs !== undefined ? pulumi.output(args.runAs) : pulumi.unsecret(connection.apply((c) => c.user));
+    const unit = runAs.apply((user) =>
+      renderUnit({ name, runAs: user, start: args.start, layout: serviceLayout(root, name, unitName) }),
+    );
 
     // Each property is its own input, so that `pulumi preview --diff` shows exactly what changes
     // (release, unit lines, env keys); secretEnv shows as [secret].

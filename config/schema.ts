@@ -9,23 +9,41 @@ import { ENV_KEY_PATTERN, NAME_PATTERN } from "../providers/service/check";
  */
 
 const duration = z.string().regex(DURATION_PATTERN, 'must be a duration like "500ms", "30s" or "2m"');
-const name = z.string().regex(NAME_PATTERN, "must be 1-64 letters, digits, '_', '.', '@' or '-', not starting with '.' or '-'");
-const unixUser = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Unix user name (lowercase letters, digits, '_', '-')");
+const name = z
+  .string()
+  .regex(NAME_PATTERN, "must be 1-64 letters, digits, '_', '.', '@' or '-', not starting with '.' or '-'");
+const unixUser = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Unix user name (lowercase letters, digits, '_', '-')");
 const oneLine = (what: string) =>
-  z.string().min(1, `${what} must not be empty`).regex(/^[^\n\r\0]*$/, `${what} must be a single line`);
+  z
+    .string()
+    .min(1, `${what} must not be empty`)
+    .regex(/^[^\n\r\0]*$/, `${what} must be a single line`);
 const httpUrl = z.string().regex(/^https?:\/\/[^\s]+$/, "must be an http(s) URL");
 const relativePath = z
   .string()
   .min(1)
-  .refine((p) => !p.startsWith("/") && !p.split("/").includes(".."), "must be a path inside the release (relative, no '..')");
+  .refine(
+    (p) => !p.startsWith("/") && !p.split("/").includes(".."),
+    "must be a path inside the release (relative, no '..')",
+  );
 
 /** Environment maps; key errors are reported at the key's own path. */
 const envMap = z.record(z.string(), z.string()).superRefine((env, ctx) => {
   for (const key of Object.keys(env)) {
     if (!ENV_KEY_PATTERN.test(key)) {
-      ctx.addIssue({ code: "custom", path: [key], message: "environment variable names are letters, digits and '_', not starting with a digit" });
+      ctx.addIssue({
+        code: "custom",
+        path: [key],
+        message: "environment variable names are letters, digits and '_', not starting with a digit",
+      });
     } else if (key.startsWith("FLEET_")) {
-      ctx.addIssue({ code: "custom", path: [key], message: "FLEET_* variables are set by fleet (FLEET_RELEASE, FLEET_COMMIT)" });
+      ctx.addIssue({
+        code: "custom",
+        path: [key],
+        message: "FLEET_* variables are set by fleet (FLEET_RELEASE, FLEET_COMMIT)",
+      });
     }
   }
 });
@@ -61,9 +79,12 @@ export const serviceSchema = z.strictObject({
       exclude: z.array(z.string().min(1)).optional(),
     })
     .superRefine((s, ctx) => {
-      if (!!s.git === !!s.path) ctx.addIssue({ code: "custom", message: "give exactly one of git (a repository) and path (a directory)" });
-      if (s.path && (s.ref || s.allowDirty !== undefined)) ctx.addIssue({ code: "custom", message: "ref and allowDirty go with git, not path" });
-      if (s.git && s.exclude) ctx.addIssue({ code: "custom", message: "exclude goes with path; git sources deploy the committed tree" });
+      if (!!s.git === !!s.path)
+        ctx.addIssue({ code: "custom", message: "give exactly one of git (a repository) and path (a directory)" });
+      if (s.path && (s.ref || s.allowDirty !== undefined))
+        ctx.addIssue({ code: "custom", message: "ref and allowDirty go with git, not path" });
+      if (s.git && s.exclude)
+        ctx.addIssue({ code: "custom", message: "exclude goes with path; git sources deploy the committed tree" });
     }),
   install: z
     .strictObject({
@@ -124,7 +145,8 @@ export function crossReferenceProblems(raw: unknown): string[] {
       problems.push(`services.${svc}.host: unknown host "${host}"; fleet:hosts has: ${hostNames.join(", ") || "none"}`);
     }
     for (const key of Object.keys(obj(obj(s)["env"]))) {
-      if (obj(secretEnv[svc])[key] !== undefined) problems.push(`services.${svc}.env.${key}: is also in fleet:secretEnv; keep it in one place`);
+      if (obj(secretEnv[svc])[key] !== undefined)
+        problems.push(`services.${svc}.env.${key}: is also in fleet:secretEnv; keep it in one place`);
     }
   }
   for (const svc of Object.keys(secretEnv)) {
@@ -157,7 +179,9 @@ export class FleetConfigError extends Error {
 export function parseFleetConfig(raw: unknown): FleetConfig {
   const result = fleetConfigSchema.safeParse(raw);
   const problems = [
-    ...(result.success ? [] : result.error.issues.map((issue) => `${issue.path.map(String).join(".") || "(root)"}: ${issue.message}`)),
+    ...(result.success
+      ? []
+      : result.error.issues.map((issue) => `${issue.path.map(String).join(".") || "(root)"}: ${issue.message}`)),
     ...crossReferenceProblems(raw),
   ];
   if (problems.length > 0 || !result.success) throw new FleetConfigError(problems);

@@ -10,6 +10,8 @@ export interface ProbeOutcome {
   readonly versionBody?: string;
   readonly active: string;
   readonly journal: string;
+  /** systemd's restart counter: right after fleet's restart, and at the end of the probe. */
+  readonly restarts?: { readonly baseline: number; readonly now: number };
 }
 
 export interface HealthVerdict {
@@ -45,15 +47,30 @@ export function commitMatches(reported: string, expected: string): boolean {
 /** The health gate's verdict on one probe outcome. */
 export function judgeHealth(outcome: ProbeOutcome, health: HealthSpec, expectedCommit: string): HealthVerdict {
   if (outcome.result === "exited") {
-    return { ok: false, failedCheck: `the service exited during the health check (systemd state: ${outcome.active || "unknown"})` };
+    const restarts = outcome.restarts
+      ? `, restarted ${outcome.restarts.now - outcome.restarts.baseline} time(s) by systemd`
+      : "";
+    return {
+      ok: false,
+      failedCheck: `the service exited during the health check (systemd state: ${outcome.active || "unknown"}${restarts})`,
+    };
   }
   if (outcome.result === "timeout") {
-    const saw = outcome.status === "000" ? `no HTTP answer (${outcome.curlError.trim() || "connection failed"})` : `HTTP ${outcome.status}`;
-    return { ok: false, failedCheck: `${health.url} did not answer ${health.expectStatus}${health.bodyContains !== undefined ? " with the expected body" : ""} within ${health.timeoutMs} ms; last: ${saw}` };
+    const saw =
+      outcome.status === "000"
+        ? `no HTTP answer (${outcome.curlError.trim() || "connection failed"})`
+        : `HTTP ${outcome.status}`;
+    return {
+      ok: false,
+      failedCheck: `${health.url} did not answer ${health.expectStatus}${health.bodyContains !== undefined ? " with the expected body" : ""} within ${health.timeoutMs} ms; last: ${saw}`,
+    };
   }
   if (health.version) {
     if (outcome.versionStatus !== "200") {
-      return { ok: false, failedCheck: `version endpoint ${health.version.url} answered HTTP ${outcome.versionStatus ?? "nothing"}` };
+      return {
+        ok: false,
+        failedCheck: `version endpoint ${health.version.url} answered HTTP ${outcome.versionStatus ?? "nothing"}`,
+      };
     }
     const reported = jsonField(outcome.versionBody ?? "", health.version.field);
     if (typeof reported !== "string" || !commitMatches(reported, expectedCommit)) {

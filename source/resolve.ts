@@ -1,7 +1,14 @@
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
-import { depsHash, gitReleaseBase, pathReleaseBase, releaseIdFor, treeHash, type TreeEntry } from "../decisions/release-id";
+import {
+  depsHash,
+  gitReleaseBase,
+  pathReleaseBase,
+  releaseIdFor,
+  treeHash,
+  type TreeEntry,
+} from "../decisions/release-id";
 import type { ResolvedSource } from "../model/service";
 
 /**
@@ -53,7 +60,9 @@ export function resolveRelease(args: SourceArgs, build: string | undefined, labe
       commit,
       readFile: (relative) => {
         try {
-          return execFileSync("git", ["-C", repo, "show", `${commit}:${relative}`], { stdio: ["ignore", "pipe", "pipe"] });
+          return execFileSync("git", ["-C", repo, "show", `${commit}:${relative}`], {
+            stdio: ["ignore", "pipe", "pipe"],
+          });
         } catch {
           throw new Error(`${label}.install.when: ${relative} is not in commit ${commit.slice(0, 12)} of ${repo}`);
         }
@@ -89,7 +98,15 @@ export function resolveDepsHash(release: ResolvedRelease, when: readonly string[
 /** Turns a tar-style name pattern (`*.log`, `dist`) into a matcher of single path components. */
 function nameMatcher(patterns: readonly string[]): (name: string) => boolean {
   const regexes = patterns.map(
-    (p) => new RegExp("^" + p.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".") + "$"),
+    (p) =>
+      new RegExp(
+        "^" +
+          p
+            .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+            .replace(/\*/g, ".*")
+            .replace(/\?/g, ".") +
+          "$",
+      ),
   );
   return (name) => regexes.some((r) => r.test(name));
 }
@@ -105,11 +122,21 @@ export function walkTree(root: string, exclude: readonly string[]): TreeEntry[] 
       const relative = rel ? `${rel}/${name}` : name;
       const stat = fs.lstatSync(full);
       if (stat.isSymbolicLink()) {
-        entries.push({ path: relative, kind: "symlink", executable: false, content: Buffer.from(fs.readlinkSync(full)) });
+        entries.push({
+          path: relative,
+          kind: "symlink",
+          executable: false,
+          content: Buffer.from(fs.readlinkSync(full)),
+        });
       } else if (stat.isDirectory()) {
         visit(full, relative);
       } else if (stat.isFile()) {
-        entries.push({ path: relative, kind: "file", executable: (stat.mode & 0o111) !== 0, content: fs.readFileSync(full) });
+        entries.push({
+          path: relative,
+          kind: "file",
+          executable: (stat.mode & 0o111) !== 0,
+          content: fs.readFileSync(full),
+        });
       }
     }
   };

@@ -1,64 +1,30 @@
 import { redact, tail } from "./redact";
 
+/**
+ * Errors as plain `Error` objects with fields, built by functions. Not subclasses: Pulumi's
+ * closure serializer rewrites `super(msg)` to `Error.call(this, msg)`, which leaves `message`
+ * empty, so a subclassed error reaches the user as "undefined" from inside the provider host.
+ */
+
 /** Lines of stdout/stderr kept in an error: enough to see why, short enough to read. */
 const TAIL_LINES = 30;
 
 /** A remote step that ran and failed (non-zero exit, signal or timeout). */
-export class RemoteCommandError extends Error {
-  constructor(
-    readonly host: string,
-    readonly step: string,
-    readonly command: string,
-    readonly exitCode: number | null,
-    readonly stdoutTail: string,
-    readonly stderrTail: string,
-    readonly reason: string,
-  ) {
-    super(
-      [
-        `[${host}] step "${step}" failed: ${reason}`,
-        `  command: ${command}`,
-        stderrTail ? `  stderr (last ${TAIL_LINES} lines):\n${indent(stderrTail)}` : "",
-        stdoutTail ? `  stdout (last ${TAIL_LINES} lines):\n${indent(stdoutTail)}` : "",
-      ]
-        .filter(Boolean)
-        .join("\n"),
-    );
-    this.name = "RemoteCommandError";
-  }
-
-  static from(
-    host: string,
-    step: string,
-    command: string,
-    exitCode: number | null,
-    stdout: string,
-    stderr: string,
-    reason: string,
-    secrets: readonly string[],
-  ): RemoteCommandError {
-    const clean = (text: string) => redact(tail(text, TAIL_LINES), secrets);
-    return new RemoteCommandError(
-      host,
-      step,
-      redact(command, secrets),
-      exitCode,
-      clean(stdout),
-      clean(stderr),
-      reason,
-    );
-  }
+export interface RemoteCommandError extends Error {
+  readonly name: "RemoteCommandError";
+  readonly host: string;
+  readonly step: string;
+  readonly command: string;
+  readonly exitCode: number | null;
+  readonly stdoutTail: string;
+  readonly stderrTail: string;
 }
 
 /** The host could not be reached or refused us: nothing ran. */
-export class ConnectionError extends Error {
-  constructor(
-    readonly host: string,
-    message: string,
-  ) {
-    super(`[${host}] ${message}`);
-    this.name = "ConnectionError";
-  }
+export interface ConnectionError extends Error {
+  readonly name: "ConnectionError";
+  readonly host: string;
+  readonly code?: string;
 }
 
 function indent(text: string): string {
@@ -66,4 +32,53 @@ function indent(text: string): string {
     .split("\n")
     .map((line) => "    " + line)
     .join("\n");
+}
+
+export function remoteCommandError(
+  host: string,
+  step: string,
+  command: string,
+  exitCode: number | null,
+  stdout: string,
+  stderr: string,
+  reason: string,
+  secrets: readonly string[],
+): RemoteCommandError {
+  const clean = (text: string) => redact(tail(text, TAIL_LINES), secrets);
+  const stdoutTail = clean(stdout);
+  const stderrTail = clean(stderr);
+  const cmd = redact(command, secrets);
+  const message = [
+    `[${host}] step "${step}" failed: ${reason}`,
+    `  command: ${cmd}`,
+    stderrTail ? `  stderr (last ${TAIL_LINES} lines):\n${indent(stderrTail)}` : "",
+    stdoutTail ? `  stdout (last ${TAIL_LINES} lines):\n${indent(stdoutTail)}` : "",
+  ]
+    .filter(Boolean)
+    .join("\n");
+  return Object.assign(new Error(message), {
+    name: "RemoteCommandError" as const,
+    host,
+    step,
+    command: cmd,
+    exitCode,
+    stdoutTail,
+    stderrTail,
+  });
+}
+
+export function connectionError(host: string, message: string, code?: string): ConnectionError {
+  return Object.assign(new Error(`[${host}] ${message}`), {
+    name: "ConnectionError" as const,
+    host,
+    ...(code ? { code } : {}),
+  });
+}
+
+export function isRemoteCommandError(err: unknown): err is RemoteCommandError {
+  return err instanceof Error && err.name === "RemoteCommandError";
+}
+
+export function isConnectionError(err: unknown): err is ConnectionError {
+  return err instanceof Error && err.name === "ConnectionError";
 }

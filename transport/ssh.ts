@@ -1,6 +1,6 @@
 import type { Readable } from "stream";
 import type { SshConnection } from "./connection";
-import { ConnectionError, RemoteCommandError } from "./errors";
+import { connectionError, remoteCommandError } from "./errors";
 
 /**
  * The transport: the only code that touches a socket. One pooled SSH connection per host and
@@ -59,8 +59,19 @@ function pool(): Pool {
   return p;
 }
 
+/** How hosts are named in messages and stats. */
 export function connectionKey(conn: SshConnection): string {
   return `${conn.user}@${conn.host}:${conn.port ?? 22}`;
+}
+
+/**
+ * The pool's key: the address plus the pinned host key and the client key, so a connection
+ * verified against one pin is never handed to a caller that pinned another.
+ */
+export function poolKey(conn: SshConnection): string {
+  const crypto = require("crypto") as typeof import("crypto");
+  const identity = crypto.createHash("sha256").update(conn.privateKey).digest("hex").slice(0, 16);
+  return `${connectionKey(conn)}#${pinnedFingerprint(conn.hostKey)}#${identity}`;
 }
 
 /** SHA256 fingerprint of a raw SSH public key blob, as OpenSSH prints it. */
@@ -85,7 +96,10 @@ export function pinnedFingerprint(hostKey: string): string {
  * we pinned rather than another of its keys. A bare fingerprint pin offers ssh2's defaults.
  */
 export function hostKeyAlgorithms(hostKey: string): string[] | undefined {
-  const type = hostKey.trim().split(/\s+/).find((p) => /^(ssh-|ecdsa-|sk-)/.test(p));
+  const type = hostKey
+    .trim()
+    .split(/\s+/)
+    .find((p) => /^(ssh-|ecdsa-|sk-)/.test(p));
   if (!type) return undefined;
   return type === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [type];
 }
@@ -105,12 +119,7 @@ function connectOnce(conn: SshConnection, timeoutMs: number, stats: TransportSta
     let seen = "";
     const timer = setTimeout(() => {
       client.end();
-      reject(
-        Object.assign(
-          new ConnectionError(key, `no SSH answer within ${timeoutMs} ms (connect timeout)`),
-          { code: "FLEET_CONNECT_TIMEOUT" },
-        ),
-      );
+      reject(connectionError(key, `no SSH answer within ${timeoutMs} ms (connect timeout)`, "FLEET_CONNECT_TIMEOUT"));
     }, timeoutMs);
     client
       .on("ready", () => {
@@ -122,16 +131,16 @@ function connectOnce(conn: SshConnection, timeoutMs: number, stats: TransportSta
         clearTimeout(timer);
         if (seen && seen !== expected) {
           reject(
-            new ConnectionError(
+            connectionError(
               key,
               `host key mismatch: the host presented ${seen}, but ${expected} is pinned. ` +
                 `If the server was rebuilt on purpose, pin its new key (hostKey); otherwise do not connect.`,
             ),
           );
         } else if (err.level === "client-authentication") {
-          reject(new ConnectionError(key, `authentication failed for user "${conn.user}" (check privateKey)`));
+          reject(connectionError(key, `authentication failed for user "${conn.user}" (check privateKey)`));
         } else {
-          reject(Object.assign(new ConnectionError(key, `cannot connect: ${err.message}`), { code: (err as { code?: string }).code }));
+          reject(connectionError(key, `cannot connect: ${err.message}`, (err as { code?: string }).code));
         }
       })
       .connect({
@@ -167,7 +176,7 @@ async function connect(conn: SshConnection): Promise<unknown> {
       const retryable = isTransient(err) && Date.now() + delay < deadline;
       if (!retryable) {
         if (isTransient(err) || (err as { code?: string }).code === "FLEET_CONNECT_TIMEOUT") {
-          throw new ConnectionError(
+          throw connectionError(
             connectionKey(conn),
             `unreachable: gave up after ${attempt} attempt(s) in ${totalMs} ms (connect timeout): ${(err as Error).message}`,
           );
@@ -183,7 +192,7 @@ async function connect(conn: SshConnection): Promise<unknown> {
 /** The pooled connection for `conn`, opened on first use. */
 export function client(conn: SshConnection): Promise<unknown> {
   const p = pool();
-  const key = connectionKey(conn);
+  const key = poolKey(conn);
   const existing = p.entries[key];
   if (existing) return existing.client;
   const entry: PoolEntry = { client: connect(conn) };
@@ -214,7 +223,7 @@ export async function exec(conn: SshConnection, command: string, opts: ExecOptio
   return new Promise<ExecResult>((resolve, reject) => {
     c.exec(command, (err, stream) => {
       if (err) {
-        reject(RemoteCommandError.from(key, opts.step, describe, null, "", "", `could not start: ${err.message}`, secrets));
+        reject(remoteCommandError(key, opts.step, describe, null, "", "", `could not start: ${err.message}`, secrets));
         return;
       }
       const out: Buffer[] = [];
@@ -226,7 +235,7 @@ export async function exec(conn: SshConnection, command: string, opts: ExecOptio
         stream.signal("KILL");
         stream.close();
         reject(
-          RemoteCommandError.from(
+          remoteCommandError(
             key,
             opts.step,
             describe,
@@ -248,8 +257,16 @@ export async function exec(conn: SshConnection, command: string, opts: ExecOptio
         const stderr = Buffer.concat(errOut).toString("utf8");
         if (code === null || code === undefined) {
           reject(
-            RemoteCommandError.from(key, opts.step, describe, null, stdout, stderr,
-              signal ? `killed by signal ${signal}` : "the connection closed before the command finished", secrets),
+            remoteCommandError(
+              key,
+              opts.step,
+              describe,
+              null,
+              stdout,
+              stderr,
+              signal ? `killed by signal ${signal}` : "the connection closed before the command finished",
+              secrets,
+            ),
           );
           return;
         }
@@ -263,7 +280,9 @@ export async function exec(conn: SshConnection, command: string, opts: ExecOptio
           if (!finished) {
             finished = true;
             clearTimeout(timer);
-            reject(RemoteCommandError.from(key, opts.step, describe, null, "", "", `local input failed: ${e.message}`, secrets));
+            reject(
+              remoteCommandError(key, opts.step, describe, null, "", "", `local input failed: ${e.message}`, secrets),
+            );
           }
         });
         opts.stdin.pipe(stream);
@@ -272,11 +291,15 @@ export async function exec(conn: SshConnection, command: string, opts: ExecOptio
   });
 }
 
-/** Like `exec`, but a non-zero exit becomes a RemoteCommandError with the output's tail. */
-export async function run(conn: SshConnection, command: string, opts: ExecOptions): Promise<ExecResult> {
+/**
+ * Like `exec`, but a non-zero exit becomes a RemoteCommandError with the output's tail.
+ * (Not named `run`: Pulumi's serializer leaves names that exist as globals uncaptured, and
+ * mocha defines a global `run`.)
+ */
+export async function execChecked(conn: SshConnection, command: string, opts: ExecOptions): Promise<ExecResult> {
   const result = await exec(conn, command, opts);
   if (result.code !== 0) {
-    throw RemoteCommandError.from(
+    throw remoteCommandError(
       connectionKey(conn),
       opts.step,
       opts.describe ?? command,
@@ -302,7 +325,7 @@ export function runScript(
 ): Promise<ExecResult> {
   const shell = conn.user === "root" ? "/bin/sh -s" : "sudo -n /bin/sh -s";
   const options = { ...opts, stdin: script, describe: opts.describe ?? `${shell} <<'script' (${opts.step})` };
-  return check ? run(conn, shell, options) : exec(conn, shell, options);
+  return check ? execChecked(conn, shell, options) : exec(conn, shell, options);
 }
 
 export function transportStats(): TransportStats {

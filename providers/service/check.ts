@@ -39,9 +39,12 @@ export function checkServiceInputs(news: Record<string, unknown>): CheckFailure[
       continue;
     }
     for (const [k, v] of Object.entries(env)) {
-      if (!ENV_KEY_PATTERN.test(k)) fail(`${key}.${k}`, "environment variable names are letters, digits and '_', not starting with a digit");
-      if (known(v) && (typeof v !== "string" || v.includes("\0"))) fail(`${key}.${k}`, "must be a string without NUL bytes");
-      if (k.startsWith("FLEET_")) fail(`${key}.${k}`, "FLEET_* variables are set by fleet (FLEET_RELEASE, FLEET_COMMIT)");
+      if (!ENV_KEY_PATTERN.test(k))
+        fail(`${key}.${k}`, "environment variable names are letters, digits and '_', not starting with a digit");
+      if (known(v) && (typeof v !== "string" || v.includes("\0")))
+        fail(`${key}.${k}`, "must be a string without NUL bytes");
+      if (k.startsWith("FLEET_"))
+        fail(`${key}.${k}`, "FLEET_* variables are set by fleet (FLEET_RELEASE, FLEET_COMMIT)");
     }
   }
   const start = news["start"];
@@ -56,7 +59,8 @@ export function checkServiceInputs(news: Record<string, unknown>): CheckFailure[
   if (known(health) && health) {
     for (const key of ["url"]) {
       const url = health[key];
-      if (known(url) && (typeof url !== "string" || !/^https?:\/\/[^\s]+$/.test(url))) fail(`health.${key}`, "must be an http(s) URL");
+      if (known(url) && (typeof url !== "string" || !/^https?:\/\/[^\s]+$/.test(url)))
+        fail(`health.${key}`, "must be an http(s) URL");
     }
   }
   return failures;

@@ -1,5 +1,5 @@
 import type { ServiceSpec, ServiceState } from "../../model/service";
-import { ConnectionError, RemoteCommandError } from "../../transport/errors";
+import { isConnectionError, isRemoteCommandError, remoteCommandError } from "../../transport/errors";
 import { connectionKey, exec, runScript } from "../../transport/ssh";
 import {
   EXIT,
@@ -21,15 +21,12 @@ import { parseReleaseLines, releasesToDelete } from "../../decisions/retention";
 import { redact, tail } from "../../transport/redact";
 import { packSource } from "../../source/pack";
 
-/** A deploy that did not go through; the message carries the evidence, secrets redacted. */
-export class DeployError extends Error {
-  constructor(
-    message: string,
-    readonly critical = false,
-  ) {
-    super(message);
-    this.name = "DeployError";
-  }
+/**
+ * A deploy that did not go through; the message carries the evidence, secrets redacted.
+ * A plain Error (see transport/errors.ts for why not a subclass).
+ */
+export function deployError(message: string, critical = false): Error & { critical: boolean } {
+  return Object.assign(new Error(message), { name: "DeployError", critical });
 }
 
 function secretsOf(spec: ServiceSpec): string[] {
@@ -82,7 +79,16 @@ async function prepare(spec: ServiceSpec, owner: LockOwner): Promise<Facts> {
     );
     if (result.code === 0) return parseFacts(result.stdout);
     if (result.code !== EXIT.locked) {
-      throw RemoteCommandError.from(host, "prepare", "checks and lock", result.code, result.stdout, result.stderr, `exit code ${result.code}`, secrets);
+      throw remoteCommandError(
+        host,
+        "prepare",
+        "checks and lock",
+        result.code,
+        result.stdout,
+        result.stderr,
+        `exit code ${result.code}`,
+        secrets,
+      );
     }
     const ownerText = result.stdout.replace(/^locked=1\n/, "");
     const os = require("os") as typeof import("os");
@@ -92,14 +98,14 @@ async function prepare(spec: ServiceSpec, owner: LockOwner): Promise<Facts> {
       console.error(`[${host}] ${spec.name}: broke a stale deploy lock:\n${ownerText.trim()}`);
       continue;
     }
-    throw new DeployError(
+    throw deployError(
       `[${host}] service "${spec.name}" is locked by another deploy:\n${indent(ownerText.trim() || "(no owner recorded)")}\n` +
         (stale
           ? `That deploy's process is gone: set breakStaleLock: true to break this lock.`
           : `Wait for it to finish. If it died on another machine, remove ${layoutOf(spec).lock} on the host after checking.`),
     );
   }
-  throw new DeployError(`[${host}] could not take the deploy lock of "${spec.name}"`);
+  throw deployError(`[${host}] could not take the deploy lock of "${spec.name}"`);
 }
 
 function indent(text: string): string {
@@ -109,7 +115,7 @@ function indent(text: string): string {
     .join("\n");
 }
 
-function parseProbe(stdout: string): ProbeOutcome {
+function parseProbe(stdout: string, restartsBaseline: number): ProbeOutcome {
   const f = parseFacts(stdout).one;
   return {
     result: (f["result"] as ProbeOutcome["result"]) ?? "timeout",
@@ -120,6 +126,7 @@ function parseProbe(stdout: string): ProbeOutcome {
     versionBody: f["version_body"] !== undefined ? decodeBase64(f["version_body"]) : undefined,
     active: f["active"] ?? "",
     journal: decodeBase64(f["journal"]),
+    restarts: { baseline: restartsBaseline, now: Number(f["restarts_now"] ?? restartsBaseline) },
   };
 }
 
@@ -129,20 +136,21 @@ async function probe(spec: ServiceSpec, restartsBaseline: number, commit: string
     probeScript(spec, { restartsBaseline, timeoutMs: spec.health.timeoutMs }),
     { step: "health", secrets: secretsOf(spec), timeoutMs: spec.health.timeoutMs + 30_000 },
   );
-  const outcome = parseProbe(result.stdout);
+  const outcome = parseProbe(result.stdout, restartsBaseline);
   return { outcome, verdict: judgeHealth(outcome, spec.health, commit) };
 }
 
 function evidence(outcome: ProbeOutcome, secrets: string[]): string {
   const parts = [`  last response: HTTP ${outcome.status} ${JSON.stringify(outcome.body.slice(0, 500))}`];
-  if (outcome.versionBody !== undefined) parts.push(`  version response: ${JSON.stringify(outcome.versionBody.slice(0, 500))}`);
+  if (outcome.versionBody !== undefined)
+    parts.push(`  version response: ${JSON.stringify(outcome.versionBody.slice(0, 500))}`);
   if (outcome.journal) parts.push(`  journal (last 50 lines):\n${indent(tail(outcome.journal, 50))}`);
   return redact(parts.join("\n"), secrets);
 }
 
 /** The phase a failed script reached, from its `fleet-phase:` lines. */
 function failedPhase(err: unknown): string {
-  if (!(err instanceof RemoteCommandError)) return "";
+  if (!isRemoteCommandError(err)) return "";
   const phases = [...err.stderrTail.matchAll(/fleet-phase: (\S+)/g)];
   return phases.length ? phases[phases.length - 1]![1]! : "";
 }
@@ -172,7 +180,10 @@ export async function deployService(spec: ServiceSpec): Promise<ServiceState> {
   const finish = (result: string, deleteReleases: string[] = [], note = "") =>
     runScript(
       spec.connection,
-      finalizeScript(spec, { deleteReleases, auditLine: auditLine(owner, current, spec.releaseId, result, started, note) }),
+      finalizeScript(spec, {
+        deleteReleases,
+        auditLine: auditLine(owner, current, spec.releaseId, result, started, note),
+      }),
       { step: "finalize", secrets, timeoutMs: spec.stepTimeoutMs },
     );
 
@@ -183,15 +194,33 @@ export async function deployService(spec: ServiceSpec): Promise<ServiceState> {
     if (!releasePresent) {
       const packed = packSource(spec.source);
       const [uploaded] = await Promise.all([
-        exec(spec.connection, uploadCommand(spec), { step: "upload", stdin: packed.stream, secrets, timeoutMs: spec.stepTimeoutMs }),
+        exec(spec.connection, uploadCommand(spec), {
+          step: "upload",
+          stdin: packed.stream,
+          secrets,
+          timeoutMs: spec.stepTimeoutMs,
+        }),
         packed.done,
       ]);
       if (uploaded.code !== 0) {
-        throw RemoteCommandError.from(host, "upload", uploadCommand(spec), uploaded.code, uploaded.stdout, uploaded.stderr, `exit code ${uploaded.code}`, secrets);
+        throw remoteCommandError(
+          host,
+          "upload",
+          uploadCommand(spec),
+          uploaded.code,
+          uploaded.stdout,
+          uploaded.stderr,
+          `exit code ${uploaded.code}`,
+          secrets,
+        );
       }
     }
     if (spec.install && !depsPresent) {
-      await runScript(spec.connection, installScript(spec, !releasePresent), { step: "install", secrets, timeoutMs: spec.stepTimeoutMs });
+      await runScript(spec.connection, installScript(spec, !releasePresent), {
+        step: "install",
+        secrets,
+        timeoutMs: spec.stepTimeoutMs,
+      });
     }
     const activated = await runScript(
       spec.connection,
@@ -209,12 +238,17 @@ export async function deployService(spec: ServiceSpec): Promise<ServiceState> {
   } catch (err) {
     const phase = failedPhase(err);
     const switched = phase === "restart";
-    let note = `failed at ${phase || (err as RemoteCommandError).step || "connect"}`;
+    let note = `failed at ${phase || (isRemoteCommandError(err) ? err.step : "") || "connect"}`;
     if (switched) note += await rollbackQuietly(spec);
-    if (!(err instanceof ConnectionError)) {
-      await finish("failed", [], note).catch((e) => console.error(`[${host}] could not finalize after failure: ${(e as Error).message}`));
+    if (!isConnectionError(err)) {
+      await finish("failed", [], note).catch((e) =>
+        console.error(`[${host}] could not finalize after failure: ${(e as Error).message}`),
+      );
     }
-    throw prefixError(err, `[${host}] service "${spec.name}": deploy of ${spec.releaseId} failed before serving it; ${switched ? "the previous release was restored" : `the serving release (${current || "none"}) was not touched`}.`);
+    throw prefixError(
+      err,
+      `[${host}] service "${spec.name}": deploy of ${spec.releaseId} failed before serving it; ${switched ? "the previous release was restored" : `the serving release (${current || "none"}) was not touched`}.`,
+    );
   }
 
   const gate = await probe(spec, restarts, spec.commit).catch((err: Error) => ({ error: err }));
@@ -238,7 +272,10 @@ export async function deployService(spec: ServiceSpec): Promise<ServiceState> {
         deployedAt: new Date().toISOString(),
         depsReinstalled: !!spec.install && !depsPresent,
         previousReleaseId: previousReleaseId === spec.releaseId ? "" : previousReleaseId,
-        retainedReleases: releases.map((r) => r.id).filter((id) => !deleteReleases.includes(id)).sort(),
+        retainedReleases: releases
+          .map((r) => r.id)
+          .filter((id) => !deleteReleases.includes(id))
+          .sort(),
       }),
     ) as ServiceState;
   }
@@ -248,7 +285,11 @@ export async function deployService(spec: ServiceSpec): Promise<ServiceState> {
     "verdict" in gate
       ? `${gate.verdict.failedCheck}\n${evidence(gate.outcome, secrets)}`
       : redact((gate as { error: Error }).error.message, secrets);
-  const rolled = await runScript(spec.connection, rollbackScript(spec), { step: "rollback", secrets, timeoutMs: spec.stepTimeoutMs }).then(
+  const rolled = await runScript(spec.connection, rollbackScript(spec), {
+    step: "rollback",
+    secrets,
+    timeoutMs: spec.stepTimeoutMs,
+  }).then(
     (r) => ({ facts: parseFacts(r.stdout).one }),
     (e: Error) => ({ error: e }),
   );
@@ -262,17 +303,22 @@ export async function deployService(spec: ServiceSpec): Promise<ServiceState> {
   } else {
     const restored = rolled.facts["restored"] ?? previousReleaseId;
     const restoredCommit = rolled.facts["restored_commit"] ?? previousCommit;
-    const back = await probe(spec, Number(rolled.facts["restarts"] ?? 0), restoredCommit || spec.commit).catch((e: Error) => ({ error: e }));
+    const back = await probe(spec, Number(rolled.facts["restarts"] ?? 0), restoredCommit || spec.commit).catch(
+      (e: Error) => ({ error: e }),
+    );
     if ("verdict" in back && (back.verdict.ok || (!restoredCommit && back.outcome.result === "ok"))) {
       outcome = `Rolled back automatically: ${restored} is serving and healthy again.`;
     } else {
       critical = true;
-      const why = "verdict" in back ? `${back.verdict.failedCheck}\n${evidence(back.outcome, secrets)}` : redact(back.error.message, secrets);
+      const why =
+        "verdict" in back
+          ? `${back.verdict.failedCheck}\n${evidence(back.outcome, secrets)}`
+          : redact(back.error.message, secrets);
       outcome = `CRITICAL: rolled back to ${restored}, but it is not healthy either:\n${why}`;
     }
   }
   await finish(critical ? "critical" : "rolled-back", [], failure.split("\n")[0] ?? "").catch(() => undefined);
-  throw new DeployError(
+  throw deployError(
     `[${host}] service "${spec.name}": release ${spec.releaseId} (commit ${spec.commit}) failed its health gate: ${failure}\n${outcome}`,
     critical,
   );
@@ -289,5 +335,5 @@ async function rollbackQuietly(spec: ServiceSpec): Promise<string> {
 
 function prefixError(err: unknown, prefix: string): Error {
   const e = err instanceof Error ? err : new Error(String(err));
-  return new DeployError(`${prefix}\n${e.message}`);
+  return deployError(`${prefix}\n${e.message}`);
 }

@@ -48,7 +48,9 @@ export const serviceProvider: pulumi.dynamic.ResourceProvider = {
         ...props,
         releaseId: live || props.releaseId,
         commit: live === props.releaseId ? props.commit : (facts.one["commit"] ?? live),
-        retainedReleases: parseReleaseLines(facts.all["release"] ?? []).map((r) => r.id).sort(),
+        retainedReleases: parseReleaseLines(facts.all["release"] ?? [])
+          .map((r) => r.id)
+          .sort(),
         live: {
           active: facts.one["active"] ?? "",
           healthStatus: facts.one["health_status"] ?? "",

@@ -42,17 +42,8 @@ class Box extends pulumi.dynamic.Resource {
   declare readonly ip: pulumi.Output<string>;
   declare readonly password: pulumi.Output<string | undefined>;
 
-  constructor(
-    name: string,
-    args: BoxArgs,
-    opts?: pulumi.CustomResourceOptions,
-  ) {
-    super(
-      boxProvider,
-      name,
-      { ip: undefined, password: undefined, ...args },
-      opts,
-    );
+  constructor(name: string, args: BoxArgs, opts?: pulumi.CustomResourceOptions) {
+    super(boxProvider, name, { ip: undefined, password: undefined, ...args }, opts);
   }
 }
 
@@ -77,13 +68,8 @@ describe("mocks helpers", () => {
     beforeEach(async () => {
       await installMocks({
         newResource: (args) =>
-          args.type === DYNAMIC
-            ? { id: `box-${args.name}`, state: { ip: "10.0.0.5" } }
-            : undefined,
-        call: (args) =>
-          args.token === "fleet:test:lookup"
-            ? { answer: Number(args.inputs.q) * 2 }
-            : undefined,
+          args.type === DYNAMIC ? { id: `box-${args.name}`, state: { ip: "10.0.0.5" } } : undefined,
+        call: (args) => (args.token === "fleet:test:lookup" ? { answer: Number(args.inputs.q) * 2 } : undefined),
       });
     });
 
@@ -108,10 +94,7 @@ describe("mocks helpers", () => {
         ["r1", "r1-box"],
       );
       // Project and stack names are fleet/test, and the child is parented to the component.
-      assert.strictEqual(
-        await promiseOf(rack.box.urn),
-        `urn:pulumi:test::fleet::fleet:test:Rack$${DYNAMIC}::r1-box`,
-      );
+      assert.strictEqual(await promiseOf(rack.box.urn), `urn:pulumi:test::fleet::fleet:test:Rack$${DYNAMIC}::r1-box`);
     });
 
     it("serves per-type state through the Outputs and never runs provider code", async () => {
@@ -129,10 +112,7 @@ describe("mocks helpers", () => {
       assert.strictEqual(await promiseOf(box.password), "hunter2");
       await settle();
       const recorded = findResource(DYNAMIC, "s").inputs.password;
-      assert.ok(
-        pulumi.runtime.isRpcSecret(recorded),
-        `expected a secret marker, got ${JSON.stringify(recorded)}`,
-      );
+      assert.ok(pulumi.runtime.isRpcSecret(recorded), `expected a secret marker, got ${JSON.stringify(recorded)}`);
       assert.strictEqual(pulumi.runtime.unwrapRpcSecret(recorded), "hunter2");
     });
 

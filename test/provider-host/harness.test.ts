@@ -50,9 +50,7 @@ function recordingProvider(dir: string): pulumi.dynamic.ResourceProvider {
     const line = JSON.stringify({ op, pid: process.pid, ...data });
     fs.appendFileSync(path.join(dir, "ops.jsonl"), line + "\n");
   };
-  const withoutProvider = (
-    props: Record<string, unknown>,
-  ): Record<string, unknown> => {
+  const withoutProvider = (props: Record<string, unknown>): Record<string, unknown> => {
     const copy = { ...props };
     delete copy.__provider;
     return copy;
@@ -80,10 +78,7 @@ function recordingProvider(dir: string): pulumi.dynamic.ResourceProvider {
         news: withoutProvider(news),
       });
       const replaces = olds.name !== news.name ? ["name"] : [];
-      const changes =
-        replaces.length > 0 ||
-        olds.size !== news.size ||
-        olds.password !== news.password;
+      const changes = replaces.length > 0 || olds.size !== news.size || olds.password !== news.password;
       return { changes, replaces, deleteBeforeReplace: news.dbr === true };
     },
     async create(inputs) {
@@ -107,8 +102,7 @@ function recordingProvider(dir: string): pulumi.dynamic.ResourceProvider {
     },
     async read(id, props) {
       record("read", { id });
-      if (fs.existsSync(path.join(dir, `gone-${id}`)))
-        return { id: "", props: {} };
+      if (fs.existsSync(path.join(dir, `gone-${id}`))) return { id: "", props: {} };
       return { id, props: { ...props, refreshedBy: process.pid } };
     },
     async update(id, olds, news) {
@@ -167,8 +161,7 @@ describe("provider host harness (real host process)", function () {
       ops.map((o) => o.op),
       ["check", "create", "check", "diff", "update", "read", "delete"],
     );
-    for (const o of ops)
-      assert.strictEqual(o.pid, host.pid, `${o.op} ran in pid ${o.pid}`);
+    for (const o of ops) assert.strictEqual(o.pid, host.pid, `${o.op} ran in pid ${o.pid}`);
     assert.notStrictEqual(host.pid, process.pid);
     assert.strictEqual(r.state, undefined);
   });
@@ -210,10 +203,7 @@ describe("provider host harness (real host process)", function () {
     });
     await r.up({ name: "a", size: 1, dbr: true });
     const before = readOps(dir).length;
-    assert.strictEqual(
-      (await r.up({ name: "b", size: 1, dbr: true })).op,
-      "replace",
-    );
+    assert.strictEqual((await r.up({ name: "b", size: 1, dbr: true })).op, "replace");
     const kinds = readOps(dir)
       .slice(before)
       .map((o) => o.op)
@@ -248,9 +238,7 @@ describe("provider host harness (real host process)", function () {
       ran.filter((k) => k !== "check" && k !== "diff"),
       [],
     );
-    assert.ok(
-      host.calls.slice(callsBefore).every((c) => c === "check" || c === "diff"),
-    );
+    assert.ok(host.calls.slice(callsBefore).every((c) => c === "check" || c === "diff"));
     assert.deepStrictEqual(r.state, stateBefore);
   });
 
@@ -266,10 +254,7 @@ describe("provider host harness (real host process)", function () {
     assert.strictEqual((check?.news as Record<string, unknown>).size, UNKNOWN);
     assert.strictEqual(diff?.op, "diff");
     assert.strictEqual((diff?.news as Record<string, unknown>).size, UNKNOWN);
-    await assert.rejects(
-      r.up({ name: "a", size: UNKNOWN }),
-      /unknowns only exist during preview/,
-    );
+    await assert.rejects(r.up({ name: "a", size: UNKNOWN }), /unknowns only exist during preview/);
   });
 
   it("strips secrets before the host sees them and re-marks outputs by name only", async () => {
@@ -283,10 +268,7 @@ describe("provider host harness (real host process)", function () {
     });
     const create = readOps(dir).find((o) => o.op === "create");
     // The provider got the plain string, no secret wrapper.
-    assert.strictEqual(
-      (create?.inputs as Record<string, unknown>).password,
-      "hunter2",
-    );
+    assert.strictEqual((create?.inputs as Record<string, unknown>).password, "hunter2");
 
     assert.ok(state);
     assert.ok(isSecretMarker(state.outputs.password));
@@ -302,10 +284,7 @@ describe("provider host harness (real host process)", function () {
       additionalSecretOutputs: ["connection"],
     });
     await fixed.up({ name: "db", size: 1, password: secret("hunter2") });
-    assert.deepStrictEqual(fixed.state?.secretOutputKeys.sort(), [
-      "connection",
-      "password",
-    ]);
+    assert.deepStrictEqual(fixed.state?.secretOutputKeys.sort(), ["connection", "password"]);
     assert.ok(!fixed.plainStateJson().includes("hunter2"));
   });
 
@@ -315,9 +294,7 @@ describe("provider host harness (real host process)", function () {
     });
     await r.up({ name: "a", size: 1 });
     const before = r.state;
-    const err = await r
-      .up({ name: "a", size: 2, failUpdate: true })
-      .catch((e: unknown) => e);
+    const err = await r.up({ name: "a", size: 2, failUpdate: true }).catch((e: unknown) => e);
     assert.ok(err instanceof ProviderError);
     assert.strictEqual(err.message, "update exploded");
     assert.strictEqual(err.method, "update");
@@ -331,9 +308,7 @@ describe("provider host harness (real host process)", function () {
     });
     const err = await r.up({ name: "a", size: -1 }).catch((e: unknown) => e);
     assert.ok(err instanceof CheckFailedError);
-    assert.deepStrictEqual(err.failures, [
-      { property: "size", reason: "must be >= 0" },
-    ]);
+    assert.deepStrictEqual(err.failures, [{ property: "size", reason: "must be >= 0" }]);
     assert.ok(!readOps(dir).some((o) => o.op === "create"));
 
     const failingDiff: pulumi.dynamic.ResourceProvider = {
@@ -358,12 +333,7 @@ describe("provider host harness (real host process)", function () {
         return { id: "x", outs: {} };
       },
       async diff(_id, _olds, news) {
-        const changes =
-          news.mode === "some"
-            ? true
-            : news.mode === "none"
-              ? false
-              : undefined;
+        const changes = news.mode === "some" ? true : news.mode === "none" ? false : undefined;
         return {
           changes,
           replaces: news.mode === "some" ? ["mode"] : [],
@@ -371,8 +341,7 @@ describe("provider host harness (real host process)", function () {
         };
       },
     };
-    const diffFor = async (mode: string) =>
-      host.diff("x", {}, await withProvider(provider, { mode }), {});
+    const diffFor = async (mode: string) => host.diff("x", {}, await withProvider(provider, { mode }), {});
     assert.deepStrictEqual(await diffFor("some"), {
       changes: true,
       replaces: ["mode"],
@@ -407,10 +376,7 @@ describe("provider host harness (real host process)", function () {
       name: "l",
     });
     await r.up({ name: "a", size: 1 });
-    assert.ok(
-      host.logs().includes(`created ${r.state?.id} in pid ${host.pid}`),
-      host.logs(),
-    );
+    assert.ok(host.logs().includes(`created ${r.state?.id} in pid ${host.pid}`), host.logs());
   });
 
   it("fails at serialization, before any RPC, for a provider capturing a hash or an ssh2 Client", async () => {
@@ -420,10 +386,7 @@ describe("provider host harness (real host process)", function () {
         return { id: hash.update("x").digest("hex"), outs: {} };
       },
     };
-    await assert.rejects(
-      serializeProvider(hashing),
-      /Error serializing[\s\S]*variable 'hash'/,
-    );
+    await assert.rejects(serializeProvider(hashing), /Error serializing[\s\S]*variable 'hash'/);
 
     const client = new Client();
     const ssh: pulumi.dynamic.ResourceProvider = {
@@ -432,21 +395,11 @@ describe("provider host harness (real host process)", function () {
         return { id: "x", outs: {} };
       },
     };
-    await assert.rejects(
-      serializeProvider(ssh),
-      /Error serializing[\s\S]*variable 'client'/,
-    );
+    await assert.rejects(serializeProvider(ssh), /Error serializing[\s\S]*variable 'client'/);
 
     const calls = host.calls.length;
-    await assert.rejects(
-      new SimulatedResource(host, hashing, { name: "h" }).up({}),
-      /Error serializing/,
-    );
-    assert.strictEqual(
-      host.calls.length,
-      calls,
-      "no RPC should have been sent",
-    );
+    await assert.rejects(new SimulatedResource(host, hashing, { name: "h" }).up({}), /Error serializing/);
+    assert.strictEqual(host.calls.length, calls, "no RPC should have been sent");
   });
 
   it("serializes a captured Map, which then breaks inside the host", async () => {
@@ -462,14 +415,9 @@ describe("provider host harness (real host process)", function () {
     const text = await serializeProvider(provider);
     assert.match(text, /var __sizes = \{\};[\s\S]*global\.Map\.prototype\.get/);
     assert.doesNotMatch(text, /new Map/);
-    const err = await new SimulatedResource(host, provider, { name: "m" })
-      .up({})
-      .catch((e: unknown) => e);
+    const err = await new SimulatedResource(host, provider, { name: "m" }).up({}).catch((e: unknown) => e);
     assert.ok(err instanceof ProviderError);
-    assert.match(
-      err.message,
-      /Map\.prototype\.get called on incompatible receiver/,
-    );
+    assert.match(err.message, /Map\.prototype\.get called on incompatible receiver/);
   });
 
   it("fails AFTER the side effect when create returns undefined in its outputs", async () => {
@@ -483,8 +431,7 @@ describe("provider host harness (real host process)", function () {
     const r = new SimulatedResource(host, provider, { name: "undef" });
     await assert.rejects(
       r.up({}),
-      (e: unknown) =>
-        e instanceof ProviderError && /Unexpected struct type/.test(e.message),
+      (e: unknown) => e instanceof ProviderError && /Unexpected struct type/.test(e.message),
     );
     // The work was done in the host, but nothing was recorded.
     assert.strictEqual(fs.readFileSync(marker, "utf8"), String(host.pid));
@@ -528,10 +475,7 @@ describe("provider host harness (real host process)", function () {
     });
     await assert.rejects(echoing.up({ name: "a" }), /booted but unhealthy/);
     await echoing.destroy();
-    assert.strictEqual(
-      fs.readFileSync(path.join(dir, "deleted-srv-1"), "utf8"),
-      String(host.pid),
-    );
+    assert.strictEqual(fs.readFileSync(path.join(dir, "deleted-srv-1"), "utf8"), String(host.pid));
   });
 
   it("reports a host that dies mid-call clearly, with its last output", async () => {
@@ -543,17 +487,12 @@ describe("provider host harness (real host process)", function () {
           process.exit(7);
         },
       };
-      const err = await new SimulatedResource(own, dying, { name: "x" })
-        .up({})
-        .catch((e: unknown) => e);
+      const err = await new SimulatedResource(own, dying, { name: "x" }).up({}).catch((e: unknown) => e);
       assert.ok(err instanceof ProviderHostError);
       assert.match(err.message, /exited \(code 7, signal null\) during create/);
       assert.match(err.message, /about to die/);
       assert.deepStrictEqual(own.exited, { code: 7, signal: null });
-      await assert.rejects(
-        own.check("urn:x", {}, {}),
-        /provider host is not running/,
-      );
+      await assert.rejects(own.check("urn:x", {}, {}), /provider host is not running/);
     } finally {
       await own.stop();
     }

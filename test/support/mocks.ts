@@ -50,9 +50,7 @@ export interface MockOptions {
     args: pulumi.runtime.MockResourceArgs,
   ) => MockAnswer | undefined | Promise<MockAnswer | undefined>;
   /** Invoke results; undefined → `{}`. */
-  readonly call?: (
-    args: pulumi.runtime.MockCallArgs,
-  ) => Inputs | undefined | Promise<Inputs | undefined>;
+  readonly call?: (args: pulumi.runtime.MockCallArgs) => Inputs | undefined | Promise<Inputs | undefined>;
 }
 
 const registrations: Registration[] = [];
@@ -70,8 +68,7 @@ export async function installMocks(options: MockOptions = {}): Promise<void> {
     async newResource(args) {
       const custom = args.custom ?? false;
       const answer = (await options.newResource?.(args)) ?? {};
-      const id =
-        answer.id ?? (custom && !preview ? `${args.name}-id` : undefined);
+      const id = answer.id ?? (custom && !preview ? `${args.name}-id` : undefined);
       const state: Inputs = { ...(args.inputs as Inputs), ...answer.state };
       registrations.push({
         type: args.type,
@@ -97,12 +94,7 @@ export async function installMocks(options: MockOptions = {}): Promise<void> {
       return result;
     },
   };
-  await pulumi.runtime.setMocks(
-    mocks,
-    options.project ?? "fleet",
-    options.stack ?? "test",
-    preview,
-  );
+  await pulumi.runtime.setMocks(mocks, options.project ?? "fleet", options.stack ?? "test", preview);
 }
 
 /** Forgets what was recorded (the installed mocks stay). */
@@ -127,8 +119,7 @@ export function findByType(type: string): Registration[] {
 export function findResource(type: string, name: string): Registration {
   const found = registrations.filter((r) => r.type === type && r.name === name);
   if (found.length === 1) return found[0]!;
-  const known =
-    registrations.map((r) => `  ${r.type} ${r.name}`).join("\n") || "  (none)";
+  const known = registrations.map((r) => `  ${r.type} ${r.name}`).join("\n") || "  (none)";
   throw new Error(
     `${found.length === 0 ? "no" : found.length} registration(s) of ${type} "${name}"; registered:\n${known}`,
   );
@@ -146,9 +137,7 @@ interface SettingsInternals {
 function internals<T>(output: pulumi.Output<T>): OutputInternals<T> {
   const o = output as unknown as Partial<OutputInternals<T>>;
   if (typeof o.promise !== "function" || !(o.isKnown instanceof Promise)) {
-    throw new Error(
-      "promiseOf/isKnown expect a pulumi.Output (SDK internals changed?)",
-    );
+    throw new Error("promiseOf/isKnown expect a pulumi.Output (SDK internals changed?)");
   }
   return o as OutputInternals<T>;
 }
@@ -168,8 +157,6 @@ export function isSecret<T>(output: pulumi.Output<T>): Promise<boolean> {
 
 /** Waits until every registration/invoke sent so far has been answered (and recorded). */
 export function settle(): Promise<void> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const settings =
-    require("@pulumi/pulumi/runtime/settings") as SettingsInternals;
+  const settings = require("@pulumi/pulumi/runtime/settings") as SettingsInternals;
   return settings.waitForRPCs();
 }

@@ -48,20 +48,11 @@ export function secret(value: unknown): SecretMarker {
 }
 
 export function isSecretMarker(v: unknown): v is SecretMarker {
-  return (
-    typeof v === "object" &&
-    v !== null &&
-    (v as Props)[SECRET_SIG_KEY] === SECRET_SIG
-  );
+  return typeof v === "object" && v !== null && (v as Props)[SECRET_SIG_KEY] === SECRET_SIG;
 }
 
 function isPlainObject(v: unknown): v is Props {
-  return (
-    typeof v === "object" &&
-    v !== null &&
-    !Array.isArray(v) &&
-    !isSecretMarker(v)
-  );
+  return typeof v === "object" && v !== null && !Array.isArray(v) && !isSecretMarker(v);
 }
 
 /** Deeply removes secret markers, keeping the values: what a secrets-refusing provider gets. */
@@ -116,26 +107,12 @@ export function secretKeys(props: Props): string[] {
 export function deepEqual(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (Array.isArray(a) || Array.isArray(b)) {
-    return (
-      Array.isArray(a) &&
-      Array.isArray(b) &&
-      a.length === b.length &&
-      a.every((x, i) => deepEqual(x, b[i]))
-    );
+    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => deepEqual(x, b[i]));
   }
-  if (
-    typeof a !== "object" ||
-    typeof b !== "object" ||
-    a === null ||
-    b === null
-  )
-    return false;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
   const ka = Object.keys(a);
   const kb = Object.keys(b);
-  return (
-    ka.length === kb.length &&
-    ka.every((k) => deepEqual((a as Props)[k], (b as Props)[k]))
-  );
+  return ka.length === kb.length && ka.every((k) => deepEqual((a as Props)[k], (b as Props)[k]));
 }
 
 function mapValues(obj: Props, f: (v: unknown) => unknown): Props {
@@ -150,12 +127,10 @@ function mapValues(obj: Props, f: (v: unknown) => unknown): Props {
  */
 function toWire(v: unknown): unknown {
   if (isSecretMarker(v)) return toWire(v.value);
-  if (Array.isArray(v))
-    return v.map((x) => (x === undefined ? null : toWire(x)));
+  if (Array.isArray(v)) return v.map((x) => (x === undefined ? null : toWire(x)));
   if (isPlainObject(v)) {
     const out: Props = {};
-    for (const [k, x] of Object.entries(v))
-      if (x !== undefined) out[k] = toWire(x);
+    for (const [k, x] of Object.entries(v)) if (x !== undefined) out[k] = toWire(x);
     return out;
   }
   return v;
@@ -171,12 +146,7 @@ function fromStruct(s: Struct | undefined): Props {
   return s ? (s.toJavaScript() as Props) : {};
 }
 
-export function makeUrn(
-  name: string,
-  type = DYNAMIC_TYPE,
-  project = "fleet",
-  stack = "test",
-): string {
+export function makeUrn(name: string, type = DYNAMIC_TYPE, project = "fleet", stack = "test"): string {
   return `urn:pulumi:${stack}::${project}::${type}::${name}`;
 }
 
@@ -205,9 +175,7 @@ export interface SerializedProvider {
 // Per provider object, like the SDK's WeakMap cache: the same object always yields the same text.
 const serializedProviders = new WeakMap<object, Promise<SerializedProvider>>();
 
-export function serializeProviderDetailed(
-  provider: object,
-): Promise<SerializedProvider> {
+export function serializeProviderDetailed(provider: object): Promise<SerializedProvider> {
   let cached = serializedProviders.get(provider);
   if (!cached) {
     cached = pulumi.runtime
@@ -224,12 +192,8 @@ export async function serializeProvider(provider: object): Promise<string> {
 }
 
 /** `inputs` plus `__provider`, as a dynamic resource registers them (for the raw RPCs). */
-export async function withProvider(
-  provider: object,
-  inputs: Props,
-): Promise<Props> {
-  if (PROVIDER_KEY in inputs)
-    throw new Error("A dynamic resource must not define the __provider key");
+export async function withProvider(provider: object, inputs: Props): Promise<Props> {
+  if (PROVIDER_KEY in inputs) throw new Error("A dynamic resource must not define the __provider key");
   const sp = await serializeProviderDetailed(provider);
   return {
     ...inputs,
@@ -267,9 +231,7 @@ export class ProviderError extends Error {
    */
   get engineMessage(): string {
     if (!this.partial) return this.message;
-    return this.partial.reasons.length > 0
-      ? this.partial.reasons.join("\n")
-      : "resource init failed";
+    return this.partial.reasons.length > 0 ? this.partial.reasons.join("\n") : "resource init failed";
   }
 }
 
@@ -332,8 +294,7 @@ export interface ExitInfo {
   readonly signal: NodeJS.Signals | null;
 }
 
-type RpcMethod =
-  "configure" | "check" | "diff" | "create" | "read" | "update" | "delete";
+type RpcMethod = "configure" | "check" | "diff" | "create" | "read" | "update" | "delete";
 type UnaryFn<Req, Res> = (
   req: Req,
   md: grpc.Metadata,
@@ -370,9 +331,7 @@ export class ProviderHost {
       });
     });
     // "close" comes once stdout/stderr are drained (unless a grandchild keeps them open).
-    this.closedPromise = new Promise((resolve) =>
-      child.once("close", () => resolve()),
-    );
+    this.closedPromise = new Promise((resolve) => child.once("close", () => resolve()));
   }
 
   /** Lets the last output of a dead host arrive before we quote it. */
@@ -396,9 +355,7 @@ export class ProviderHost {
     try {
       script = require.resolve(HOST_SCRIPT, { paths: [cwd] });
     } catch (e) {
-      throw new ProviderHostError(
-        `cannot find ${HOST_SCRIPT} from ${cwd}: ${(e as Error).message}`,
-      );
+      throw new ProviderHostError(`cannot find ${HOST_SCRIPT} from ${cwd}: ${(e as Error).message}`);
     }
     // The argument is the engine address; the host only requires that one is given.
     const child = spawn(process.execPath, [script, "127.0.0.1:0"], {
@@ -409,19 +366,14 @@ export class ProviderHost {
     live.add(child);
     // A host a test forgot to stop must not keep mocha alive; the exit hook above kills it.
     child.unref();
-    for (const s of [child.stdout, child.stderr])
-      (s as unknown as { unref?: () => void } | null)?.unref?.();
+    for (const s of [child.stdout, child.stderr]) (s as unknown as { unref?: () => void } | null)?.unref?.();
     const host = new ProviderHost(child, options.callTimeoutMs ?? 60_000);
     try {
       host.portNumber = await host.readPort(options.startTimeoutMs ?? 20_000);
-      host.client = new ResourceProviderClient(
-        `127.0.0.1:${host.portNumber}`,
-        grpc.credentials.createInsecure(),
-        {
-          "grpc.max_receive_message_length": 400 * 1024 * 1024,
-          "grpc.max_send_message_length": 400 * 1024 * 1024,
-        },
-      );
+      host.client = new ResourceProviderClient(`127.0.0.1:${host.portNumber}`, grpc.credentials.createInsecure(), {
+        "grpc.max_receive_message_length": 400 * 1024 * 1024,
+        "grpc.max_send_message_length": 400 * 1024 * 1024,
+      });
       await host.configure();
       return host;
     } catch (e) {
@@ -473,16 +425,9 @@ export class ProviderHost {
       let pending = "";
       const fail = (why: string): void => {
         clearTimeout(timer);
-        reject(
-          new ProviderHostError(
-            `provider host ${why}\n--- host output ---\n${pending}${this.logTail()}`,
-          ),
-        );
+        reject(new ProviderHostError(`provider host ${why}\n--- host output ---\n${pending}${this.logTail()}`));
       };
-      const timer = setTimeout(
-        () => fail(`did not print its port within ${timeoutMs} ms`),
-        timeoutMs,
-      );
+      const timer = setTimeout(() => fail(`did not print its port within ${timeoutMs} ms`), timeoutMs);
       child.stdout?.on("data", (chunk: Buffer) => {
         if (first !== undefined) return void this.output.push(chunk.toString());
         pending += chunk.toString();
@@ -495,38 +440,26 @@ export class ProviderHost {
         if (/^\d+$/.test(first)) resolve(Number(first));
         else fail(`printed ${JSON.stringify(first)} instead of a port`);
       });
-      child.stderr?.on(
-        "data",
-        (chunk: Buffer) => void this.output.push(chunk.toString()),
-      );
+      child.stderr?.on("data", (chunk: Buffer) => void this.output.push(chunk.toString()));
       child.once("error", (e) => fail(`could not be spawned: ${e.message}`));
       void this.exitPromise.then(async (x) => {
         if (first !== undefined) return;
         await this.drained();
-        fail(
-          `exited (code ${x.code}, signal ${x.signal}) before printing its port`,
-        );
+        fail(`exited (code ${x.code}, signal ${x.signal}) before printing its port`);
       });
     });
   }
 
   private async rpc<Req, Res>(method: RpcMethod, req: Req): Promise<Res> {
     if (!this.client || this.exitInfo) {
-      throw new ProviderHostError(
-        `provider host is not running (${method})\n${this.logTail()}`,
-      );
+      throw new ProviderHostError(`provider host is not running (${method})\n${this.logTail()}`);
     }
     this.calls.push(method);
-    const fn = (this.client[method] as unknown as UnaryFn<Req, Res>).bind(
-      this.client,
-    );
+    const fn = (this.client[method] as unknown as UnaryFn<Req, Res>).bind(this.client);
     try {
       return await new Promise<Res>((resolve, reject) => {
-        fn(
-          req,
-          new grpc.Metadata(),
-          { deadline: Date.now() + this.callTimeoutMs },
-          (err, res) => (err ? reject(err) : resolve(res)),
+        fn(req, new grpc.Metadata(), { deadline: Date.now() + this.callTimeoutMs }, (err, res) =>
+          err ? reject(err) : resolve(res),
         );
       });
     } catch (e) {
@@ -534,14 +467,9 @@ export class ProviderHost {
     }
   }
 
-  private async toError(
-    method: RpcMethod,
-    err: grpc.ServiceError,
-  ): Promise<Error> {
+  private async toError(method: RpcMethod, err: grpc.ServiceError): Promise<Error> {
     if (err.code === grpc.status.DEADLINE_EXCEEDED) {
-      return new ProviderHostError(
-        `${method} got no answer within ${this.callTimeoutMs} ms\n${this.logTail()}`,
-      );
+      return new ProviderHostError(`${method} got no answer within ${this.callTimeoutMs} ms\n${this.logTail()}`);
     }
     if (
       err.code === grpc.status.UNAVAILABLE ||
@@ -557,13 +485,7 @@ export class ProviderHost {
         );
       }
     }
-    return new ProviderError(
-      err.details || err.message,
-      method,
-      err.code,
-      decodePartial(err),
-      this.logTail(),
-    );
+    return new ProviderError(err.details || err.message, method, err.code, decodePartial(err), this.logTail());
   }
 
   private async configure(): Promise<void> {
@@ -574,10 +496,7 @@ export class ProviderHost {
     req.setAcceptresources(true);
     req.setSendsOldInputs(true);
     req.setSendsOldInputsToDelete(true);
-    const resp = await this.rpc<
-      proto.ConfigureRequest,
-      proto.ConfigureResponse
-    >("configure", req);
+    const resp = await this.rpc<proto.ConfigureRequest, proto.ConfigureResponse>("configure", req);
     this.acceptsSecretsFlag = resp.getAcceptsecrets();
   }
 
@@ -588,37 +507,20 @@ export class ProviderHost {
     req.setUrn(urn).setName(name).setType(type);
     req.setOlds(toStruct(olds)).setNews(toStruct(news));
     req.setRandomseed(randomBytes(32));
-    const resp = await this.rpc<proto.CheckRequest, proto.CheckResponse>(
-      "check",
-      req,
-    );
+    const resp = await this.rpc<proto.CheckRequest, proto.CheckResponse>("check", req);
     return {
       inputs: annotateSecrets(fromStruct(resp.getInputs()), news),
-      failures: resp
-        .getFailuresList()
-        .map((f) => ({ property: f.getProperty(), reason: f.getReason() })),
+      failures: resp.getFailuresList().map((f) => ({ property: f.getProperty(), reason: f.getReason() })),
     };
   }
 
   /** Diff: note `olds` are the old OUTPUTS; old inputs travel separately. */
-  async diff(
-    id: string,
-    oldOutputs: Props,
-    news: Props,
-    oldInputs: Props,
-    urn = DEFAULT_URN,
-  ): Promise<DiffResult> {
+  async diff(id: string, oldOutputs: Props, news: Props, oldInputs: Props, urn = DEFAULT_URN): Promise<DiffResult> {
     const req = new proto.DiffRequest();
     const { name, type } = urnParts(urn);
     req.setId(id).setUrn(urn).setName(name).setType(type);
-    req
-      .setOlds(toStruct(oldOutputs))
-      .setNews(toStruct(news))
-      .setOldInputs(toStruct(oldInputs));
-    const resp = await this.rpc<proto.DiffRequest, proto.DiffResponse>(
-      "diff",
-      req,
-    );
+    req.setOlds(toStruct(oldOutputs)).setNews(toStruct(news)).setOldInputs(toStruct(oldInputs));
+    const resp = await this.rpc<proto.DiffRequest, proto.DiffResponse>("diff", req);
     const C = proto.DiffResponse.DiffChanges;
     const c = resp.getChanges();
     return {
@@ -629,19 +531,13 @@ export class ProviderHost {
   }
 
   /** Create(checked inputs). Outputs are re-marked secret by name from the inputs. */
-  async create(
-    inputs: Props,
-    urn = DEFAULT_URN,
-  ): Promise<{ id: string; outputs: Props }> {
+  async create(inputs: Props, urn = DEFAULT_URN): Promise<{ id: string; outputs: Props }> {
     const req = new proto.CreateRequest();
     const { name, type } = urnParts(urn);
     req.setUrn(urn).setName(name).setType(type).setProperties(toStruct(inputs));
     let resp: proto.CreateResponse;
     try {
-      resp = await this.rpc<proto.CreateRequest, proto.CreateResponse>(
-        "create",
-        req,
-      );
+      resp = await this.rpc<proto.CreateRequest, proto.CreateResponse>("create", req);
     } catch (e) {
       throw annotatePartial(e, inputs);
     }
@@ -662,20 +558,12 @@ export class ProviderHost {
   }
 
   /** Read(id, stored outputs, stored inputs), as `pulumi refresh` does. */
-  async read(
-    id: string,
-    outputs: Props,
-    inputs: Props,
-    urn = DEFAULT_URN,
-  ): Promise<ReadResult> {
+  async read(id: string, outputs: Props, inputs: Props, urn = DEFAULT_URN): Promise<ReadResult> {
     const req = new proto.ReadRequest();
     const { name, type } = urnParts(urn);
     req.setId(id).setUrn(urn).setName(name).setType(type);
     req.setProperties(toStruct(outputs)).setInputs(toStruct(inputs));
-    const resp = await this.rpc<proto.ReadRequest, proto.ReadResponse>(
-      "read",
-      req,
-    );
+    const resp = await this.rpc<proto.ReadRequest, proto.ReadResponse>("read", req);
     const result: ReadResult = {
       id: resp.getId(),
       outputs: annotateSecrets(fromStruct(resp.getProperties()), outputs),
@@ -699,15 +587,9 @@ export class ProviderHost {
     const req = new proto.UpdateRequest();
     const { name, type } = urnParts(urn);
     req.setId(id).setUrn(urn).setName(name).setType(type);
-    req
-      .setOlds(toStruct(oldOutputs))
-      .setNews(toStruct(news))
-      .setOldInputs(toStruct(oldInputs));
+    req.setOlds(toStruct(oldOutputs)).setNews(toStruct(news)).setOldInputs(toStruct(oldInputs));
     try {
-      const resp = await this.rpc<proto.UpdateRequest, proto.UpdateResponse>(
-        "update",
-        req,
-      );
+      const resp = await this.rpc<proto.UpdateRequest, proto.UpdateResponse>("update", req);
       return {
         outputs: annotateSecrets(fromStruct(resp.getProperties()), news),
       };
@@ -717,12 +599,7 @@ export class ProviderHost {
   }
 
   /** Delete(id, stored outputs, old inputs). The host only looks at the outputs. */
-  async delete(
-    id: string,
-    outputs: Props,
-    oldInputs: Props,
-    urn = DEFAULT_URN,
-  ): Promise<void> {
+  async delete(id: string, outputs: Props, oldInputs: Props, urn = DEFAULT_URN): Promise<void> {
     const req = new proto.DeleteRequest();
     const { name, type } = urnParts(urn);
     req.setId(id).setUrn(urn).setName(name).setType(type);
@@ -736,10 +613,7 @@ function decodePartial(err: grpc.ServiceError): PartialFailure | undefined {
   const bin = err.metadata?.get("grpc-status-details-bin")[0];
   if (!bin || typeof bin === "string") return undefined;
   for (const any of Status.deserializeBinary(bin).getDetailsList()) {
-    const detail = any.unpack(
-      proto.ErrorResourceInitFailed.deserializeBinary,
-      "pulumirpc.ErrorResourceInitFailed",
-    );
+    const detail = any.unpack(proto.ErrorResourceInitFailed.deserializeBinary, "pulumirpc.ErrorResourceInitFailed");
     if (detail) {
       return {
         id: detail.getId(),
@@ -758,13 +632,7 @@ function annotatePartial(e: unknown, ins: Props): unknown {
     ...e.partial,
     properties: annotateSecrets(e.partial.properties, ins),
   };
-  return new ProviderError(
-    e.message,
-    e.method,
-    e.grpcCode,
-    partial,
-    e.hostLogTail,
-  );
+  return new ProviderError(e.message, e.method, e.grpcCode, partial, e.hostLogTail);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -837,13 +705,7 @@ export class SimulatedResource {
     const old = this.current;
     const checked = await this.checkOrThrow(old?.inputs ?? {}, news);
     if (!old) return { op: "create", inputs: checked };
-    const diff = await this.host.diff(
-      old.id,
-      old.outputs,
-      checked,
-      old.inputs,
-      this.urn,
-    );
+    const diff = await this.host.diff(old.id, old.outputs, checked, old.inputs, this.urn);
     const op = decide(diff, old, checked);
     // A replacement re-runs Check without olds, in preview too.
     return {
@@ -854,13 +716,8 @@ export class SimulatedResource {
   }
 
   /** `pulumi up` for this resource. On failure, state is what the engine would have recorded. */
-  async up(
-    inputs: Props,
-  ): Promise<{ op: Operation; state: ResourceState | undefined }> {
-    if (containsUnknowns(inputs))
-      throw new Error(
-        "up(): inputs contain UNKNOWN; unknowns only exist during preview",
-      );
+  async up(inputs: Props): Promise<{ op: Operation; state: ResourceState | undefined }> {
+    if (containsUnknowns(inputs)) throw new Error("up(): inputs contain UNKNOWN; unknowns only exist during preview");
     const news = await this.goal(inputs);
     const old = this.current;
     const checked = await this.checkOrThrow(old?.inputs ?? {}, news);
@@ -868,13 +725,7 @@ export class SimulatedResource {
       await this.createNew(checked);
       return { op: "create", state: this.state };
     }
-    const diff = await this.host.diff(
-      old.id,
-      old.outputs,
-      checked,
-      old.inputs,
-      this.urn,
-    );
+    const diff = await this.host.diff(old.id, old.outputs, checked, old.inputs, this.urn);
     const op = decide(diff, old, checked);
     if (op === "same") {
       // A same step records the new inputs and keeps the old outputs.
@@ -923,12 +774,7 @@ export class SimulatedResource {
       this.pending.shift();
     }
     if (this.current) {
-      await this.host.delete(
-        this.current.id,
-        this.current.outputs,
-        this.current.inputs,
-        this.urn,
-      );
+      await this.host.delete(this.current.id, this.current.outputs, this.current.inputs, this.urn);
       this.current = undefined;
     }
   }
@@ -939,8 +785,7 @@ export class SimulatedResource {
    */
   plainStateJson(): string {
     const encrypt = (v: unknown): unknown => {
-      if (isSecretMarker(v))
-        return { [SECRET_SIG_KEY]: SECRET_SIG, ciphertext: CIPHERTEXT };
+      if (isSecretMarker(v)) return { [SECRET_SIG_KEY]: SECRET_SIG, ciphertext: CIPHERTEXT };
       if (Array.isArray(v)) return v.map(encrypt);
       if (isPlainObject(v)) return mapValues(v, encrypt);
       return v;
@@ -992,21 +837,14 @@ export class SimulatedResource {
   /** Update; on plain failure the previous state stays (the engine records nothing new). */
   private async updateExisting(old: Stored, news: Props): Promise<void> {
     try {
-      const { outputs } = await this.host.update(
-        old.id,
-        old.outputs,
-        news,
-        old.inputs,
-        this.urn,
-      );
+      const { outputs } = await this.host.update(old.id, old.outputs, news, old.inputs, this.urn);
       this.current = {
         id: old.id,
         inputs: news,
         outputs: this.secretOutputs(outputs),
       };
     } catch (e) {
-      if (e instanceof ProviderError && e.partial)
-        this.current = this.partialState(old.id, news, e.partial);
+      if (e instanceof ProviderError && e.partial) this.current = this.partialState(old.id, news, e.partial);
       throw e;
     }
   }
@@ -1015,15 +853,9 @@ export class SimulatedResource {
    * What the engine records for a partial failure: the error's `properties` become the outputs
    * (the host does not add `__provider` to them) and only non-empty `reasons` become init errors.
    */
-  private partialState(
-    id: string,
-    inputs: Props,
-    partial: PartialFailure,
-  ): Stored {
+  private partialState(id: string, inputs: Props, partial: PartialFailure): Stored {
     const outputs = this.secretOutputs(partial.properties);
-    return partial.reasons.length > 0
-      ? { id, inputs, outputs, initErrors: partial.reasons }
-      : { id, inputs, outputs };
+    return partial.reasons.length > 0 ? { id, inputs, outputs, initErrors: partial.reasons } : { id, inputs, outputs };
   }
 
   private secretOutputs(outputs: Props): Props {

@@ -3,7 +3,16 @@ import { execFileSync } from "child_process";
 import { serviceLayout } from "../../commands/layout";
 import { renderEnvFile, renderUnit } from "../../commands/unit";
 import {
-  activateScript, breakLockScript, deleteScript, finalizeScript, installScript, prepareScript, probeScript, readScript, rollbackScript, uploadCommand,
+  activateScript,
+  breakLockScript,
+  deleteScript,
+  finalizeScript,
+  installScript,
+  prepareScript,
+  probeScript,
+  readScript,
+  rollbackScript,
+  uploadCommand,
 } from "../../commands/service";
 import { parseFacts } from "../../commands/facts";
 import type { ServiceSpec } from "../../model/service";
@@ -18,13 +27,24 @@ const spec: ServiceSpec = {
   releaseId: "0123456789ab",
   commit: "0123456789abcdef0123456789abcdef01234567",
   source: { kind: "path", path: "/src", exclude: [] },
-  install: { run: "npm ci && echo '$(x)'", when: ["package.json", "frontend/package-lock.json"], hash: "feedfacefeedface" },
+  install: {
+    run: "npm ci && echo '$(x)'",
+    when: ["package.json", "frontend/package-lock.json"],
+    hash: "feedfacefeedface",
+  },
   build: "npm run build",
   start: "node server.js",
   env: { PORT: "8080" },
   secretEnv: { TOKEN: "s3cret" },
   unit: renderUnit({ name: "web", runAs: "app", start: "node server.js", layout }),
-  health: { url: "http://127.0.0.1:8080/health", expectStatus: 200, bodyContains: "ok", version: { url: "http://127.0.0.1:8080/v", field: "commit" }, timeoutMs: 5000, intervalMs: 50 },
+  health: {
+    url: "http://127.0.0.1:8080/health",
+    expectStatus: 200,
+    bodyContains: "ok",
+    version: { url: "http://127.0.0.1:8080/v", field: "commit" },
+    timeoutMs: 5000,
+    intervalMs: 50,
+  },
   keepReleases: 5,
   breakStaleLock: false,
   stepTimeoutMs: 60000,
@@ -42,7 +62,11 @@ describe("commands/service builders", () => {
     breakLock: breakLockScript(spec, "who=x\npid=1\n"),
     installFromStaging: installScript(spec, true),
     installFromRelease: installScript(spec, false),
-    activateNew: activateScript(spec, { stage: true, unitChanged: true, envFile: renderEnvFile(spec.env, spec.releaseId, spec.commit) }),
+    activateNew: activateScript(spec, {
+      stage: true,
+      unitChanged: true,
+      envFile: renderEnvFile(spec.env, spec.releaseId, spec.commit),
+    }),
     activateRetained: activateScript(spec, { stage: false, unitChanged: false, envFile: "A=1\n" }),
     probe: probeScript(spec, { restartsBaseline: 0, timeoutMs: 5000 }),
     rollback: rollbackScript(spec),
@@ -67,7 +91,10 @@ describe("commands/service builders", () => {
 
   it("the upload runs through sudo for non-root users", () => {
     assert.doesNotMatch(uploadCommand(spec), /sudo/);
-    assert.match(uploadCommand({ ...spec, connection: { ...spec.connection, user: "deploy" } }), /^sudo -n \/bin\/sh -c /);
+    assert.match(
+      uploadCommand({ ...spec, connection: { ...spec.connection, user: "deploy" } }),
+      /^sudo -n \/bin\/sh -c /,
+    );
   });
 
   it("a build failure removes the half-built release and never reaches the switch", () => {
@@ -80,7 +107,10 @@ describe("commands/service builders", () => {
     const s = scripts["activateNew"]!;
     const save = s.indexOf(".rollback/current");
     assert.ok(save > 0 && save < s.indexOf("mv -Tf"));
-    assert.match(s, /ln -sfn releases\/0123456789ab "\$D\/\.current\.tmp" && mv -Tf "\$D\/\.current\.tmp" "\$D\/current"/);
+    assert.match(
+      s,
+      /ln -sfn releases\/0123456789ab "\$D\/\.current\.tmp" && mv -Tf "\$D\/\.current\.tmp" "\$D\/current"/,
+    );
     assert.match(s, /systemctl daemon-reload/);
     assert.doesNotMatch(scripts["activateRetained"]!, /daemon-reload/, "an unchanged unit needs no reload");
   });
@@ -101,7 +131,10 @@ describe("commands/service builders", () => {
   });
 
   it("the env file carries FLEET_RELEASE and FLEET_COMMIT, sorted", () => {
-    assert.equal(renderEnvFile({ B: "2", A: 'x"y' }, "rel", "abc"), 'A="x\\"y"\nB="2"\nFLEET_COMMIT="abc"\nFLEET_RELEASE="rel"\n');
+    assert.equal(
+      renderEnvFile({ B: "2", A: 'x"y' }, "rel", "abc"),
+      'A="x\\"y"\nB="2"\nFLEET_COMMIT="abc"\nFLEET_RELEASE="rel"\n',
+    );
   });
 
   it("parseFacts reads key=value lines and collects repeated keys", () => {

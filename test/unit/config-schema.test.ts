@@ -49,10 +49,22 @@ describe("config/schema", () => {
     cfg.services.web.env = { "BAD-NAME": "x", FLEET_RELEASE: "y" };
     cfg.services.web.start = "line1\nline2";
     const p = problems(cfg);
-    assert.ok(p.some((x) => x.startsWith('services.web.host: unknown host "web9"; fleet:hosts has: web1')), p.join("\n"));
-    assert.ok(p.some((x) => x.startsWith("services.web.keepReleases: must be at least 2")), p.join("\n"));
-    assert.ok(p.some((x) => x.startsWith("services.web.env.BAD-NAME")), p.join("\n"));
-    assert.ok(p.some((x) => x.startsWith("services.web.start: start must be a single line")), p.join("\n"));
+    assert.ok(
+      p.some((x) => x.startsWith('services.web.host: unknown host "web9"; fleet:hosts has: web1')),
+      p.join("\n"),
+    );
+    assert.ok(
+      p.some((x) => x.startsWith("services.web.keepReleases: must be at least 2")),
+      p.join("\n"),
+    );
+    assert.ok(
+      p.some((x) => x.startsWith("services.web.env.BAD-NAME")),
+      p.join("\n"),
+    );
+    assert.ok(
+      p.some((x) => x.startsWith("services.web.start: start must be a single line")),
+      p.join("\n"),
+    );
   });
 
   it("reports field errors and cross-references together", () => {

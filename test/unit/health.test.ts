@@ -29,11 +29,17 @@ describe("decisions/health", () => {
   it("checks the version endpoint's field against the deployed commit (short or full)", () => {
     const body = (commit: string) => JSON.stringify({ build: { commit } });
     assert.equal(judgeHealth({ ...ok, versionStatus: "200", versionBody: body(COMMIT) }, withVersion, COMMIT).ok, true);
-    assert.equal(judgeHealth({ ...ok, versionStatus: "200", versionBody: body("0123456") }, withVersion, COMMIT).ok, true);
+    assert.equal(
+      judgeHealth({ ...ok, versionStatus: "200", versionBody: body("0123456") }, withVersion, COMMIT).ok,
+      true,
+    );
     const wrong = judgeHealth({ ...ok, versionStatus: "200", versionBody: body("fedcba9") }, withVersion, COMMIT);
     assert.equal(wrong.ok, false);
     assert.match(wrong.failedCheck!, /reports build.commit="fedcba9", expected 0123456789abcdef/);
-    assert.match(judgeHealth({ ...ok, versionStatus: "404", versionBody: "" }, withVersion, COMMIT).failedCheck!, /HTTP 404/);
+    assert.match(
+      judgeHealth({ ...ok, versionStatus: "404", versionBody: "" }, withVersion, COMMIT).failedCheck!,
+      /HTTP 404/,
+    );
     assert.equal(judgeHealth({ ...ok, versionStatus: "200", versionBody: "not json" }, withVersion, COMMIT).ok, false);
   });
 

@@ -70,15 +70,28 @@ describe("release ids and dependency hashes", () => {
     assert.deepEqual(r.source, { kind: "git", repo, commit: head });
     const h = resolveDepsHash(r, ["requirements.txt"], "pip install -r requirements.txt");
     fs.writeFileSync(path.join(repo, "requirements.txt"), "flask==4\n");
-    assert.throws(() => resolveRelease({ git: repo }, undefined, "services.t"), /services\.t\.source\.git: .* uncommitted changes/);
+    assert.throws(
+      () => resolveRelease({ git: repo }, undefined, "services.t"),
+      /services\.t\.source\.git: .* uncommitted changes/,
+    );
     const dirtyOk = resolveRelease({ git: repo, allowDirty: true }, undefined, "services.t");
-    assert.equal(resolveDepsHash(dirtyOk, ["requirements.txt"], "pip install -r requirements.txt"), h, "hashes the commit, not the working tree");
-    assert.throws(() => resolveDepsHash(dirtyOk, ["missing.lock"], "x"), /services\.t\.install\.when: missing\.lock is not in commit/);
+    assert.equal(
+      resolveDepsHash(dirtyOk, ["requirements.txt"], "pip install -r requirements.txt"),
+      h,
+      "hashes the commit, not the working tree",
+    );
+    assert.throws(
+      () => resolveDepsHash(dirtyOk, ["missing.lock"], "x"),
+      /services\.t\.install\.when: missing\.lock is not in commit/,
+    );
   });
 
   it("resolveRelease: a bad ref and a missing directory are clear errors", () => {
-    const repo = gitRepo({ "a": "1" });
+    const repo = gitRepo({ a: "1" });
     assert.throws(() => resolveRelease({ git: repo, ref: "nope" }, undefined, "services.t"), /git rev-parse .* failed/);
-    assert.throws(() => resolveRelease({ path: "/nonexistent/dir" }, undefined, "services.t"), /services\.t\.source\.path: .* is not a directory/);
+    assert.throws(
+      () => resolveRelease({ path: "/nonexistent/dir" }, undefined, "services.t"),
+      /services\.t\.source\.path: .* is not a directory/,
+    );
   });
 });

@@ -24,7 +24,12 @@ const olds = { ...base, host: "127.0.0.11", deployedAt: "2026-01-01T00:00:00Z", 
 
 describe("decisions/service-diff", () => {
   it("no change when nothing that matters changed (derived outputs are ignored)", () => {
-    assert.deepEqual(diffService(olds, base), { changes: false, replaces: [], deleteBeforeReplace: false, changedKeys: [] });
+    assert.deepEqual(diffService(olds, base), {
+      changes: false,
+      replaces: [],
+      deleteBeforeReplace: false,
+      changedKeys: [],
+    });
   });
 
   it("a new release is an update, not a replace", () => {
@@ -35,7 +40,12 @@ describe("decisions/service-diff", () => {
   });
 
   it("unit, env, secretEnv and health changes are updates", () => {
-    for (const change of [{ unit: "x" }, { env: { PORT: "1" } }, { secretEnv: { TOKEN: "u" } }, { health: { ...base.health, expectStatus: 204 } }]) {
+    for (const change of [
+      { unit: "x" },
+      { env: { PORT: "1" } },
+      { secretEnv: { TOKEN: "u" } },
+      { health: { ...base.health, expectStatus: 204 } },
+    ]) {
       const d = diffService(olds, { ...base, ...change });
       assert.equal(d.changes, true, JSON.stringify(change));
       assert.deepEqual(d.replaces, []);

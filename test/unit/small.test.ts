@@ -10,7 +10,10 @@ describe("small pure helpers", () => {
     assert.equal(parseDuration("250ms", "x"), 250);
     assert.equal(parseDuration("1.5s", "x"), 1500);
     assert.equal(parseDuration("2m", "x"), 120000);
-    assert.throws(() => parseDuration("10", "services.web.health.timeout"), /services\.web\.health\.timeout: "10" is not a duration/);
+    assert.throws(
+      () => parseDuration("10", "services.web.health.timeout"),
+      /services\.web\.health\.timeout: "10" is not a duration/,
+    );
   });
 
   it("redact removes whole secrets and their long lines, not short words", () => {
@@ -23,10 +26,23 @@ describe("small pure helpers", () => {
 
   it("a lock is stale only if taken on this machine by a dead process", () => {
     const owner = "who=me@box\nmachine=box\npid=123\n";
-    assert.equal(lockIsStale(owner, "box", () => false), true);
-    assert.equal(lockIsStale(owner, "box", () => true), false);
-    assert.equal(lockIsStale(owner, "other", () => false), false, "another machine's process cannot be checked");
-    assert.equal(lockIsStale("garbage", "box", () => false), false);
+    assert.equal(
+      lockIsStale(owner, "box", () => false),
+      true,
+    );
+    assert.equal(
+      lockIsStale(owner, "box", () => true),
+      false,
+    );
+    assert.equal(
+      lockIsStale(owner, "other", () => false),
+      false,
+      "another machine's process cannot be checked",
+    );
+    assert.equal(
+      lockIsStale("garbage", "box", () => false),
+      false,
+    );
   });
 
   it("the provider's check names bad fields and lets unknowns through", () => {

@@ -1,0 +1,110 @@
+import { strict as assert } from "assert";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
+import { allRegistrations, findByType, findResource, installMocks, promiseOf, settle } from "../support/mocks";
+import { SECRET_SIG_KEY } from "../support/provider-host";
+
+const SERVICE_RELEASE = "pulumi-nodejs:dynamic/fleet:ServiceRelease";
+const APP = path.resolve(__dirname, "..", "fixtures", "apps", "pyapp");
+
+function keyFile(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-key-"));
+  fs.writeFileSync(
+    path.join(dir, "id"),
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nTESTKEYMATERIAL1234567890\n-----END OPENSSH PRIVATE KEY-----\n",
+  );
+  return path.join(dir, "id");
+}
+
+function config(overrides: Record<string, unknown> = {}) {
+  return {
+    "fleet:hosts": JSON.stringify({
+      web1: { address: "127.0.0.11", privateKeyFile: keyFile(), hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEd" },
+    }),
+    "fleet:services": JSON.stringify({
+      web: {
+        host: "web1",
+        source: { path: APP },
+        start: "python3 app.py",
+        env: { APP_PORT: "18080" },
+        health: { url: "http://127.0.0.11:18080/api/health", version: { url: "http://127.0.0.11:18080/api/version" } },
+        keepReleases: 3,
+      },
+    }),
+    "fleet:secretEnv": JSON.stringify({ web: { API_TOKEN: "tok-SECRET-123" } }),
+    ...overrides,
+  };
+}
+
+/** Runs index.ts afresh under mocks with `cfg` as the stack config. */
+async function runProgram(cfg: Record<string, string>): Promise<Record<string, unknown>> {
+  await installMocks();
+  pulumi.runtime.setAllConfig(cfg, ["fleet:secretEnv"]);
+  const entry = require.resolve("../../index");
+  delete require.cache[entry];
+  const program = require(entry) as Record<string, unknown>;
+  await settle();
+  return program;
+}
+
+function isSecretMarker(v: unknown): boolean {
+  return !!v && typeof v === "object" && SECRET_SIG_KEY in (v as object);
+}
+
+describe("index.ts under Pulumi mocks", () => {
+  it("builds one Host and one Service per config entry, with the release as a child", async () => {
+    const program = await runProgram(config());
+    assert.equal(findByType("fleet:index:Host").length, 1);
+    findResource("fleet:index:Host", "web1");
+    findResource("fleet:index:Service", "web");
+    const release = findResource(SERVICE_RELEASE, "web-release");
+    assert.equal(release.custom, true);
+    assert.match(String(release.inputs["releaseId"]), /^d-[0-9a-f]{16}$/);
+    assert.equal(release.inputs["keepReleases"], 3);
+    assert.equal(release.inputs["root"], "/srv/fleet");
+    assert.match(String(release.inputs["unit"]), /^ExecStart=\/bin\/sh -c "exec python3 app.py"$/m);
+    assert.match(String(release.inputs["__provider"]), /exports\.handler/);
+    const outputs = (await promiseOf(pulumi.output(program["services"]))) as Record<string, Record<string, unknown>>;
+    assert.equal(outputs["web"]!["releaseId"], release.inputs["releaseId"]);
+  });
+
+  it("marks the connection and secretEnv secret, and no secret value appears in plain inputs", async () => {
+    await runProgram(config());
+    const release = findResource(SERVICE_RELEASE, "web-release");
+    assert.ok(isSecretMarker(release.inputs["connection"]), "connection must be secret");
+    assert.ok(isSecretMarker(release.inputs["secretEnv"]), "secretEnv must be secret");
+    const plain = JSON.stringify({ ...release.inputs, connection: null, secretEnv: null, __provider: null });
+    assert.ok(!plain.includes("tok-SECRET-123"));
+    assert.ok(!plain.includes("TESTKEYMATERIAL"));
+    // The provider code must not carry them either (it is stored in state in plain text).
+    assert.ok(!String(release.inputs["__provider"]).includes("tok-SECRET-123"));
+  });
+
+  it("rejects bad config with every problem by path, before registering anything", async () => {
+    const bad = config({
+      "fleet:services": JSON.stringify({
+        web: { host: "web9", source: { path: APP }, start: "x", health: { url: "nope" }, keepReleases: 1 },
+      }),
+    });
+    await assert.rejects(runProgram(bad), (err: Error) => {
+      assert.match(err.message, /fleet configuration is invalid \(nothing was deployed\)/);
+      assert.match(err.message, /services\.web\.health\.url: must be an http\(s\) URL/);
+      assert.match(err.message, /services\.web\.keepReleases: must be at least 2/);
+      assert.match(err.message, /services\.web\.host: unknown host "web9"/);
+      return true;
+    });
+    assert.deepEqual(allRegistrations(), []);
+  });
+
+  it("an unreadable key file is named by its config path", async () => {
+    const cfg = config({
+      "fleet:hosts": JSON.stringify({
+        web1: { address: "127.0.0.11", privateKeyFile: "/nonexistent/key", hostKey: "ssh-ed25519 AAAA" },
+      }),
+    });
+    await assert.rejects(runProgram(cfg), /hosts\.web1\.privateKeyFile: cannot read \/nonexistent\/key/);
+    assert.deepEqual(allRegistrations(), []);
+  });
+});
