@@ -1,4 +1,5 @@
 import * as fs from "fs";
+import * as os from "os";
 import * as pulumi from "@pulumi/pulumi";
 import { Host } from "./components/host";
 import { Service } from "./components/service";
@@ -13,8 +14,10 @@ import { hostKeyFromKnownHosts } from "./transport/known-hosts";
  */
 
 function readFileFor(field: string, file: string): string {
+  // "~/.ssh/…" as users write it in config; Node does not expand it.
+  const path = file.startsWith("~/") ? `${os.homedir()}${file.slice(1)}` : file;
   try {
-    return fs.readFileSync(file, "utf8");
+    return fs.readFileSync(path, "utf8");
   } catch (err) {
     throw new FleetConfigError([`${field}: cannot read ${file}: ${(err as Error).message}`]);
   }

@@ -161,7 +161,8 @@ export interface ActivatePlan {
 }
 
 /**
- * Step 4: stage (deps, REVISION, build) and switch. Saves what it replaces into `.rollback/`
+ * Step 4: stage (deps, REVISION, build), switch, restart and pass the health gate, in one round
+ * trip. Saves what it replaces into `.rollback/`
  * first, so the rollback script can put back the exact previous state: `current`, unit, env.
  * Everything before the `switch` phase leaves the serving release untouched.
  */
@@ -216,6 +217,7 @@ export function activateScript(spec: ServiceSpec, plan: ActivatePlan): string {
     `if [ -n "$prev" ] && [ -f "$D/$prev/REVISION" ]; then echo "previous_commit=$(cat "$D/$prev/REVISION")"; fi`,
     "phase restart",
     restartLines(spec.unitName),
+    ...probeLines(spec),
     "",
   );
   return header(layout, spec.runAs) + lines.join("\n");
@@ -228,6 +230,7 @@ export function activateScript(spec: ServiceSpec, plan: ActivatePlan): string {
 function restartLines(unitName: string): string {
   const unit = shq(unitName);
   return [
+    `started=$(date +%s)`,
     `systemctl reset-failed ${unit} 2>/dev/null || true`,
     `if ! out=$(systemctl restart ${unit} 2>&1); then`,
     `  echo "$out" >&2`,
@@ -235,59 +238,52 @@ function restartLines(unitName: string): string {
     `  systemctl status ${unit} --no-pager -n 20 >&2 || true`,
     `  exit ${EXIT.restartFailed}`,
     `fi`,
-    `echo "restarts=$(systemctl show -p NRestarts --value ${unit})"`,
+    `base=$(systemctl show -p NRestarts --value ${unit}); echo "restarts=$base"`,
+    `pid=$(systemctl show -p MainPID --value ${unit})`,
   ].join("\n");
 }
 
-export interface ProbeArgs {
-  /** NRestarts right after our restart: a higher value means the process exited meanwhile. */
-  readonly restartsBaseline: number;
-  readonly timeoutMs: number;
-}
-
 /**
- * Step 5: the health gate, polled on the host (no round trip per probe). Waits until the unit is
- * active and the URL answers the expected status (and body), or until the timeout, or until the
- * process exits. Prints `result=ok|timeout|exited`, the last status, the bodies (base64) and, on
- * failure, the last 50 journal lines (base64) as evidence.
+ * The health gate, polled on the host (no round trip per probe) right after the restart, in the
+ * same script. Waits until the URL answers the expected status (and body), or the timeout, or
+ * the started process (`$pid`, set by the restart) exits. Prints
+ * `result=ok|timeout|exited`, the last status, the bodies (base64) and, on failure, this
+ * attempt's journal lines (base64) as evidence.
  */
-export function probeScript(spec: ServiceSpec, args: ProbeArgs): string {
-  const layout = layoutOf(spec);
+function probeLines(spec: ServiceSpec): string[] {
   const h = spec.health;
   const unit = shq(spec.unitName);
   const bodyCheck = h.bodyContains !== undefined ? ` && grep -qF -- ${shq(h.bodyContains)} "$tmp/body"` : "";
-  return (
-    header(layout, spec.runAs) +
-    [
-      "phase health",
-      `tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT`,
-      `deadline=$(( $(date +%s%3N) + ${Math.max(0, Math.floor(args.timeoutMs))} ))`,
-      `result=timeout; code=000`,
-      `while :; do`,
-      `  if [ "$(systemctl show -p NRestarts --value ${unit})" != ${shq(String(args.restartsBaseline))} ] || [ "$(systemctl is-active ${unit} 2>/dev/null)" = failed ]; then result=exited; break; fi`,
-      `  code=$(curl -sS -o "$tmp/body" -w '%{http_code}' --max-time 2 ${shq(h.url)} 2>"$tmp/err" || true)`,
-      `  if [ "$code" = ${shq(String(h.expectStatus))} ]${bodyCheck}; then result=ok; break; fi`,
-      `  [ "$(date +%s%3N)" -lt "$deadline" ] || break`,
-      `  sleep ${(h.intervalMs / 1000).toFixed(3)}`,
-      `done`,
-      `echo "result=$result"`,
-      `echo "status=$code"`,
-      `echo "body=$(head -c 4096 "$tmp/body" 2>/dev/null | base64 -w0)"`,
-      `echo "curl_error=$(head -c 1024 "$tmp/err" 2>/dev/null | base64 -w0)"`,
-      h.version
-        ? `if [ $result = ok ]; then echo "version_status=$(curl -sS -o "$tmp/version" -w '%{http_code}' --max-time 2 ${shq(h.version.url)} 2>/dev/null || true)"; echo "version_body=$(head -c 4096 "$tmp/version" 2>/dev/null | base64 -w0)"; fi`
-        : "",
-      `echo "active=$(systemctl is-active ${unit} 2>/dev/null || true)"`,
-      `echo "restarts_now=$(systemctl show -p NRestarts --value ${unit})"`,
-      `if [ $result != ok ]; then echo "journal=$(journalctl -u ${unit} -n 50 --no-pager -o short-iso 2>&1 | base64 -w0)"; fi`,
-      "",
-    ].join("\n")
-  );
+  return [
+    "phase health",
+    `tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT`,
+    `deadline=$(( $(date +%s%3N) + ${Math.max(0, Math.floor(h.timeoutMs))} ))`,
+    `result=timeout; code=000`,
+    `while :; do`,
+    // Cheapest check first: a healthy release passes on its first answer.
+    `  code=$(curl -sS -o "$tmp/body" -w '%{http_code}' --max-time 2 ${shq(h.url)} 2>"$tmp/err" || true)`,
+    `  if [ "$code" = ${shq(String(h.expectStatus))} ]${bodyCheck}; then result=ok; break; fi`,
+    // kill -0 is a builtin: checking that the started process still lives costs no fork.
+    `  if [ "$pid" = 0 ] || ! kill -0 "$pid" 2>/dev/null; then result=exited; break; fi`,
+    `  [ "$(date +%s%3N)" -lt "$deadline" ] || break`,
+    `  sleep ${(h.intervalMs / 1000).toFixed(3)}`,
+    `done`,
+    `echo "result=$result"`,
+    `echo "status=$code"`,
+    `echo "body=$(head -c 4096 "$tmp/body" 2>/dev/null | base64 -w0)"`,
+    `echo "curl_error=$(head -c 1024 "$tmp/err" 2>/dev/null | base64 -w0)"`,
+    h.version
+      ? `if [ $result = ok ]; then echo "version_status=$(curl -sS -o "$tmp/version" -w '%{http_code}' --max-time 2 ${shq(h.version.url)} 2>/dev/null || true)"; echo "version_body=$(head -c 4096 "$tmp/version" 2>/dev/null | base64 -w0)"; fi`
+      : "",
+    `echo "active=$(systemctl is-active ${unit} 2>/dev/null || true)"`,
+    `echo "restarts_now=$(systemctl show -p NRestarts --value ${unit})"`,
+    `if [ $result != ok ]; then echo "journal=$(journalctl -u ${unit} --since "@$started" -n 50 --no-pager -o short-iso 2>&1 | base64 -w0)"; fi`,
+  ];
 }
 
 /**
  * Puts back what `activateScript` saved: `current`, the unit and the env file, then restarts
- * the previous release. After a first deploy (nothing to go back to) it stops the unit and
+ * the previous release and probes its health. After a first deploy (nothing to go back to) it stops the unit and
  * removes it, so a broken release is not left crash-looping. A no-op when nothing was switched.
  */
 export function rollbackScript(spec: ServiceSpec): string {
@@ -309,6 +305,7 @@ export function rollbackScript(spec: ServiceSpec): string {
       `  prev=$(readlink "$D/current"); echo "restored=\${prev##*/}"`,
       `  [ -f "$D/$prev/REVISION" ] && echo "restored_commit=$(cat "$D/$prev/REVISION")"`,
       `  ${restartLines(spec.unitName).split("\n").join("\n  ")}`,
+      ...probeLines(spec).map((l) => `  ${l}`),
       `else`,
       `  systemctl disable --now ${unit} 2>/dev/null || true`,
       `  rm -f "$D/current" ${unitFile}; systemctl daemon-reload`,

@@ -9,14 +9,13 @@ import {
   installScript,
   layoutOf,
   prepareScript,
-  probeScript,
   rollbackScript,
   uploadCommand,
   type LockOwner,
 } from "../../commands/service";
 import { decodeBase64, parseFacts, type Facts } from "../../commands/facts";
 import { renderEnvFile } from "../../commands/unit";
-import { judgeHealth, type ProbeOutcome } from "../../decisions/health";
+import { judgeHealth, type HealthVerdict, type ProbeOutcome } from "../../decisions/health";
 import { parseReleaseLines, releasesToDelete } from "../../decisions/retention";
 import { redact, tail } from "../../transport/redact";
 import { packSource } from "../../source/pack";
@@ -130,13 +129,14 @@ function parseProbe(stdout: string, restartsBaseline: number): ProbeOutcome {
   };
 }
 
-async function probe(spec: ServiceSpec, restartsBaseline: number, commit: string) {
-  const result = await runScript(
-    spec.connection,
-    probeScript(spec, { restartsBaseline, timeoutMs: spec.health.timeoutMs }),
-    { step: "health", secrets: secretsOf(spec), timeoutMs: spec.health.timeoutMs + 30_000 },
-  );
-  const outcome = parseProbe(result.stdout, restartsBaseline);
+interface Gate {
+  readonly outcome: ProbeOutcome;
+  readonly verdict: HealthVerdict;
+}
+
+/** The health verdict on a script's probe output (activate, or rollback). */
+function judge(spec: ServiceSpec, stdout: string, commit: string): Gate {
+  const outcome = parseProbe(stdout, Number(parseFacts(stdout).one["restarts"] ?? 0));
   return { outcome, verdict: judgeHealth(outcome, spec.health, commit) };
 }
 
@@ -162,8 +162,10 @@ function auditLine(owner: LockOwner, from: string, to: string, result: string, s
 }
 
 /**
- * Deploys `spec` to its host: prepare (lock) → upload → install → stage/build → switch →
- * health gate → finalize; on a failed gate, rollback → verify the previous release → fail.
+ * Deploys `spec` to its host in as few round trips as the work allows: prepare (checks, lock) →
+ * upload → install (only for a new dependency set) → stage/build + switch + restart + health
+ * gate → finalize (retention, audit line, unlock). On a failed gate: rollback + health of the
+ * previous release → finalize → fail with the evidence.
  * Returns the state to record only when the new release is serving and healthy.
  */
 export async function deployService(spec: ServiceSpec): Promise<ServiceState> {
@@ -187,9 +189,8 @@ export async function deployService(spec: ServiceSpec): Promise<ServiceState> {
       { step: "finalize", secrets, timeoutMs: spec.stepTimeoutMs },
     );
 
-  let restarts = 0;
+  let gate: Gate;
   let previousReleaseId = current;
-  let previousCommit = "";
   try {
     if (!releasePresent) {
       const packed = packSource(spec.source);
@@ -222,6 +223,7 @@ export async function deployService(spec: ServiceSpec): Promise<ServiceState> {
         timeoutMs: spec.stepTimeoutMs,
       });
     }
+    // Stage, switch, restart and the health gate: one round trip.
     const activated = await runScript(
       spec.connection,
       activateScript(spec, {
@@ -229,15 +231,17 @@ export async function deployService(spec: ServiceSpec): Promise<ServiceState> {
         unitChanged,
         envFile: renderEnvFile({ ...spec.env, ...spec.secretEnv }, spec.releaseId, spec.commit),
       }),
-      { step: spec.build && !releasePresent ? "build and switch" : "switch", secrets, timeoutMs: spec.stepTimeoutMs },
+      {
+        step: spec.build && !releasePresent ? "build and switch" : "switch",
+        secrets,
+        timeoutMs: spec.stepTimeoutMs + spec.health.timeoutMs,
+      },
     );
-    const a = parseFacts(activated.stdout).one;
-    restarts = Number(a["restarts"] ?? 0);
-    previousReleaseId = a["previous"] ?? current;
-    previousCommit = a["previous_commit"] ?? "";
+    previousReleaseId = parseFacts(activated.stdout).one["previous"] ?? current;
+    gate = judge(spec, activated.stdout, spec.commit);
   } catch (err) {
     const phase = failedPhase(err);
-    const switched = phase === "restart";
+    const switched = phase === "restart" || phase === "health";
     let note = `failed at ${phase || (isRemoteCommandError(err) ? err.step : "") || "connect"}`;
     if (switched) note += await rollbackQuietly(spec);
     if (!isConnectionError(err)) {
@@ -251,8 +255,7 @@ export async function deployService(spec: ServiceSpec): Promise<ServiceState> {
     );
   }
 
-  const gate = await probe(spec, restarts, spec.commit).catch((err: Error) => ({ error: err }));
-  if ("verdict" in gate && gate.verdict.ok) {
+  if (gate.verdict.ok) {
     const releases = [
       ...retained.filter((r) => r.id !== spec.releaseId),
       { id: spec.releaseId, activatedAt: Date.now() },
@@ -281,16 +284,13 @@ export async function deployService(spec: ServiceSpec): Promise<ServiceState> {
   }
 
   // The gate failed: put the previous release back and prove it serves, then fail loudly.
-  const failure =
-    "verdict" in gate
-      ? `${gate.verdict.failedCheck}\n${evidence(gate.outcome, secrets)}`
-      : redact((gate as { error: Error }).error.message, secrets);
+  const failure = `${gate.verdict.failedCheck}\n${evidence(gate.outcome, secrets)}`;
   const rolled = await runScript(spec.connection, rollbackScript(spec), {
     step: "rollback",
     secrets,
-    timeoutMs: spec.stepTimeoutMs,
+    timeoutMs: spec.stepTimeoutMs + spec.health.timeoutMs,
   }).then(
-    (r) => ({ facts: parseFacts(r.stdout).one }),
+    (r) => ({ stdout: r.stdout }),
     (e: Error) => ({ error: e }),
   );
   let outcome: string;
@@ -298,23 +298,21 @@ export async function deployService(spec: ServiceSpec): Promise<ServiceState> {
   if ("error" in rolled) {
     critical = true;
     outcome = `CRITICAL: the rollback itself failed, the host may be serving the broken release:\n${redact(rolled.error.message, secrets)}`;
-  } else if (rolled.facts["restored"] === "nothing") {
-    outcome = "There was no previous release: the service was stopped and its unit removed.";
   } else {
-    const restored = rolled.facts["restored"] ?? previousReleaseId;
-    const restoredCommit = rolled.facts["restored_commit"] ?? previousCommit;
-    const back = await probe(spec, Number(rolled.facts["restarts"] ?? 0), restoredCommit || spec.commit).catch(
-      (e: Error) => ({ error: e }),
-    );
-    if ("verdict" in back && (back.verdict.ok || (!restoredCommit && back.outcome.result === "ok"))) {
-      outcome = `Rolled back automatically: ${restored} is serving and healthy again.`;
+    const facts = parseFacts(rolled.stdout).one;
+    const restored = facts["restored"] ?? "";
+    const restoredCommit = facts["restored_commit"] ?? "";
+    if (restored === "nothing") {
+      outcome = "There was no previous release: the service was stopped and its unit removed.";
     } else {
-      critical = true;
-      const why =
-        "verdict" in back
-          ? `${back.verdict.failedCheck}\n${evidence(back.outcome, secrets)}`
-          : redact(back.error.message, secrets);
-      outcome = `CRITICAL: rolled back to ${restored}, but it is not healthy either:\n${why}`;
+      const back = judge(spec, rolled.stdout, restoredCommit || spec.commit);
+      // A previous release without REVISION (deployed by hand) cannot be version-checked.
+      if (back.verdict.ok || (!restoredCommit && back.outcome.result === "ok")) {
+        outcome = `Rolled back automatically: ${restored} is serving and healthy again.`;
+      } else {
+        critical = true;
+        outcome = `CRITICAL: rolled back to ${restored}, but it is not healthy either: ${back.verdict.failedCheck}\n${evidence(back.outcome, secrets)}`;
+      }
     }
   }
   await finish(critical ? "critical" : "rolled-back", [], failure.split("\n")[0] ?? "").catch(() => undefined);

@@ -376,7 +376,8 @@ describe("provider host harness (real host process)", function () {
       name: "l",
     });
     await r.up({ name: "a", size: 1 });
-    assert.ok(host.logs().includes(`created ${r.state?.id} in pid ${host.pid}`), host.logs());
+    const line = `created ${r.state?.id} in pid ${host.pid}`;
+    assert.ok((await host.waitForLog(line)).includes(line), host.logs());
   });
 
   it("fails at serialization, before any RPC, for a provider capturing a hash or an ssh2 Client", async () => {

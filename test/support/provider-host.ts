@@ -404,6 +404,15 @@ export class ProviderHost {
   clearLogs(): void {
     this.output.length = 0;
   }
+  /**
+   * Waits until the host has printed `text`: its stdout travels apart from the gRPC answer, so
+   * a line printed during a call may arrive just after the call returns.
+   */
+  async waitForLog(text: string, timeoutMs = 2000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.logs().includes(text) && Date.now() < deadline) await sleep(10);
+    return this.logs();
+  }
   private logTail(lines = 30): string {
     return this.logs().split("\n").slice(-lines).join("\n");
   }

@@ -1,0 +1,67 @@
+import { strict as assert } from "assert";
+import * as path from "path";
+import { serviceProvider } from "../../providers/service/provider";
+import { ProviderHost, UNKNOWN, serializeProvider, withProvider } from "../support/provider-host";
+import { serviceSpec } from "../support/service-inputs";
+
+/**
+ * The Service provider's preview path (check, diff) inside Pulumi's real provider host: no
+ * server needed, because preview never reaches create/update. The deploy path runs against
+ * real servers in test/real/service.test.ts.
+ */
+
+const APP = path.resolve(__dirname, "..", "fixtures", "apps", "pyapp");
+const connection = { host: "127.0.0.11", port: 22, user: "root", privateKey: "KEY-MATERIAL-XYZ", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEd" };
+const spec = serviceSpec({
+  name: "web",
+  connection,
+  source: { path: APP },
+  start: "python3 app.py",
+  env: { PORT: "8080" },
+  secretEnv: { TOKEN: "tok" },
+  health: { url: "http://127.0.0.1:8080/api/health" },
+});
+// What the engine stores after a deploy: the spec echoed plus derived outputs.
+const oldOutputs = { ...spec, host: "127.0.0.11", path: "/srv/fleet-test/web/releases/x", deployedAt: "2026-11-22T00:00:00Z", depsReinstalled: false, previousReleaseId: "", retainedReleases: [spec.releaseId] };
+
+describe("Service provider in Pulumi's provider host (preview path)", function () {
+  this.timeout(30_000);
+  let host: ProviderHost;
+  before(async () => {
+    host = await ProviderHost.start();
+  });
+  after(async () => {
+    await host.stop();
+  });
+
+  it("serializes to a small provider with no secret inside", async () => {
+    const text = await serializeProvider(serviceProvider);
+    assert.ok(text.length < 200_000, `provider is ${text.length} bytes; every RPC pays for its size`);
+    assert.ok(!text.includes("KEY-MATERIAL-XYZ"));
+    assert.match(text, /require\("ssh2"\)/, "ssh2 is required inside, not captured");
+  });
+
+  it("check accepts a valid spec and names bad fields", async () => {
+    const ok = await host.check("urn:pulumi:test::fleet::x::web", {}, await withProvider(serviceProvider, spec as never));
+    assert.deepEqual(ok.failures, []);
+    const bad = await host.check("urn:pulumi:test::fleet::x::web", {}, await withProvider(serviceProvider, { ...spec, name: "../x", keepReleases: 1 } as never));
+    assert.deepEqual(bad.failures.map((f) => f.property).sort(), ["keepReleases", "name"]);
+  });
+
+  it("check lets preview's unknowns through", async () => {
+    const r = await host.check("urn:pulumi:test::fleet::x::web", {}, await withProvider(serviceProvider, { ...spec, connection: UNKNOWN, runAs: UNKNOWN, unit: UNKNOWN } as never));
+    assert.deepEqual(r.failures, []);
+  });
+
+  it("diff (with old outputs, as the engine sends): same, update, replace", async () => {
+    const news = async (over: object) => withProvider(serviceProvider, { ...spec, ...over } as never);
+    const same = await host.diff("id", oldOutputs as never, await news({}), spec as never);
+    assert.equal(same.changes, false);
+    const release = await host.diff("id", oldOutputs as never, await news({ releaseId: "d-0000000000000000", commit: "d-0000000000000000" }), spec as never);
+    assert.deepEqual([release.changes, release.replaces], [true, []]);
+    const moved = await host.diff("id", oldOutputs as never, await news({ connection: { ...connection, host: "127.0.0.12" } }), spec as never);
+    assert.deepEqual([moved.changes, moved.replaces, moved.deleteBeforeReplace], [true, ["connection"], false]);
+    const unknownHost = await host.diff("id", oldOutputs as never, await news({ connection: UNKNOWN }), spec as never);
+    assert.deepEqual(unknownHost.replaces, ["connection"]);
+  });
+});
