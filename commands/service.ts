@@ -42,10 +42,12 @@ export interface LockOwner {
   readonly pid: number;
   readonly since: string;
   readonly release: string;
+  /** Unique per deploy: tells this deploy's lock from one a dead deploy of the same process left. */
+  readonly token: string;
 }
 
 export function renderLockOwner(owner: LockOwner): string {
-  return `who=${owner.who}\nmachine=${owner.machine}\npid=${owner.pid}\nsince=${owner.since}\nrelease=${owner.release}\n`;
+  return `who=${owner.who}\nmachine=${owner.machine}\npid=${owner.pid}\nsince=${owner.since}\nrelease=${owner.release}\ntoken=${owner.token}\n`;
 }
 
 /**

@@ -72,7 +72,6 @@ export class ServiceRelease extends pulumi.dynamic.Resource {
     opts?: pulumi.CustomResourceOptions,
   ) {
     const outputsOnly = {
-      host: undefined,
       path: undefined,
       deployedAt: undefined,
       depsReinstalled: undefined,
@@ -145,6 +144,7 @@ export class Service extends pulumi.ComponentResource {
     const inputs: { [K in keyof ServiceSpec]: pulumi.Input<ServiceSpec[K]> } = {
       name,
       connection,
+      host: pulumi.unsecret(connection.apply((c) => c.host)),
       root,
       unitName,
       runAs,

@@ -35,6 +35,8 @@ export interface HealthSpec {
 export interface ServiceSpec {
   readonly name: string;
   readonly connection: SshConnection;
+  /** The host's address in plain text (the connection is secret): preview names the host. */
+  readonly host: string;
   /** fleet's root directory on the host. */
   readonly root: string;
   /** The systemd unit name (without `.service`). */
@@ -62,7 +64,6 @@ export interface ServiceSpec {
 
 /** What the provider records after a deploy (echoes the spec, plus facts). */
 export interface ServiceState extends ServiceSpec {
-  readonly host: string;
   readonly path: string;
   readonly deployedAt: string;
   readonly depsReinstalled: boolean;

@@ -39,7 +39,9 @@ function sha256(text: string): string {
 
 function lockOwner(spec: ServiceSpec): LockOwner {
   const os = require("os") as typeof import("os");
+  const crypto = require("crypto") as typeof import("crypto");
   return {
+    token: crypto.randomBytes(8).toString("hex"),
     who: `${os.userInfo().username}@${os.hostname()}`,
     machine: os.hostname(),
     pid: process.pid,
@@ -48,11 +50,30 @@ function lockOwner(spec: ServiceSpec): LockOwner {
   };
 }
 
-/** A lock is stale only when provably so: taken on this machine by a process that is gone. */
-export function lockIsStale(ownerText: string, thisMachine: string, alive: (pid: number) => boolean): boolean {
+/** Who is checking a lock: this machine, this process, and the lock tokens it holds right now. */
+export interface LockChecker {
+  readonly machine: string;
+  readonly pid: number;
+  readonly alive: (pid: number) => boolean;
+  readonly heldTokens: readonly string[];
+}
+
+/**
+ * A lock is stale only when provably so: taken on this machine by a process that is gone, or
+ * by this very process for a deploy it no longer runs (a connection that died mid-deploy).
+ */
+export function lockIsStale(ownerText: string, me: LockChecker): boolean {
   const facts = parseFacts(ownerText).one;
   const pid = Number(facts["pid"]);
-  return facts["machine"] === thisMachine && Number.isInteger(pid) && pid > 0 && !alive(pid);
+  if (facts["machine"] !== me.machine || !Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === me.pid) return !me.heldTokens.includes(facts["token"] ?? "");
+  return !me.alive(pid);
+}
+
+/** Lock tokens of the deploys this process is running (shared by every provider copy). */
+function heldTokens(): string[] {
+  const g = globalThis as unknown as Record<string, string[] | undefined>;
+  return (g["__fleetHeldLocks"] ??= []);
 }
 
 function processAlive(pid: number): boolean {
@@ -91,7 +112,12 @@ async function prepare(spec: ServiceSpec, owner: LockOwner): Promise<Facts> {
     }
     const ownerText = result.stdout.replace(/^locked=1\n/, "");
     const os = require("os") as typeof import("os");
-    const stale = lockIsStale(ownerText, os.hostname(), processAlive);
+    const stale = lockIsStale(ownerText, {
+      machine: os.hostname(),
+      pid: process.pid,
+      alive: processAlive,
+      heldTokens: heldTokens(),
+    });
     if (stale && spec.breakStaleLock && attempt === 0) {
       await runScript(spec.connection, breakLockScript(spec, ownerText), { step: "break-lock", secrets });
       console.error(`[${host}] ${spec.name}: broke a stale deploy lock:\n${ownerText.trim()}`);
@@ -100,7 +126,7 @@ async function prepare(spec: ServiceSpec, owner: LockOwner): Promise<Facts> {
     throw deployError(
       `[${host}] service "${spec.name}" is locked by another deploy:\n${indent(ownerText.trim() || "(no owner recorded)")}\n` +
         (stale
-          ? `That deploy's process is gone: set breakStaleLock: true to break this lock.`
+          ? `That deploy is gone (its process ended, or its connection died): set breakStaleLock: true to break this lock.`
           : `Wait for it to finish. If it died on another machine, remove ${layoutOf(spec).lock} on the host after checking.`),
     );
   }
@@ -169,10 +195,20 @@ function auditLine(owner: LockOwner, from: string, to: string, result: string, s
  * Returns the state to record only when the new release is serving and healthy.
  */
 export async function deployService(spec: ServiceSpec): Promise<ServiceState> {
+  const owner = lockOwner(spec);
+  const held = heldTokens();
+  held.push(owner.token);
+  try {
+    return await deployHoldingToken(spec, owner);
+  } finally {
+    held.splice(held.indexOf(owner.token), 1);
+  }
+}
+
+async function deployHoldingToken(spec: ServiceSpec, owner: LockOwner): Promise<ServiceState> {
   const started = Date.now();
   const host = connectionKey(spec.connection);
   const secrets = secretsOf(spec);
-  const owner = lockOwner(spec);
   const facts = await prepare(spec, owner);
   const current = facts.one["current"] ?? "";
   const releasePresent = facts.one["release_present"] === "1";
@@ -243,7 +279,8 @@ export async function deployService(spec: ServiceSpec): Promise<ServiceState> {
     const phase = failedPhase(err);
     const switched = phase === "restart" || phase === "health";
     let note = `failed at ${phase || (isRemoteCommandError(err) ? err.step : "") || "connect"}`;
-    if (switched) note += await rollbackQuietly(spec);
+    const rollback = switched ? await rollbackQuietly(spec) : "";
+    note += rollback;
     if (!isConnectionError(err)) {
       await finish("failed", [], note).catch((e) =>
         console.error(`[${host}] could not finalize after failure: ${(e as Error).message}`),
@@ -251,7 +288,7 @@ export async function deployService(spec: ServiceSpec): Promise<ServiceState> {
     }
     throw prefixError(
       err,
-      `[${host}] service "${spec.name}": deploy of ${spec.releaseId} failed before serving it; ${switched ? "the previous release was restored" : `the serving release (${current || "none"}) was not touched`}.`,
+      `[${host}] service "${spec.name}": deploy of ${spec.releaseId} failed before serving it; ${switched ? rollback.slice(2) : `the serving release (${current || "none"}) was not touched`}.`,
     );
   }
 
@@ -325,7 +362,7 @@ export async function deployService(spec: ServiceSpec): Promise<ServiceState> {
 async function rollbackQuietly(spec: ServiceSpec): Promise<string> {
   try {
     const r = await runScript(spec.connection, rollbackScript(spec), { step: "rollback", secrets: secretsOf(spec) });
-    return `; rolled back to ${parseFacts(r.stdout).one["restored"] ?? "?"}`;
+    return `; rolled back to ${parseFacts(r.stdout).one["restored"] ?? "?"} (previous release restored)`;
   } catch (e) {
     return `; CRITICAL: rollback failed: ${(e as Error).message}`;
   }

@@ -328,7 +328,7 @@ describe("Service provider on real servers (through Pulumi's provider host)", fu
         "web2",
         `printf 'who=me\\nmachine=${os.hostname()}\\npid=999999\\nsince=x\\nrelease=y\\n' > ${lock}/owner`,
       );
-      await assert.rejects(svc.resource.up(svc.inputs()), /That deploy's process is gone: set breakStaleLock: true/);
+      await assert.rejects(svc.resource.up(svc.inputs()), /That deploy is gone \(its process ended, or its connection died\): set breakStaleLock: true/);
       assert.equal(await servedCommit(svc), first);
       await svc.resource.up(svc.inputs({ breakStaleLock: true }));
       assert.equal(await servedCommit(svc), svc.app.head());

@@ -34,6 +34,7 @@ export function serviceSpec(c: ServiceCase): ServiceSpec {
     JSON.stringify({
       name: c.name,
       connection: c.connection,
+      host: c.connection.host,
       root,
       unitName: c.name,
       runAs,

@@ -20,6 +20,7 @@ const layout = serviceLayout("/srv/fleet", "web", "web");
 const spec: ServiceSpec = {
   name: "web",
   connection: { host: "127.0.0.11", user: "root", privateKey: "KEY", hostKey: "ssh-ed25519 AAAA" },
+  host: "127.0.0.11",
   root: "/srv/fleet",
   unitName: "web",
   runAs: "app",
@@ -48,7 +49,7 @@ const spec: ServiceSpec = {
   breakStaleLock: false,
   stepTimeoutMs: 60000,
 };
-const owner = { who: "me@box", machine: "box", pid: 42, since: "2026-01-01T00:00:00Z", release: "0123456789ab" };
+const owner = { who: "me@box", machine: "box", pid: 42, since: "2026-01-01T00:00:00Z", release: "0123456789ab", token: "t0" };
 
 /** dash is Debian's /bin/sh: the shell these scripts meet on the host. */
 function syntaxOk(script: string) {

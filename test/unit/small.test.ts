@@ -24,25 +24,15 @@ describe("small pure helpers", () => {
     assert.equal(tail("a\nb\nc\n\n", 2), "b\nc");
   });
 
-  it("a lock is stale only if taken on this machine by a dead process", () => {
-    const owner = "who=me@box\nmachine=box\npid=123\n";
-    assert.equal(
-      lockIsStale(owner, "box", () => false),
-      true,
-    );
-    assert.equal(
-      lockIsStale(owner, "box", () => true),
-      false,
-    );
-    assert.equal(
-      lockIsStale(owner, "other", () => false),
-      false,
-      "another machine's process cannot be checked",
-    );
-    assert.equal(
-      lockIsStale("garbage", "box", () => false),
-      false,
-    );
+  it("a lock is stale only if taken on this machine by a dead process, or by a deploy this process no longer runs", () => {
+    const owner = "who=me@box\nmachine=box\npid=123\ntoken=t1\n";
+    const me = (over: object = {}) => ({ machine: "box", pid: 999, alive: () => false, heldTokens: [], ...over });
+    assert.equal(lockIsStale(owner, me()), true);
+    assert.equal(lockIsStale(owner, me({ alive: () => true })), false);
+    assert.equal(lockIsStale(owner, me({ machine: "other" })), false, "another machine's process cannot be checked");
+    assert.equal(lockIsStale("garbage", me()), false);
+    assert.equal(lockIsStale(owner, me({ pid: 123, alive: () => true })), true, "our own process, not a deploy it runs");
+    assert.equal(lockIsStale(owner, me({ pid: 123, alive: () => true, heldTokens: ["t1"] })), false, "our own running deploy");
   });
 
   it("the provider's check names bad fields and lets unknowns through", () => {
