@@ -92,10 +92,16 @@ function row(name: string, samples: Sample[] | number[]): string {
 }
 
 async function main(): Promise<void> {
-  execFileSync("bash", [path.resolve(__dirname, "..", "test", "hosts", "up.sh")], { stdio: ["ignore", "ignore", "inherit"] });
+  execFileSync("bash", [path.resolve(__dirname, "..", "test", "hosts", "up.sh")], {
+    stdio: ["ignore", "ignore", "inherit"],
+  });
   for (const h of HOSTS) {
     const c = connectionFor(h);
-    await exec(c, `systemctl disable --now benchapp 2>/dev/null; rm -f /etc/systemd/system/benchapp.service; systemctl daemon-reload; rm -rf ${ROOT}`, { step: "clean" });
+    await exec(
+      c,
+      `systemctl disable --now benchapp 2>/dev/null; rm -f /etc/systemd/system/benchapp.service; systemctl daemon-reload; rm -rf ${ROOT}`,
+      { step: "clean" },
+    );
   }
   await closeAll();
 
@@ -129,11 +135,19 @@ async function main(): Promise<void> {
   console.log(row("rollback to a retained release", rollback));
   console.log(row("floor: switch + restart + first healthy probe", floor));
   const ratio = median(rollback.map((s) => s.ms)) / median(floor);
-  console.log(`\nrollback / floor = ${ratio.toFixed(2)}× (target ≤ 1.5×); connections per host per run = ${Math.max(...first.map((s) => s.connections))} (target 1)`);
+  console.log(
+    `\nrollback / floor = ${ratio.toFixed(2)}× (target ≤ 1.5×); connections per host per run = ${Math.max(...first.map((s) => s.connections))} (target 1)`,
+  );
   const usage = process.resourceUsage();
-  console.log(`deploying process: CPU ${((usage.userCPUTime + usage.systemCPUTime) / 1e6).toFixed(2)} s, peak RSS ${(usage.maxRSS / 1024).toFixed(0)} MiB`);
+  console.log(
+    `deploying process: CPU ${((usage.userCPUTime + usage.systemCPUTime) / 1e6).toFixed(2)} s, peak RSS ${(usage.maxRSS / 1024).toFixed(0)} MiB`,
+  );
   for (const h of HOSTS) {
-    await exec(connectionFor(h), `systemctl disable --now benchapp 2>/dev/null; rm -f /etc/systemd/system/benchapp.service; systemctl daemon-reload; rm -rf ${ROOT}`, { step: "clean" });
+    await exec(
+      connectionFor(h),
+      `systemctl disable --now benchapp 2>/dev/null; rm -f /etc/systemd/system/benchapp.service; systemctl daemon-reload; rm -rf ${ROOT}`,
+      { step: "clean" },
+    );
   }
   await closeAll();
 }

@@ -7,7 +7,7 @@
 
 SUITE=bookworm
 PG_VER=15
-PKGS="systemd,systemd-sysv,dbus,libpam-systemd,openssh-server,python3,git,rsync,sqlite3,postgresql-client,curl,ca-certificates,sudo,procps,iproute2,less${FLEET_EXTRA_PACKAGES:+,$FLEET_EXTRA_PACKAGES}"
+PKGS="systemd,systemd-sysv,dbus,libpam-systemd,openssh-server,python3,python3-venv,nodejs,git,rsync,sqlite3,postgresql-client,curl,ca-certificates,sudo,procps,iproute2,less${FLEET_EXTRA_PACKAGES:+,$FLEET_EXTRA_PACKAGES}"
 
 # PID-1 wrapper baked into the image.  Docker mounts the (namespaced) cgroup tree read-only
 # for non-privileged containers; systemd needs to manage its own subtree, so remount the

@@ -29,7 +29,7 @@
 #   FLEET_IMAGE_TAG  tag of fleet-node/fleet-db     (default bookworm)
 #   FLEET_EXTRA_PACKAGES  extra packages for every node (comma separated; changes the recipe)
 #   FLEET_REBUILD=1  ignore cached images/tarballs and rebuild from scratch
-#   FLEET_UP_REPORT  file to append "started <name>" / "reused <name>" lines to (for the test hook)
+#   FLEET_UP_REPORT  file to append "started <name>", "reused <name>", "dockerd-started" lines to (for the test hook)
 if [ -z "${BASH_VERSINFO:-}" ] || [ "${BASH_VERSINFO[0]}" -lt 5 ]; then
   echo "up.sh: needs bash >= 5 (this is ${BASH_VERSION:-not bash}; on macOS: brew install bash)" >&2; exit 1
 fi
@@ -118,7 +118,8 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   fi
 fi
 if command -v flock >/dev/null; then
-  exec 9>"$FLEET_DIR/.lock"; flock 9          # serialise concurrent up/down runs
+  exec 9>"$FLEET_DIR/.lock"                    # serialise concurrent up/down runs
+  flock -n 9 || { log "waiting for another up.sh/down.sh on $FLEET_DIR (lock $FLEET_DIR/.lock)"; flock 9; }
 else
   log "warning: no flock here; concurrent up.sh/down.sh runs are not serialised"
 fi
@@ -133,7 +134,8 @@ if ! docker_err=$(docker info 2>&1 >/dev/null); then
     # No systemd on these hosts: start dockerd ourselves, without touching host networking.
     # (down.sh only stops a dockerd whose pid is recorded here.)
     log "docker not answering; starting dockerd (--iptables=false --bridge=none, log: $STATE/dockerd.log)"
-    setsid dockerd --iptables=false --bridge=none >"$STATE/dockerd.log" 2>&1 </dev/null &
+    # 9>&-: dockerd must not inherit the flock on fd 9, or it would hold the lock for its lifetime.
+    setsid dockerd --iptables=false --bridge=none >"$STATE/dockerd.log" 2>&1 </dev/null 9>&- &
     dpid=$!; echo $dpid >"$STATE/dockerd.pid"
     for _ in $(seq 60); do
       docker info >/dev/null 2>&1 && break
@@ -147,6 +149,7 @@ if ! docker_err=$(docker info 2>&1 >/dev/null); then
       tail -n 25 "$STATE/dockerd.log" | sed 's/^/    /'
       die "Docker cannot start: dockerd $why. The real test servers need Docker."
     fi
+    report "dockerd-started"
   else
     die "Docker is not reachable ($(printf '%s' "$docker_err" | tail -1)). Start Docker (Docker Desktop, or dockerd as root) and re-run; the real test servers need it."
   fi
@@ -306,7 +309,7 @@ show_failed() { # name
     fi
   fi
   echo "  \$ docker logs --tail 25 $c"
-  docker logs --tail 25 "$c" 2>&1 | sed 's/^/    /'
+  docker logs --tail 25 "$c" 2>&1 | sed -e $'s/\x1b\\[[0-9;]*m//g' -e 's/^/    /'    # console, colours stripped
 }
 
 container_ok() { # name addr image -> 0 if running, ours, same image & config, and ssh answers

@@ -11,7 +11,13 @@ import { serviceSpec } from "../support/service-inputs";
  */
 
 const APP = path.resolve(__dirname, "..", "fixtures", "apps", "pyapp");
-const connection = { host: "127.0.0.11", port: 22, user: "root", privateKey: "KEY-MATERIAL-XYZ", hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEd" };
+const connection = {
+  host: "127.0.0.11",
+  port: 22,
+  user: "root",
+  privateKey: "KEY-MATERIAL-XYZ",
+  hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEd",
+};
 const spec = serviceSpec({
   name: "web",
   connection,
@@ -22,7 +28,15 @@ const spec = serviceSpec({
   health: { url: "http://127.0.0.1:8080/api/health" },
 });
 // What the engine stores after a deploy: the spec echoed plus derived outputs.
-const oldOutputs = { ...spec, host: "127.0.0.11", path: "/srv/fleet-test/web/releases/x", deployedAt: "2026-11-22T00:00:00Z", depsReinstalled: false, previousReleaseId: "", retainedReleases: [spec.releaseId] };
+const oldOutputs = {
+  ...spec,
+  host: "127.0.0.11",
+  path: "/srv/fleet-test/web/releases/x",
+  deployedAt: "2026-11-22T00:00:00Z",
+  depsReinstalled: false,
+  previousReleaseId: "",
+  retainedReleases: [spec.releaseId],
+};
 
 describe("Service provider in Pulumi's provider host (preview path)", function () {
   this.timeout(30_000);
@@ -42,14 +56,26 @@ describe("Service provider in Pulumi's provider host (preview path)", function (
   });
 
   it("check accepts a valid spec and names bad fields", async () => {
-    const ok = await host.check("urn:pulumi:test::fleet::x::web", {}, await withProvider(serviceProvider, spec as never));
+    const ok = await host.check(
+      "urn:pulumi:test::fleet::x::web",
+      {},
+      await withProvider(serviceProvider, spec as never),
+    );
     assert.deepEqual(ok.failures, []);
-    const bad = await host.check("urn:pulumi:test::fleet::x::web", {}, await withProvider(serviceProvider, { ...spec, name: "../x", keepReleases: 1 } as never));
+    const bad = await host.check(
+      "urn:pulumi:test::fleet::x::web",
+      {},
+      await withProvider(serviceProvider, { ...spec, name: "../x", keepReleases: 1 } as never),
+    );
     assert.deepEqual(bad.failures.map((f) => f.property).sort(), ["keepReleases", "name"]);
   });
 
   it("check lets preview's unknowns through", async () => {
-    const r = await host.check("urn:pulumi:test::fleet::x::web", {}, await withProvider(serviceProvider, { ...spec, connection: UNKNOWN, runAs: UNKNOWN, unit: UNKNOWN } as never));
+    const r = await host.check(
+      "urn:pulumi:test::fleet::x::web",
+      {},
+      await withProvider(serviceProvider, { ...spec, connection: UNKNOWN, runAs: UNKNOWN, unit: UNKNOWN } as never),
+    );
     assert.deepEqual(r.failures, []);
   });
 
@@ -57,9 +83,19 @@ describe("Service provider in Pulumi's provider host (preview path)", function (
     const news = async (over: object) => withProvider(serviceProvider, { ...spec, ...over } as never);
     const same = await host.diff("id", oldOutputs as never, await news({}), spec as never);
     assert.equal(same.changes, false);
-    const release = await host.diff("id", oldOutputs as never, await news({ releaseId: "d-0000000000000000", commit: "d-0000000000000000" }), spec as never);
+    const release = await host.diff(
+      "id",
+      oldOutputs as never,
+      await news({ releaseId: "d-0000000000000000", commit: "d-0000000000000000" }),
+      spec as never,
+    );
     assert.deepEqual([release.changes, release.replaces], [true, []]);
-    const moved = await host.diff("id", oldOutputs as never, await news({ connection: { ...connection, host: "127.0.0.12" } }), spec as never);
+    const moved = await host.diff(
+      "id",
+      oldOutputs as never,
+      await news({ connection: { ...connection, host: "127.0.0.12" } }),
+      spec as never,
+    );
     assert.deepEqual([moved.changes, moved.replaces, moved.deleteBeforeReplace], [true, ["connection"], false]);
     const unknownHost = await host.diff("id", oldOutputs as never, await news({ connection: UNKNOWN }), spec as never);
     assert.deepEqual(unknownHost.replaces, ["connection"]);

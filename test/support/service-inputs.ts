@@ -20,6 +20,7 @@ export interface ServiceCase {
   readonly root?: string;
   readonly runAs?: string;
   readonly breakStaleLock?: boolean;
+  readonly minFreeDiskMb?: number;
 }
 
 /**
@@ -51,6 +52,7 @@ export function serviceSpec(c: ServiceCase): ServiceSpec {
       keepReleases: c.keepReleases ?? 5,
       breakStaleLock: c.breakStaleLock ?? false,
       stepTimeoutMs: 120_000,
+      minFreeDiskMb: c.minFreeDiskMb ?? 64,
     }),
   ) as ServiceSpec;
 }
