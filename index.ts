@@ -1,7 +1,7 @@
 import * as fs from "fs";
 import * as os from "os";
 import * as pulumi from "@pulumi/pulumi";
-import { Host } from "./components/host";
+import { Host, type HostArgs } from "./components/host";
 import { Service } from "./components/service";
 import { FleetConfigError, parseFleetConfig, type FleetConfig } from "./config/schema";
 import { parseDuration } from "./model/duration";
@@ -23,9 +23,15 @@ function readFileFor(field: string, file: string): string {
   }
 }
 
-/** The SSH connection for one configured host; key material read here, then kept secret. */
+function privateKeyFor(name: string, cfg: FleetConfig, file: string | undefined): string {
+  return file ? readFileFor(`hosts.${name}.privateKeyFile`, file) : cfg.privateKeys[name]!;
+}
+
+/** The SSH connection for one existing host (and its bastion); key material read here, then kept secret. */
 export function connectionFor(name: string, cfg: FleetConfig): SshConnection {
   const h = cfg.hosts[name]!;
+  if (h.kind !== "existing")
+    throw new FleetConfigError([`hosts.${name}: a ${h.kind} host has no configured connection`]);
   let hostKey = h.hostKey;
   if (!hostKey) {
     hostKey = hostKeyFromKnownHosts(readFileFor(`hosts.${name}.knownHostsFile`, h.knownHostsFile!), h.address, h.port);
@@ -35,16 +41,35 @@ export function connectionFor(name: string, cfg: FleetConfig): SshConnection {
       ]);
     }
   }
-  const privateKey = h.privateKeyFile
-    ? readFileFor(`hosts.${name}.privateKeyFile`, h.privateKeyFile)
-    : cfg.privateKeys[name]!;
   return {
     host: h.address,
     port: h.port,
     user: h.user,
-    privateKey,
+    privateKey: privateKeyFor(name, cfg, h.privateKeyFile),
     hostKey,
     ...(h.connectTimeout ? { connectTimeoutMs: parseDuration(h.connectTimeout, `hosts.${name}.connectTimeout`) } : {}),
+    ...(h.jump ? { jump: connectionFor(h.jump, cfg) } : {}),
+  };
+}
+
+/** The Host component's arguments for one configured host. */
+function hostArgs(name: string, cfg: FleetConfig): HostArgs {
+  const h = cfg.hosts[name]!;
+  if (h.kind === "existing") {
+    return { connection: pulumi.secret(connectionFor(name, cfg)), ...(h.bootstrap ? { bootstrap: h.bootstrap } : {}) };
+  }
+  return {
+    kind: "hcloud",
+    serverType: h.serverType,
+    location: h.location,
+    image: h.image,
+    labels: h.labels,
+    sshFrom: h.sshFrom,
+    inbound: h.inbound,
+    user: h.user,
+    privateKey: pulumi.secret(privateKeyFor(name, cfg, h.privateKeyFile)),
+    publicKey: readFileFor(`hosts.${name}.publicKeyFile`, h.publicKeyFile).trim(),
+    ...(h.bootstrap ? { bootstrap: h.bootstrap } : {}),
   };
 }
 
@@ -58,7 +83,7 @@ const fleet = parseFleetConfig({
 
 const hosts: Record<string, Host> = {};
 for (const name of Object.keys(fleet.hosts)) {
-  hosts[name] = new Host(name, { connection: pulumi.secret(connectionFor(name, fleet)) });
+  hosts[name] = new Host(name, hostArgs(name, fleet));
 }
 
 const deployed: Record<string, Service> = {};
@@ -80,6 +105,7 @@ for (const [name, s] of Object.entries(fleet.services)) {
     unitName: s.unitName,
     breakStaleLock: s.breakStaleLock,
     stepTimeout: s.stepTimeout,
+    minFreeDiskMb: s.minFreeDiskMb,
   });
 }
 

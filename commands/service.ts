@@ -1,6 +1,7 @@
 import { emitBytes, shq, writeFileAtomic } from "./quote";
 import { UNIT_MARKER, depsDir, releaseDir, serviceLayout, type ServiceLayout } from "./layout";
 import type { ServiceSpec } from "../model/service";
+import { diskGuard } from "./host";
 
 /**
  * Pure builders for every remote step of a service deploy. Each returns a POSIX sh script that
@@ -16,6 +17,7 @@ export const EXIT = {
   missingUser: 67,
   missingTool: 68,
   restartFailed: 70,
+  lowDisk: 69,
 } as const;
 
 function header(layout: ServiceLayout, runAs: string): string {
@@ -68,6 +70,7 @@ export function prepareScript(spec: ServiceSpec, owner: LockOwner, newUnitSha: s
       `if [ -e ${shq(layout.unitFile)} ] && ! grep -qxF ${shq(UNIT_MARKER)} ${shq(layout.unitFile)}; then`,
       `  echo ${shq(`${layout.unitFile} exists and is not managed by fleet; refusing to overwrite it (choose another unitName, or remove that unit)`)} >&2; exit ${EXIT.unitNotOurs}`,
       "fi",
+      diskGuard(spec.root, spec.minFreeDiskMb, EXIT.lowDisk),
       `mkdir -p "$D/releases" "$D/deps" "$D/shared" "$D/.staging"`,
       "phase lock",
       `if ! mkdir "$D/.lock" 2>/dev/null; then echo locked=1; cat "$D/.lock/owner" 2>/dev/null || true; exit ${EXIT.locked}; fi`,

@@ -53,6 +53,8 @@ export interface ServiceArgs {
   readonly breakStaleLock?: boolean;
   /** Limit for any single remote step (upload, install, build). Default "10m". */
   readonly stepTimeout?: string;
+  /** Refuse to deploy when the host has less free disk than this under root, in MiB. Default 512. */
+  readonly minFreeDiskMb?: number;
 }
 
 /** The dynamic resource behind a Service: one release of one service on one host. */
@@ -161,8 +163,13 @@ export class Service extends pulumi.ComponentResource {
       keepReleases: args.keepReleases ?? 5,
       breakStaleLock: args.breakStaleLock ?? false,
       stepTimeoutMs,
+      minFreeDiskMb: args.minFreeDiskMb ?? 512,
     };
-    const deployed = new ServiceRelease(`${name}-release`, inputs, { parent: this });
+    // A Host's bootstrap (user, curl, directories) must be done before the first deploy.
+    const deployed = new ServiceRelease(`${name}-release`, inputs, {
+      parent: this,
+      dependsOn: args.host instanceof Host ? [args.host] : [],
+    });
 
     this.releaseId = deployed.releaseId;
     this.commit = deployed.commit;

@@ -10,4 +10,6 @@ export const TOKENS = {
 export const DYNAMIC_MODULE = "fleet";
 export const DYNAMIC_TYPES = {
   serviceRelease: "ServiceRelease",
+  hostBootstrap: "HostBootstrap",
+  hostKey: "HostKey",
 } as const;

@@ -48,8 +48,36 @@ const envMap = z.record(z.string(), z.string()).superRefine((env, ctx) => {
   }
 });
 
-export const hostSchema = z
+const cidr = z.string().regex(/^[0-9a-fA-F.:]+\/\d{1,3}$/, 'must be a CIDR such as "203.0.113.7/32"');
+
+const bootstrapSchema = z
   .strictObject({
+    deployUser: unixUser.optional(),
+    deployUserKeys: z
+      .array(z.string().regex(/^(ssh-|ecdsa-|sk-)\S+ AAAA\S+/, "must be an OpenSSH public key"))
+      .optional(),
+    sudo: z.boolean().optional(),
+    root: z
+      .string()
+      .regex(/^\/[A-Za-z0-9_./-]+$/, "must be an absolute path")
+      .optional(),
+    packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/, "must be a Debian package name")).optional(),
+    journalMaxUse: z
+      .string()
+      .regex(/^\d+[KMG]$/, 'must be a size such as "200M"')
+      .optional(),
+    timezone: z
+      .string()
+      .regex(/^[A-Za-z0-9_+-]+(\/[A-Za-z0-9_+-]+)*$/, 'must be a time zone name such as "Europe/Berlin"')
+      .optional(),
+    readyTimeout: duration.optional(),
+    stepTimeout: duration.optional(),
+  })
+  .optional();
+
+const existingHostSchema = z
+  .strictObject({
+    kind: z.literal("existing"),
     address: z.string().regex(/^[A-Za-z0-9.:_-]+$/, "must be a host name or an IP address"),
     port: z.number().int().min(1).max(65535).default(22),
     user: unixUser.default("root"),
@@ -57,6 +85,9 @@ export const hostSchema = z
     hostKey: z.string().min(1).optional(),
     knownHostsFile: z.string().min(1).optional(),
     connectTimeout: duration.optional(),
+    /** Another configured host to reach this one through (ssh -J). */
+    jump: name.optional(),
+    bootstrap: bootstrapSchema,
   })
   .superRefine((host, ctx) => {
     if (!!host.hostKey === !!host.knownHostsFile) {
@@ -67,6 +98,35 @@ export const hostSchema = z
       });
     }
   });
+
+const hcloudHostSchema = z.strictObject({
+  kind: z.literal("hcloud"),
+  serverType: z.string().min(1),
+  location: z.string().min(1),
+  image: z.string().min(1),
+  labels: z.record(z.string(), z.string()).default({}),
+  sshFrom: z.array(cidr).min(1, "name at least one CIDR allowed to reach SSH"),
+  inbound: z
+    .array(
+      z.strictObject({
+        protocol: z.enum(["tcp", "udp", "icmp"]),
+        port: z.string().optional(),
+        sourceIps: z.array(cidr).min(1),
+      }),
+    )
+    .default([]),
+  user: unixUser.default("root"),
+  privateKeyFile: z.string().min(1).optional(),
+  publicKeyFile: z.string().min(1),
+  connectTimeout: duration.optional(),
+  bootstrap: bootstrapSchema,
+});
+
+/** A host entry: `kind: existing` (the default) or `kind: hcloud`. */
+export const hostSchema = z.preprocess(
+  (v) => (v && typeof v === "object" && !Array.isArray(v) && !("kind" in v) ? { kind: "existing", ...v } : v),
+  z.discriminatedUnion("kind", [existingHostSchema, hcloudHostSchema]),
+);
 
 export const serviceSchema = z.strictObject({
   host: name,
@@ -113,6 +173,7 @@ export const serviceSchema = z.strictObject({
   unitName: name.optional(),
   breakStaleLock: z.boolean().optional(),
   stepTimeout: duration.optional(),
+  minFreeDiskMb: z.number().int().min(0).optional(),
 });
 
 const secretEnvSchema = z.record(name, envMap);
@@ -153,6 +214,10 @@ export function crossReferenceProblems(raw: unknown): string[] {
     if (!services[svc]) problems.push(`secretEnv.${svc}: no service "${svc}" in fleet:services`);
   }
   for (const [hostName, h] of Object.entries(hosts)) {
+    const jump = obj(h)["jump"];
+    if (typeof jump === "string" && (jump === hostName || !hosts[jump])) {
+      problems.push(`hosts.${hostName}.jump: "${jump}" is not another host in fleet:hosts`);
+    }
     const keys = (obj(h)["privateKeyFile"] ? 1 : 0) + (privateKeys[hostName] ? 1 : 0);
     if (keys !== 1) {
       problems.push(
@@ -165,6 +230,8 @@ export function crossReferenceProblems(raw: unknown): string[] {
 
 export type FleetConfig = z.output<typeof fleetConfigSchema>;
 export type HostConfig = z.output<typeof hostSchema>;
+export type ExistingHostConfig = z.output<typeof existingHostSchema>;
+export type HcloudHostConfig = z.output<typeof hcloudHostSchema>;
 export type ServiceConfig = z.output<typeof serviceSchema>;
 
 /** Bad configuration, every problem on its own line with its path. Nothing has run yet. */

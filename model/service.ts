@@ -60,6 +60,8 @@ export interface ServiceSpec {
   readonly breakStaleLock: boolean;
   /** Per remote step timeout, in ms. */
   readonly stepTimeoutMs: number;
+  /** Refuse to deploy when the root's file system has less free space than this, in MiB. */
+  readonly minFreeDiskMb: number;
 }
 
 /** What the provider records after a deploy (echoes the spec, plus facts). */

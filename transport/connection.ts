@@ -18,4 +18,9 @@ export interface SshConnection {
   readonly hostKey: string;
   /** Connect timeout in milliseconds. Default 10000. */
   readonly connectTimeoutMs?: number;
+  /**
+   * A bastion to reach this host through (`ssh -J`): its own pinned connection. The tunnel
+   * rides the bastion's pooled connection; `host` is then resolved from the bastion.
+   */
+  readonly jump?: SshConnection;
 }

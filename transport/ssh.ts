@@ -71,7 +71,8 @@ export function connectionKey(conn: SshConnection): string {
 export function poolKey(conn: SshConnection): string {
   const crypto = require("crypto") as typeof import("crypto");
   const identity = crypto.createHash("sha256").update(conn.privateKey).digest("hex").slice(0, 16);
-  return `${connectionKey(conn)}#${pinnedFingerprint(conn.hostKey)}#${identity}`;
+  const via = conn.jump ? ` via ${poolKey(conn.jump)}` : "";
+  return `${connectionKey(conn)}#${pinnedFingerprint(conn.hostKey)}#${identity}${via}`;
 }
 
 /** SHA256 fingerprint of a raw SSH public key blob, as OpenSSH prints it. */
@@ -110,7 +111,24 @@ function isTransient(err: unknown): boolean {
   return ["ECONNREFUSED", "ECONNRESET", "EHOSTUNREACH", "ENETUNREACH", "ETIMEDOUT", "EPIPE"].includes(code);
 }
 
-function connectOnce(conn: SshConnection, timeoutMs: number, stats: TransportStats): Promise<unknown> {
+/** A TCP stream to `conn` opened through its bastion's pooled connection (`ssh -J`). */
+async function tunnelThroughJump(conn: SshConnection): Promise<unknown> {
+  const bastion = (await client(conn.jump!)) as import("ssh2").Client;
+  return new Promise((resolve, reject) => {
+    bastion.forwardOut("127.0.0.1", 0, conn.host, conn.port ?? 22, (err, stream) =>
+      err
+        ? reject(
+            connectionError(
+              connectionKey(conn),
+              `the bastion ${connectionKey(conn.jump!)} could not reach ${conn.host}:${conn.port ?? 22}: ${err.message}`,
+            ),
+          )
+        : resolve(stream),
+    );
+  });
+}
+
+function connectOnce(conn: SshConnection, timeoutMs: number, stats: TransportStats, sock?: unknown): Promise<unknown> {
   const { Client } = require("ssh2") as typeof import("ssh2");
   const key = connectionKey(conn);
   const expected = pinnedFingerprint(conn.hostKey);
@@ -144,6 +162,7 @@ function connectOnce(conn: SshConnection, timeoutMs: number, stats: TransportSta
         }
       })
       .connect({
+        ...(sock ? { sock: sock as import("stream").Readable } : {}),
         host: conn.host,
         port: conn.port ?? 22,
         username: conn.user,
@@ -171,7 +190,8 @@ async function connect(conn: SshConnection): Promise<unknown> {
   for (let attempt = 1; ; attempt++) {
     const left = deadline - Date.now();
     try {
-      return await connectOnce(conn, Math.max(left, 1), p.stats);
+      const sock = conn.jump ? await tunnelThroughJump(conn) : undefined;
+      return await connectOnce(conn, Math.max(left, 1), p.stats, sock);
     } catch (err) {
       const retryable = isTransient(err) && Date.now() + delay < deadline;
       if (!retryable) {

@@ -48,8 +48,16 @@ const spec: ServiceSpec = {
   keepReleases: 5,
   breakStaleLock: false,
   stepTimeoutMs: 60000,
+  minFreeDiskMb: 512,
 };
-const owner = { who: "me@box", machine: "box", pid: 42, since: "2026-01-01T00:00:00Z", release: "0123456789ab", token: "t0" };
+const owner = {
+  who: "me@box",
+  machine: "box",
+  pid: 42,
+  since: "2026-01-01T00:00:00Z",
+  release: "0123456789ab",
+  token: "t0",
+};
 
 /** dash is Debian's /bin/sh: the shell these scripts meet on the host. */
 function syntaxOk(script: string) {

@@ -26,7 +26,9 @@ function problems(raw: unknown): string[] {
 describe("config/schema", () => {
   it("accepts a minimal config and fills the documented defaults", () => {
     const cfg = parseFleetConfig(good());
-    assert.equal(cfg.hosts["web1"]!.port, 22);
+    const web1 = cfg.hosts["web1"]!;
+    assert.ok(web1.kind === "existing", "kind defaults to existing");
+    assert.equal(web1.port, 22);
     assert.equal(cfg.hosts["web1"]!.user, "root");
     const web = cfg.services["web"]!;
     assert.equal(web.keepReleases, 5);

@@ -31,8 +31,16 @@ describe("small pure helpers", () => {
     assert.equal(lockIsStale(owner, me({ alive: () => true })), false);
     assert.equal(lockIsStale(owner, me({ machine: "other" })), false, "another machine's process cannot be checked");
     assert.equal(lockIsStale("garbage", me()), false);
-    assert.equal(lockIsStale(owner, me({ pid: 123, alive: () => true })), true, "our own process, not a deploy it runs");
-    assert.equal(lockIsStale(owner, me({ pid: 123, alive: () => true, heldTokens: ["t1"] })), false, "our own running deploy");
+    assert.equal(
+      lockIsStale(owner, me({ pid: 123, alive: () => true })),
+      true,
+      "our own process, not a deploy it runs",
+    );
+    assert.equal(
+      lockIsStale(owner, me({ pid: 123, alive: () => true, heldTokens: ["t1"] })),
+      false,
+      "our own running deploy",
+    );
   });
 
   it("the provider's check names bad fields and lets unknowns through", () => {
