@@ -95,6 +95,7 @@ for (const [name, s] of Object.entries(fleet.services)) {
       : { path: s.source.path!, exclude: s.source.exclude },
     install: s.install,
     build: s.build,
+    migrate: s.migrate,
     start: s.start,
     env: s.env,
     secretEnv: pulumi.secret(fleet.secretEnv[name] ?? {}),

@@ -166,10 +166,10 @@ export interface ActivatePlan {
 }
 
 /**
- * Step 4: stage (deps, REVISION, build), switch, restart and pass the health gate, in one round
- * trip. Saves what it replaces into `.rollback/`
- * first, so the rollback script can put back the exact previous state: `current`, unit, env.
- * Everything before the `switch` phase leaves the serving release untouched.
+ * Step 4: stage (deps, REVISION, build), migrate, switch, restart and pass the health gate, in
+ * one round trip. Saves what it replaces into `.rollback/` first, so the rollback script can put
+ * back the exact previous state: `current`, unit, env. Everything before the `switch` phase
+ * leaves the serving release untouched.
  */
 export function activateScript(spec: ServiceSpec, plan: ActivatePlan): string {
   const layout = layoutOf(spec);
@@ -197,6 +197,16 @@ export function activateScript(spec: ServiceSpec, plan: ActivatePlan): string {
       `  link_missing ${shq(depsDir(layout, spec.install.hash))} "$R"`,
       `  printf '%s\\n' ${shq(spec.install.hash)} > "$R/.fleet-deps"`,
       "fi",
+    );
+  }
+  if (plan.stage && spec.migrate) {
+    // Migrations run once per new release, with its environment, before anything switches; a
+    // release re-activated from retention (a rollback) does not migrate again.
+    lines.push(
+      "phase migrate",
+      `(umask 077 && ${emitBytes(plan.envFile)} > "$D/.migrate-env")`,
+      `(cd "$R" && set -a && . "$D/.migrate-env" && set +a && rm -f "$D/.migrate-env" && as_user ${shq(spec.migrate)}) || { rc=$?; rm -f "$D/.migrate-env"; exit $rc; }`,
+      `echo migrated=1`,
     );
   }
   lines.push(

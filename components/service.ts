@@ -33,6 +33,11 @@ export interface ServiceArgs {
   readonly install?: { readonly run: string; readonly when?: readonly string[] };
   /** Build command, run inside each new release. Default: none. */
   readonly build?: string;
+  /**
+   * Migrations, run once in each new release (with its environment) before the switch; a failure
+   * means no switch. An automatic rollback does not undo them. Default: none.
+   */
+  readonly migrate?: string;
   /** The command systemd runs, in the release directory. */
   readonly start: string;
   /** Environment for the service. Default {}. */
@@ -155,6 +160,7 @@ export class Service extends pulumi.ComponentResource {
       source: release.source,
       ...(install ? { install } : {}),
       ...(args.build ? { build: args.build } : {}),
+      ...(args.migrate ? { migrate: args.migrate } : {}),
       start: args.start,
       env: { ...(args.env ?? {}) },
       secretEnv: pulumi.secret(pulumi.output(args.secretEnv ?? {})) as pulumi.Output<Record<string, string>>,

@@ -153,6 +153,7 @@ export const serviceSchema = z.strictObject({
     })
     .optional(),
   build: z.string().min(1).optional(),
+  migrate: z.string().min(1).optional(),
   start: oneLine("start"),
   env: envMap.default({}),
   health: z.strictObject({

@@ -14,6 +14,7 @@ export const UPDATE_KEYS = [
   "health",
   "install",
   "build",
+  "migrate",
   "start",
   "runAs",
   "keepReleases",

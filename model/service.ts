@@ -49,6 +49,8 @@ export interface ServiceSpec {
   readonly source: ResolvedSource;
   readonly install?: InstallSpec;
   readonly build?: string;
+  /** Database migrations, run in a new release with its environment, after the backup and before the switch. */
+  readonly migrate?: string;
   readonly start: string;
   readonly env: Readonly<Record<string, string>>;
   readonly secretEnv: Readonly<Record<string, string>>;

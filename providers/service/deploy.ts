@@ -227,6 +227,7 @@ async function deployHoldingToken(spec: ServiceSpec, owner: LockOwner): Promise<
 
   let gate: Gate;
   let previousReleaseId = current;
+  let migrated = false;
   try {
     if (!releasePresent) {
       const packed = packSource(spec.source);
@@ -274,6 +275,7 @@ async function deployHoldingToken(spec: ServiceSpec, owner: LockOwner): Promise<
       },
     );
     previousReleaseId = parseFacts(activated.stdout).one["previous"] ?? current;
+    migrated = parseFacts(activated.stdout).one["migrated"] === "1";
     gate = judge(spec, activated.stdout, spec.commit);
   } catch (err) {
     const phase = failedPhase(err);
@@ -288,7 +290,8 @@ async function deployHoldingToken(spec: ServiceSpec, owner: LockOwner): Promise<
     }
     throw prefixError(
       err,
-      `[${host}] service "${spec.name}": deploy of ${spec.releaseId} failed before serving it; ${switched ? rollback.slice(2) : `the serving release (${current || "none"}) was not touched`}.`,
+      `[${host}] service "${spec.name}": deploy of ${spec.releaseId} failed before serving it; ${switched ? rollback.slice(2) : `the serving release (${current || "none"}) was not touched`}.` +
+        (phase === "migrate" ? " The migration failed: whatever it applied before failing stays applied." : ""),
     );
   }
 
@@ -346,6 +349,8 @@ async function deployHoldingToken(spec: ServiceSpec, owner: LockOwner): Promise<
       // A previous release without REVISION (deployed by hand) cannot be version-checked.
       if (back.verdict.ok || (!restoredCommit && back.outcome.result === "ok")) {
         outcome = `Rolled back automatically: ${restored} is serving and healthy again.`;
+        if (migrated)
+          outcome += ` The migrations ${spec.releaseId} ran (${spec.migrate}) stay applied: the database was not rolled back.`;
       } else {
         critical = true;
         outcome = `CRITICAL: rolled back to ${restored}, but it is not healthy either: ${back.verdict.failedCheck}\n${evidence(back.outcome, secrets)}`;

@@ -307,6 +307,50 @@ describe("Service provider on real servers (through Pulumi's provider host)", fu
     });
   });
 
+  describe("migrations", () => {
+    it("run with the new release's environment before the switch; a failed one leaves the old release serving", async () => {
+      const db = `${ROOT}/migrating-data.db`;
+      const svc = pyService("web2", "migrating", {
+        migrate: `sqlite3 "$APP_DB" "create table if not exists m(release text); insert into m values ('$FLEET_RELEASE')"`,
+      });
+      const inputs = (over: Partial<ServiceCase> = {}) => {
+        const i = svc.inputs(over);
+        return { ...i, env: { ...(i["env"] as object), APP_DB: db } };
+      };
+      await sh("web2", `mkdir -p ${ROOT} && rm -f ${db}`);
+      const { state } = await svc.resource.up(inputs());
+      const first = state!.plainOutputs["releaseId"] as string;
+      assert.equal(
+        await sh("web2", `sqlite3 ${db} 'select release from m'`),
+        first,
+        "migrated with FLEET_RELEASE of the new release",
+      );
+
+      const good = await servedCommit(svc);
+      svc.app.commit("bad migration", { "x.txt": "1\n" });
+      await assert.rejects(
+        svc.resource.up(inputs({ migrate: "echo 'ALTER TABLE nope' >&2; exit 5" })),
+        (err: Error) => {
+          assert.match(err.message, /exit code 5/);
+          assert.match(err.message, /ALTER TABLE nope/);
+          assert.match(err.message, /The migration failed: whatever it applied before failing stays applied/);
+          return true;
+        },
+      );
+      assert.equal(await servedCommit(svc), good, "the old release still serves");
+
+      // A migration that succeeds, then a failed health gate: the code rolls back, the message says the DB did not.
+      svc.app.commit("migrate then break", { "mode.txt": "unhealthy\n" });
+      await assert.rejects(
+        svc.resource.up(inputs()),
+        /Rolled back automatically: .* The migrations \S+ ran .* stay applied: the database was not rolled back/,
+      );
+      assert.equal(await servedCommit(svc), good);
+      await svc.resource.destroy();
+      await sh("web2", `rm -f ${db}`);
+    });
+  });
+
   describe("locks", () => {
     it("a held lock refuses the deploy and names its holder; a stale one breaks only with the flag", async () => {
       const svc = pyService("web2", "locked");

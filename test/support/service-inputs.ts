@@ -16,6 +16,7 @@ export interface ServiceCase {
   readonly secretEnv?: Record<string, string>;
   readonly install?: { run: string; when: string[] };
   readonly build?: string;
+  readonly migrate?: string;
   readonly keepReleases?: number;
   readonly root?: string;
   readonly runAs?: string;
@@ -44,6 +45,7 @@ export function serviceSpec(c: ServiceCase): ServiceSpec {
       source: release.source,
       install: c.install ? { ...c.install, hash: resolveDepsHash(release, c.install.when, c.install.run) } : undefined,
       build: c.build,
+      migrate: c.migrate,
       start: c.start,
       env: c.env ?? {},
       secretEnv: c.secretEnv ?? {},
