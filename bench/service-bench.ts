@@ -11,7 +11,7 @@ import { closeAll, exec, transportStats, connectionKey } from "../transport/ssh"
 import { GitApp } from "../test/support/git-app";
 import { connectionFor } from "../test/support/fleet";
 import { serviceSpec } from "../test/support/service-inputs";
-import type { ServiceSpec } from "../model/service";
+import type { ServiceSpec, ServiceState } from "../model/service";
 
 const HOSTS = ["web1", "web2", "web3"];
 const RUNS = Number(process.env["BENCH_RUNS"] ?? 5);
@@ -44,13 +44,21 @@ interface Sample {
   readonly roundTrips: number;
 }
 
-/** Deploys `ref` to all hosts in parallel; returns wall time and per-host transport deltas. */
+/** The last recorded state per host, as Pulumi would pass it to the provider's update. */
+const lastState: Record<string, ServiceState | undefined> = {};
+
+/** Deploys `ref` to all hosts in parallel, like `pulumi up`; returns wall time and per-host transport deltas. */
 async function deployAll(app: GitApp, ref: string): Promise<Sample> {
   const specs = HOSTS.map((h) => specFor(h, app, ref));
   const keys = specs.map((s) => connectionKey(s.connection));
   const before = JSON.parse(JSON.stringify(transportStats()));
   const started = process.hrtime.bigint();
-  await Promise.all(specs.map((s) => deployService(s)));
+  await Promise.all(
+    specs.map(async (s, i) => {
+      const host = HOSTS[i]!;
+      lastState[host] = await deployService(s, { retained: lastState[host]?.retainedReleases ?? [] });
+    }),
+  );
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   const after = transportStats();
   const delta = (kind: "opened" | "commands") =>
@@ -118,6 +126,7 @@ async function main(): Promise<void> {
       await exec(connectionFor(h), `systemctl disable --now benchapp 2>/dev/null; rm -rf ${ROOT}`, { step: "clean" });
     }
     await closeAll();
+    for (const h of HOSTS) lastState[h] = undefined;
     first.push(await deployAll(app, app.commit(`first ${i}`, { "n.txt": `${i}\n` })));
     const retained = app.head();
     sameLock.push(await deployAll(app, app.commit(`code ${i}`, { "code.txt": `${i}\n` })));

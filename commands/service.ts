@@ -2,6 +2,11 @@ import { emitBytes, shq, writeFileAtomic } from "./quote";
 import { UNIT_MARKER, depsDir, releaseDir, serviceLayout, type ServiceLayout } from "./layout";
 import type { ServiceSpec } from "../model/service";
 import { diskGuard } from "./host";
+import { createHash } from "crypto";
+
+function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
 
 /**
  * Pure builders for every remote step of a service deploy. Each returns a POSIX sh script that
@@ -52,37 +57,43 @@ export function renderLockOwner(owner: LockOwner): string {
   return `who=${owner.who}\nmachine=${owner.machine}\npid=${owner.pid}\nsince=${owner.since}\nrelease=${owner.release}\ntoken=${owner.token}\n`;
 }
 
+/** Refuses a host that cannot take the service (tools, user, foreign unit, disk), then takes the lock. */
+function checksAndLock(spec: ServiceSpec, owner: LockOwner): string[] {
+  const layout = layoutOf(spec);
+  return [
+    "phase checks",
+    `command -v curl >/dev/null 2>&1 || { echo "curl is not installed on this host; fleet's health check needs it (bootstrap the host with curl)" >&2; exit ${EXIT.missingTool}; }`,
+    `id -u "$RUN_AS" >/dev/null 2>&1 || { echo "user $RUN_AS does not exist on this host (runAs); create it or bootstrap the host" >&2; exit ${EXIT.missingUser}; }`,
+    `if [ -e ${shq(layout.unitFile)} ] && ! grep -qxF ${shq(UNIT_MARKER)} ${shq(layout.unitFile)}; then`,
+    `  echo ${shq(`${layout.unitFile} exists and is not managed by fleet; refusing to overwrite it (choose another unitName, or remove that unit)`)} >&2; exit ${EXIT.unitNotOurs}`,
+    "fi",
+    diskGuard(spec.root, spec.minFreeDiskMb, EXIT.lowDisk),
+    `mkdir -p "$D/releases" "$D/deps" "$D/shared" "$D/.staging"`,
+    "phase lock",
+    `if ! mkdir "$D/.lock" 2>/dev/null; then echo locked=1; cat "$D/.lock/owner" 2>/dev/null || true; exit ${EXIT.locked}; fi`,
+    `${emitBytes(renderLockOwner(owner))} > "$D/.lock/owner"`,
+  ];
+}
+
 /**
  * Step 1: checks the host can take this service, takes the lock, and reports what is already
- * there (current release, whether the release and its deps are present, unit and env hashes,
- * the retained releases with their activation times).
+ * there (current release, whether the release and its deps are present, the retained releases
+ * with their activation times).
  */
-export function prepareScript(spec: ServiceSpec, owner: LockOwner, newUnitSha: string): string {
+export function prepareScript(spec: ServiceSpec, owner: LockOwner): string {
   const layout = layoutOf(spec);
   const rel = releaseDir(layout, spec.releaseId);
   const deps = spec.install ? depsDir(layout, spec.install.hash) : "";
   return (
     header(layout, spec.runAs) +
     [
-      "phase checks",
-      `command -v curl >/dev/null 2>&1 || { echo "curl is not installed on this host; fleet's health check needs it (bootstrap the host with curl)" >&2; exit ${EXIT.missingTool}; }`,
-      `id -u "$RUN_AS" >/dev/null 2>&1 || { echo "user $RUN_AS does not exist on this host (runAs); create it or bootstrap the host" >&2; exit ${EXIT.missingUser}; }`,
-      `if [ -e ${shq(layout.unitFile)} ] && ! grep -qxF ${shq(UNIT_MARKER)} ${shq(layout.unitFile)}; then`,
-      `  echo ${shq(`${layout.unitFile} exists and is not managed by fleet; refusing to overwrite it (choose another unitName, or remove that unit)`)} >&2; exit ${EXIT.unitNotOurs}`,
-      "fi",
-      diskGuard(spec.root, spec.minFreeDiskMb, EXIT.lowDisk),
-      `mkdir -p "$D/releases" "$D/deps" "$D/shared" "$D/.staging"`,
-      "phase lock",
-      `if ! mkdir "$D/.lock" 2>/dev/null; then echo locked=1; cat "$D/.lock/owner" 2>/dev/null || true; exit ${EXIT.locked}; fi`,
-      `${emitBytes(renderLockOwner(owner))} > "$D/.lock/owner"`,
+      ...checksAndLock(spec, owner),
       "phase inspect",
       `cur=$(readlink "$D/current" 2>/dev/null || true); echo "current=\${cur##*/}"`,
       `[ -d ${shq(rel)} ] && echo release_present=1 || echo release_present=0`,
       deps
         ? `[ -f ${shq(deps + "/.fleet-complete")} ] && echo deps_present=1 || echo deps_present=0`
         : "echo deps_present=1",
-      `if [ -f ${shq(layout.unitFile)} ]; then echo "unit_sha=$(sha256sum < ${shq(layout.unitFile)} | cut -c1-64)"; fi`,
-      `echo "unit_wanted=${newUnitSha}"`,
       `for r in "$D"/releases/*/; do [ -d "$r" ] || continue; r=\${r%/}; echo "release=\${r##*/} $(cat "$r/.fleet-activated" 2>/dev/null || echo 0) $(cat "$r/.fleet-deps" 2>/dev/null || echo -)"; done`,
       "",
     ].join("\n")
@@ -159,10 +170,10 @@ export function installScript(spec: ServiceSpec, fromStaging: boolean): string {
 export interface ActivatePlan {
   /** The release is new: move it out of staging, link deps, write REVISION, build. */
   readonly stage: boolean;
-  /** The unit file differs from what the host has. */
-  readonly unitChanged: boolean;
   /** The env file content (secrets included: this script travels on stdin). */
   readonly envFile: string;
+  /** What to finish on the host when the gate passes there: retention and the audit line. */
+  readonly onSuccess: FinalizeArgs;
 }
 
 /**
@@ -172,9 +183,33 @@ export interface ActivatePlan {
  * leaves the serving release untouched.
  */
 export function activateScript(spec: ServiceSpec, plan: ActivatePlan): string {
+  return header(layoutOf(spec), spec.runAs) + activateLines(spec, plan).join("\n");
+}
+
+/**
+ * The one-round-trip path for a release the host still has (a rollback, a re-apply): checks,
+ * lock, then the activation. If the release or its deps turn out to be gone, it releases the
+ * lock and prints `fast=0`, and the caller takes the full path.
+ */
+export function fastActivateScript(spec: ServiceSpec, owner: LockOwner, plan: ActivatePlan): string {
+  const layout = layoutOf(spec);
+  const rel = shq(releaseDir(layout, spec.releaseId));
+  const deps = spec.install ? ` && [ -f ${shq(depsDir(layout, spec.install.hash) + "/.fleet-complete")} ]` : "";
+  return (
+    header(layout, spec.runAs) +
+    [
+      ...checksAndLock(spec, owner),
+      `if ! { [ -d ${rel} ]${deps}; }; then rm -rf "$D/.lock"; echo fast=0; exit 0; fi`,
+      `cur=$(readlink "$D/current" 2>/dev/null || true); echo "current=\${cur##*/}"`,
+      ...activateLines(spec, plan),
+    ].join("\n")
+  );
+}
+
+function activateLines(spec: ServiceSpec, plan: ActivatePlan): string[] {
   const layout = layoutOf(spec);
   const rel = releaseDir(layout, spec.releaseId);
-  const lines: string[] = [`R=${shq(rel)}`, LINK_MISSING];
+  const lines: string[] = [`t0=$(date +%s%3N)`, `R=${shq(rel)}`, LINK_MISSING];
   if (plan.stage) {
     lines.push(
       "phase stage",
@@ -217,14 +252,12 @@ export function activateScript(spec: ServiceSpec, plan: ActivatePlan): string {
     `if [ -f ${shq(layout.unitFile)} ]; then cp -p ${shq(layout.unitFile)} "$D/.rollback/unit"; fi`,
     `if [ -f ${shq(layout.envFile)} ]; then cp -p ${shq(layout.envFile)} "$D/.rollback/env"; fi`,
     writeFileAtomic(layout.envFile, plan.envFile, "600"),
+    // daemon-reload only when the unit changed: it costs a round of systemd work.
+    `if [ ! -f ${shq(layout.unitFile)} ] || [ "$(sha256sum < ${shq(layout.unitFile)} | cut -c1-64)" != ${shq(sha256(spec.unit))} ]; then`,
+    `  ${writeFileAtomic(layout.unitFile, spec.unit, "644")}`,
+    `  systemctl daemon-reload; systemctl enable --quiet ${shq(spec.unitName)} 2>/dev/null || true; echo unit_changed=1`,
+    `fi`,
   );
-  if (plan.unitChanged) {
-    lines.push(
-      writeFileAtomic(layout.unitFile, spec.unit, "644"),
-      "systemctl daemon-reload",
-      `systemctl enable --quiet ${shq(spec.unitName)} 2>/dev/null || true`,
-    );
-  }
   lines.push(
     `date +%s%3N > "$R/.fleet-activated"`,
     `ln -sfn ${shq(`releases/${spec.releaseId}`)} "$D/.current.tmp" && mv -Tf "$D/.current.tmp" "$D/current"`,
@@ -233,9 +266,39 @@ export function activateScript(spec: ServiceSpec, plan: ActivatePlan): string {
     "phase restart",
     restartLines(spec.unitName),
     ...probeLines(spec),
+    ...hostVerdictLines(spec),
+    `if [ $host_ok = 1 ]; then`,
+    ...finalizeLines(spec, plan.onSuccess).map((l) => `  ${l}`),
+    `  echo finalized=1`,
+    `fi`,
     "",
   );
-  return header(layout, spec.runAs) + lines.join("\n");
+  return lines;
+}
+
+/**
+ * The gate's verdict on the host, so a passing deploy finishes without another round trip:
+ * the probe passed and, with a version endpoint, its field reports this commit (equal, or one a
+ * 7+ character prefix of the other). The deploying side checks again with a real JSON parser.
+ */
+function hostVerdictLines(spec: ServiceSpec): string[] {
+  const lines = [`host_ok=0; [ $result = ok ] && host_ok=1`];
+  const version = spec.health.version;
+  if (version) {
+    const field = version.field
+      .split(".")
+      .pop()!
+      .replace(/[^A-Za-z0-9_-]/g, ".");
+    lines.push(
+      `if [ $host_ok = 1 ]; then`,
+      `  v=$(sed -n ${shq(`s/.*"${field}"[[:space:]]*:[[:space:]]*"\\([^"]*\\)".*/\\1/p`)} "$tmp/version" | head -1)`,
+      `  c=${shq(spec.commit)}; host_ok=0`,
+      `  case "$c" in "$v") host_ok=1;; "$v"*) [ \${#v} -ge 7 ] && host_ok=1;; esac`,
+      `  case "$v" in "$c"?*) [ \${#c} -ge 7 ] && host_ok=1;; esac`,
+      `fi`,
+    );
+  }
+  return lines;
 }
 
 /**
@@ -246,15 +309,18 @@ function restartLines(unitName: string): string {
   const unit = shq(unitName);
   return [
     `started=$(date +%s)`,
-    `systemctl reset-failed ${unit} 2>/dev/null || true`,
+    // fleet's units disable the start limit; a unit made elsewhere may still hit it: reset, retry once.
     `if ! out=$(systemctl restart ${unit} 2>&1); then`,
-    `  echo "$out" >&2`,
-    `  case "$out" in *"too quickly"*) echo "systemd refused the start: the unit hit its start limit (start request repeated too quickly)" >&2;; esac`,
-    `  systemctl status ${unit} --no-pager -n 20 >&2 || true`,
-    `  exit ${EXIT.restartFailed}`,
+    `  case "$out" in *"too quickly"*) systemctl reset-failed ${unit}; out=$(systemctl restart ${unit} 2>&1) && out=;; esac`,
+    `  if [ -n "$out" ]; then`,
+    `    echo "$out" >&2`,
+    `    case "$out" in *"too quickly"*) echo "systemd refused the start: the unit hit its start limit (start request repeated too quickly)" >&2;; esac`,
+    `    systemctl status ${unit} --no-pager -n 20 >&2 || true`,
+    `    exit ${EXIT.restartFailed}`,
+    `  fi`,
     `fi`,
-    `base=$(systemctl show -p NRestarts --value ${unit}); echo "restarts=$base"`,
-    `pid=$(systemctl show -p MainPID --value ${unit})`,
+    `eval "$(systemctl show -p NRestarts -p MainPID ${unit} | sed 's/^NRestarts=/base=/; s/^MainPID=/pid=/')"`,
+    `echo "restarts=$base"`,
   ].join("\n");
 }
 
@@ -290,9 +356,12 @@ function probeLines(spec: ServiceSpec): string[] {
     h.version
       ? `if [ $result = ok ]; then echo "version_status=$(curl -sS -o "$tmp/version" -w '%{http_code}' --max-time 2 ${shq(h.version.url)} 2>/dev/null || true)"; echo "version_body=$(head -c 4096 "$tmp/version" 2>/dev/null | base64 -w0)"; fi`
       : "",
-    `echo "active=$(systemctl is-active ${unit} 2>/dev/null || true)"`,
-    `echo "restarts_now=$(systemctl show -p NRestarts --value ${unit})"`,
-    `if [ $result != ok ]; then echo "journal=$(journalctl -u ${unit} --since "@$started" -n 50 --no-pager -o short-iso 2>&1 | base64 -w0)"; fi`,
+    // Evidence, only when it is needed: each systemctl costs a round of systemd work.
+    `if [ $result != ok ]; then`,
+    `  echo "active=$(systemctl is-active ${unit} 2>/dev/null || true)"`,
+    `  echo "restarts_now=$(systemctl show -p NRestarts --value ${unit})"`,
+    `  echo "journal=$(journalctl -u ${unit} --since "@$started" -n 50 --no-pager -o short-iso 2>&1 | base64 -w0)"`,
+    `fi`,
   ];
 }
 
@@ -331,33 +400,56 @@ export function rollbackScript(spec: ServiceSpec): string {
   );
 }
 
+/** One line of deploy.log: when, who, from → to, result, duration, note. */
+export interface AuditEntry {
+  readonly who: string;
+  /** The release before; omitted inside the activation, where the host knows it (`$prev`). */
+  readonly from?: string;
+  readonly to: string;
+  readonly result: "ok" | "failed" | "rolled-back" | "critical";
+  readonly note?: string;
+}
+
 export interface FinalizeArgs {
   /** Releases to delete (decided by decisions/retention.ts). */
   readonly deleteReleases: readonly string[];
-  /** The audit line to append to deploy.log. */
-  readonly auditLine: string;
+  readonly audit: AuditEntry;
+  /** Time the deploy spent before this script, in ms; the script adds its own. */
+  readonly elapsedBeforeMs: number;
 }
 
 /**
- * Last step, on every outcome: prune releases and the deps sets no remaining release uses, drop
- * staging and rollback state, append the audit line, release the lock.
+ * Finishing a deploy: prune releases and the deps sets no remaining release uses, drop staging,
+ * append the audit line (with the duration), release the lock. `.rollback/` stays until the
+ * next switch, so the deploying side can still put the previous release back.
  */
-export function finalizeScript(spec: ServiceSpec, args: FinalizeArgs): string {
+function finalizeLines(spec: ServiceSpec, args: FinalizeArgs): string[] {
   const layout = layoutOf(spec);
-  return (
-    header(layout, spec.runAs) +
-    [
-      "phase finalize",
-      ...args.deleteReleases.map((id) => `rm -rf ${shq(releaseDir(layout, id))}`),
-      `for d in "$D"/deps/*/; do [ -d "$d" ] || continue; d=\${d%/}; h=\${d##*/}`,
-      `  cat "$D"/releases/*/.fleet-deps 2>/dev/null | grep -qxF "$h" || rm -rf "$d"`,
-      `done`,
-      `rm -rf "$D/.staging" "$D/.rollback"`,
-      `printf '%s\\n' ${shq(args.auditLine)} >> ${shq(layout.auditLog)}`,
-      `rm -rf "$D/.lock"`,
-      "",
-    ].join("\n")
-  );
+  const a = args.audit;
+  const note = a.note ? ` ${a.note.replace(/\s+/g, " ").slice(0, 300)}` : "";
+  const from = a.from !== undefined ? shq(a.from || "-") : `"\${prev##*/}"`;
+  return [
+    "phase finalize",
+    ...args.deleteReleases.map((id) => `rm -rf ${shq(releaseDir(layout, id))}`),
+    // Deps sets only lose their last user when a release goes.
+    ...(args.deleteReleases.length
+      ? [
+          `for d in "$D"/deps/*/; do [ -d "$d" ] || continue; d=\${d%/}; h=\${d##*/}`,
+          `  cat "$D"/releases/*/.fleet-deps 2>/dev/null | grep -qxF "$h" || rm -rf "$d"`,
+          `done`,
+        ]
+      : []),
+    `rm -rf "$D/.staging"`,
+    `ms=$(( ${Math.max(0, Math.round(args.elapsedBeforeMs))} + $(date +%s%3N) - \${t0:-$(date +%s%3N)} ))`,
+    `from=${from}`,
+    `printf '%s %s %s -> %s %s %d.%03ds%s\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" ${shq(a.who)} "\${from:--}" ${shq(a.to)} ${shq(a.result)} $((ms / 1000)) $((ms % 1000)) ${shq(note)} >> ${shq(layout.auditLog)}`,
+    `rm -rf "$D/.lock"`,
+  ];
+}
+
+/** The last step when the deploy did not finish on the host: see finalizeLines. */
+export function finalizeScript(spec: ServiceSpec, args: FinalizeArgs): string {
+  return header(layoutOf(spec), spec.runAs) + ["t0=$(date +%s%3N)", ...finalizeLines(spec, args), ""].join("\n");
 }
 
 /** `pulumi refresh`: what is live on the host. */

@@ -28,8 +28,9 @@ export const serviceProvider: pulumi.dynamic.ResourceProvider = {
     return { id: `${inputs.connection.host}:${inputs.connection.port ?? 22}/${inputs.name}`, outs };
   },
 
-  async update(_id: string, _olds: ServiceState, news: ServiceSpec) {
-    return { outs: await deployService(news) };
+  async update(_id: string, olds: ServiceState, news: ServiceSpec) {
+    // The releases the host kept: switching back to one of them takes a single round trip.
+    return { outs: await deployService(news, { retained: olds.retainedReleases ?? [] }) };
   },
 
   /** `pulumi refresh`: reports the live release so a manual change of `current` shows as drift. */

@@ -4,6 +4,7 @@ import { serviceLayout } from "../../commands/layout";
 import { renderEnvFile, renderUnit } from "../../commands/unit";
 import {
   activateScript,
+  fastActivateScript,
   breakLockScript,
   deleteScript,
   finalizeScript,
@@ -50,6 +51,11 @@ const spec: ServiceSpec = {
   stepTimeoutMs: 60000,
   minFreeDiskMb: 512,
 };
+const onSuccess = {
+  deleteReleases: ["old"],
+  audit: { who: "me@box", to: "0123456789ab", result: "ok" as const },
+  elapsedBeforeMs: 5,
+};
 const owner = {
   who: "me@box",
   machine: "box",
@@ -66,18 +72,23 @@ function syntaxOk(script: string) {
 
 describe("commands/service builders", () => {
   const scripts: Record<string, string> = {
-    prepare: prepareScript(spec, owner, "abc"),
+    prepare: prepareScript(spec, owner),
     breakLock: breakLockScript(spec, "who=x\npid=1\n"),
     installFromStaging: installScript(spec, true),
     installFromRelease: installScript(spec, false),
     activateNew: activateScript(spec, {
       stage: true,
-      unitChanged: true,
       envFile: renderEnvFile(spec.env, spec.releaseId, spec.commit),
+      onSuccess,
     }),
-    activateRetained: activateScript(spec, { stage: false, unitChanged: false, envFile: "A=1\n" }),
+    activateRetained: activateScript(spec, { stage: false, envFile: "A=1\n", onSuccess }),
+    fastActivate: fastActivateScript(spec, owner, { stage: false, envFile: "A=1\n", onSuccess }),
     rollback: rollbackScript(spec),
-    finalize: finalizeScript(spec, { deleteReleases: ["old1", "old2"], auditLine: "line with 'quotes' and $(x)" }),
+    finalize: finalizeScript(spec, {
+      deleteReleases: ["old1", "old2"],
+      audit: { who: "me@box", from: "a", to: "b", result: "failed", note: "note with 'quotes' and $(x)" },
+      elapsedBeforeMs: 12,
+    }),
     read: readScript(spec),
     delete: deleteScript(spec),
   };
@@ -119,7 +130,11 @@ describe("commands/service builders", () => {
       /ln -sfn releases\/0123456789ab "\$D\/\.current\.tmp" && mv -Tf "\$D\/\.current\.tmp" "\$D\/current"/,
     );
     assert.match(s, /systemctl daemon-reload/);
-    assert.doesNotMatch(scripts["activateRetained"]!, /daemon-reload/, "an unchanged unit needs no reload");
+    // daemon-reload runs only when the unit on the host differs from the rendered one.
+    assert.match(
+      s,
+      /if \[ ! -f \/etc\/systemd\/system\/web\.service \] \|\| \[ "\$\(sha256sum < \/etc\/systemd\/system\/web\.service \| cut -c1-64\)" != [0-9a-f]{64} \]; then\n.*\n  systemctl daemon-reload/,
+    );
   });
 
   it("finalize deletes exactly the releases it is given", () => {
