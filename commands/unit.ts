@@ -28,10 +28,11 @@ export function renderUnit(args: UnitArgs): string {
     `User=${args.runAs}`,
     `WorkingDirectory=${args.layout.current}`,
     `EnvironmentFile=${args.layout.envFile}`,
-    `ExecStart=/bin/sh -c ${systemdExecArg("exec " + args.start)}`,
+    // As written, under sh: `cd x && …` and `VAR=… cmd` work; stop signals reach the whole group.
+    `ExecStart=/bin/sh -c ${systemdExecArg(args.start)}`,
     "Restart=always",
     "RestartSec=1",
-    "KillMode=mixed",
+    "KillMode=control-group",
     "TimeoutStopSec=10",
     "",
     "[Install]",

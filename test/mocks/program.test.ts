@@ -65,7 +65,7 @@ describe("index.ts under Pulumi mocks", () => {
     assert.equal(release.inputs["keepReleases"], 3);
     assert.equal(release.inputs["root"], "/srv/fleet");
     assert.equal(release.inputs["host"], "127.0.0.11", "preview names the host in plain text");
-    assert.match(String(release.inputs["unit"]), /^ExecStart=\/bin\/sh -c "exec python3 app.py"$/m);
+    assert.match(String(release.inputs["unit"]), /^ExecStart=\/bin\/sh -c "python3 app.py"$/m);
     assert.match(String(release.inputs["__provider"]), /exports\.handler/);
     const outputs = (await promiseOf(pulumi.output(program["services"]))) as Record<string, Record<string, unknown>>;
     assert.equal(outputs["web"]!["releaseId"], release.inputs["releaseId"]);

@@ -446,13 +446,18 @@ describe("Service provider on real servers (through Pulumi's provider host)", fu
         T_UNICODE: "ünïcødé ✓",
         T_PERCENT: "100% %h",
       };
-      const svc = pyService("web2", "hostile", { secretEnv: { T_SECRET: "pa$$'w\"rd`x`" } });
+      // The start command goes through systemd's ExecStart quoting: $ and % must reach sh as typed.
+      const svc = pyService("web2", "hostile", {
+        secretEnv: { T_SECRET: "pa$$'w\"rd`x`" },
+        start: `T_START='100% $HOME "q" \\n' exec .venv/bin/python app.py`,
+      });
       const inputs = svc.inputs();
       (inputs["env"] as Record<string, string>) = { ...(inputs["env"] as Record<string, string>), ...hostile };
       await svc.resource.up(inputs);
       const env = (await appGet(svc.address, svc.port, "/api/env")).body as Record<string, string>;
       for (const [k, v] of Object.entries(hostile)) assert.equal(env[k], v, k);
       assert.equal(env["T_SECRET"], "pa$$'w\"rd`x`");
+      assert.equal(env["T_START"], '100% $HOME "q" \\n', "ExecStart quoting: no systemd expansion of $ or %");
       assert.equal(await sh("web2", "test -e /tmp/pwned && echo yes || echo no"), "no");
       // The secret is in no plain state and no log line.
       assert.ok(!svc.resource.plainStateJson().includes("pa$$'w\"rd`x`"));

@@ -149,7 +149,7 @@ describe("commands/service builders", () => {
     assert.match(unit, /^StartLimitIntervalSec=0$/m);
     assert.match(unit, /^User=app$/m);
     assert.match(unit, /^Restart=always$/m);
-    assert.match(unit, /^ExecStart=\/bin\/sh -c "exec node server.js"$/m);
+    assert.match(unit, /^ExecStart=\/bin\/sh -c "node server.js"$/m);
   });
 
   it("the env file carries FLEET_RELEASE and FLEET_COMMIT, sorted", () => {
