@@ -79,6 +79,7 @@ const fleet = parseFleetConfig({
   services: config.getObject("services"),
   secretEnv: config.getObject("secretEnv"),
   privateKeys: config.getObject("privateKeys"),
+  notify: config.getObject("notify"),
 });
 
 const hosts: Record<string, Host> = {};
@@ -107,6 +108,11 @@ for (const [name, s] of Object.entries(fleet.services)) {
     breakStaleLock: s.breakStaleLock,
     stepTimeout: s.stepTimeout,
     minFreeDiskMb: s.minFreeDiskMb,
+    notify: pulumi.secret(
+      fleet.notify
+        .filter((t) => !t.services || t.services.includes(name))
+        .map(({ services: _services, ...target }) => target),
+    ),
   });
 }
 

@@ -6,6 +6,7 @@ import { parseDuration } from "../model/duration";
 import { serviceProvider } from "../providers/service/provider";
 import { resolveDepsHash, resolveRelease, type SourceArgs } from "../source/resolve";
 import type { SshConnection } from "../transport/connection";
+import type { NotifyTarget } from "../model/notify";
 import { Host } from "./host";
 import { DYNAMIC_MODULE, DYNAMIC_TYPES, TOKENS } from "./tokens";
 
@@ -58,6 +59,8 @@ export interface ServiceArgs {
   readonly breakStaleLock?: boolean;
   /** Limit for any single remote step (upload, install, build). Default "10m". */
   readonly stepTimeout?: string;
+  /** Where deploy outcomes are announced (success, failure, rollback, critical). Secret. Default none. */
+  readonly notify?: pulumi.Input<readonly NotifyTarget[]>;
   /** Refuse to deploy when the host has less free disk than this under root, in MiB. Default 512. */
   readonly minFreeDiskMb?: number;
 }
@@ -90,7 +93,7 @@ export class ServiceRelease extends pulumi.dynamic.Resource {
       serviceProvider,
       name,
       { ...spec, ...outputsOnly },
-      { ...opts, additionalSecretOutputs: ["connection", "secretEnv"] },
+      { ...opts, additionalSecretOutputs: ["connection", "secretEnv", "notify"] },
       DYNAMIC_MODULE,
       DYNAMIC_TYPES.serviceRelease,
     );
@@ -170,6 +173,7 @@ export class Service extends pulumi.ComponentResource {
       breakStaleLock: args.breakStaleLock ?? false,
       stepTimeoutMs,
       minFreeDiskMb: args.minFreeDiskMb ?? 512,
+      notify: pulumi.secret(pulumi.output(args.notify ?? [])) as pulumi.Output<NotifyTarget[]>,
     };
     // A Host's bootstrap (user, curl, directories) must be done before the first deploy.
     const deployed = new ServiceRelease(`${name}-release`, inputs, {

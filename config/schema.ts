@@ -179,11 +179,32 @@ export const serviceSchema = z.strictObject({
 
 const secretEnvSchema = z.record(name, envMap);
 
+/** Notification targets (secret config: their URLs carry tokens). */
+export const notifySchema = z.array(
+  z
+    .strictObject({
+      kind: z.enum(["webhook", "slack", "discord", "telegram"]),
+      url: z.string().regex(/^https?:\/\/\S+$/, "must be an http(s) URL"),
+      chatId: z.string().min(1).optional(),
+      events: z
+        .array(z.enum(["success", "failure", "rollback", "critical"]))
+        .min(1)
+        .optional(),
+      /** Only for these services. Default: all. */
+      services: z.array(name).optional(),
+    })
+    .superRefine((t, ctx) => {
+      if (t.kind === "telegram" && !t.chatId)
+        ctx.addIssue({ code: "custom", path: ["chatId"], message: "a telegram target needs chatId" });
+    }),
+);
+
 export const fleetConfigSchema = z.strictObject({
   hosts: z.record(name, hostSchema),
   services: z.record(name, serviceSchema).default({}),
   secretEnv: secretEnvSchema.default({}),
   privateKeys: z.record(name, z.string().min(1)).default({}),
+  notify: notifySchema.default([]),
 });
 
 type Loose = Record<string, Record<string, unknown> | undefined> | undefined;
@@ -211,6 +232,14 @@ export function crossReferenceProblems(raw: unknown): string[] {
         problems.push(`services.${svc}.env.${key}: is also in fleet:secretEnv; keep it in one place`);
     }
   }
+  const notify = Array.isArray(cfg["notify"]) ? (cfg["notify"] as unknown[]) : [];
+  notify.forEach((t, i) => {
+    const only = obj(t)["services"];
+    for (const svc of Array.isArray(only) ? only : []) {
+      if (typeof svc === "string" && !services[svc])
+        problems.push(`notify.${i}.services: no service "${svc}" in fleet:services`);
+    }
+  });
   for (const svc of Object.keys(secretEnv)) {
     if (!services[svc]) problems.push(`secretEnv.${svc}: no service "${svc}" in fleet:services`);
   }

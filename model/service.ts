@@ -1,4 +1,5 @@
 import type { SshConnection } from "../transport/connection";
+import type { NotifyTarget } from "./notify";
 
 /** Where a release's files come from, resolved by the program before the provider runs. */
 export type ResolvedSource =
@@ -62,6 +63,8 @@ export interface ServiceSpec {
   readonly breakStaleLock: boolean;
   /** Per remote step timeout, in ms. */
   readonly stepTimeoutMs: number;
+  /** Where outcomes are announced (secret: URLs carry tokens). */
+  readonly notify?: readonly NotifyTarget[];
   /** Refuse to deploy when the root's file system has less free space than this, in MiB. */
   readonly minFreeDiskMb: number;
 }

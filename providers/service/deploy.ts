@@ -20,6 +20,8 @@ import { parseReleaseLines, releasesToDelete, type RetainedRelease } from "../..
 import { redact } from "../../transport/redact";
 import { packSource } from "../../source/pack";
 import { evidence, judge } from "./gate";
+import { notifyAll } from "./notify";
+import type { NotifyEvent } from "../../model/notify";
 import { deployError, heldTokens, lockOwner, runLocked, secretsOf } from "./lock";
 
 export { deployError } from "./lock";
@@ -50,8 +52,30 @@ export async function deployService(spec: ServiceSpec, hint: DeployHint = {}): P
   const owner = lockOwner(spec);
   const held = heldTokens();
   held.push(owner.token);
+  const started = Date.now();
+  const announce = (event: NotifyEvent["event"], from: string, message: string) =>
+    notifyAll(
+      spec.notify ?? [],
+      {
+        event,
+        service: spec.name,
+        host: spec.host,
+        from,
+        to: spec.releaseId,
+        commit: spec.commit,
+        durationMs: Date.now() - started,
+        message,
+      },
+      secretsOf(spec),
+    );
   try {
-    return await deployHoldingToken(spec, owner, hint);
+    const state = await deployHoldingToken(spec, owner, hint);
+    await announce("success", state.previousReleaseId, "");
+    return state;
+  } catch (err) {
+    const e = err as Error & { kind?: NotifyEvent["event"]; from?: string };
+    await announce(e.kind ?? "failure", e.from ?? "", redact(e.message, secretsOf(spec)).slice(0, 3000));
+    throw err;
   } finally {
     held.splice(held.indexOf(owner.token), 1);
   }
@@ -213,6 +237,8 @@ async function failBeforeServing(spec: ServiceSpec, err: unknown, current: strin
       `${switched ? rollback.slice(2) : `the serving release (${current || "none"}) was not touched`}.` +
       (phase === "migrate" ? " The migration failed: whatever it applied before failing stays applied." : "") +
       `\n${e.message}`,
+    rollback.includes("CRITICAL") ? "critical" : switched ? "rollback" : "failure",
+    current,
   );
 }
 
@@ -273,6 +299,7 @@ async function rollBackAndFail(
   );
   throw deployError(
     `[${host}] service "${spec.name}": release ${spec.releaseId} (commit ${spec.commit}) failed its health gate: ${failure}\n${outcome}`,
-    critical,
+    critical ? "critical" : "rollback",
+    previousReleaseId,
   );
 }

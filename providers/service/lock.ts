@@ -4,13 +4,20 @@ import { parseFacts } from "../../commands/facts";
 import { remoteCommandError } from "../../transport/errors";
 import { connectionKey, runScript, type ExecResult } from "../../transport/ssh";
 
+/** How a failed deploy ended, for notifications. */
+export type FailureKind = "failure" | "rollback" | "critical";
+
 /** A failure meant for the user: a plain Error (see transport/errors.ts for why not a subclass). */
-export function deployError(message: string, critical = false): Error & { critical: boolean } {
-  return Object.assign(new Error(message), { name: "DeployError", critical });
+export function deployError(
+  message: string,
+  kind: FailureKind = "failure",
+  from = "",
+): Error & { critical: boolean; kind: FailureKind; from: string } {
+  return Object.assign(new Error(message), { name: "DeployError", critical: kind === "critical", kind, from });
 }
 
 export function secretsOf(spec: ServiceSpec): string[] {
-  return [spec.connection.privateKey, ...Object.values(spec.secretEnv)];
+  return [spec.connection.privateKey, ...Object.values(spec.secretEnv), ...(spec.notify ?? []).map((t) => t.url)];
 }
 
 export function indent(text: string): string {
