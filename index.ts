@@ -3,6 +3,8 @@ import * as os from "os";
 import * as pulumi from "@pulumi/pulumi";
 import { Host, type HostArgs } from "./components/host";
 import { Service } from "./components/service";
+import { DatabaseBackup, plannedReleaseId } from "./components/database-backup";
+import type { SourceArgs } from "./source/resolve";
 import { FleetConfigError, parseFleetConfig, type FleetConfig } from "./config/schema";
 import { parseDuration } from "./model/duration";
 import type { SshConnection } from "./transport/connection";
@@ -80,6 +82,8 @@ const fleet = parseFleetConfig({
   secretEnv: config.getObject("secretEnv"),
   privateKeys: config.getObject("privateKeys"),
   notify: config.getObject("notify"),
+  backups: config.getObject("backups"),
+  dbPasswords: config.getObject("dbPasswords"),
 });
 
 const hosts: Record<string, Host> = {};
@@ -87,33 +91,64 @@ for (const name of Object.keys(fleet.hosts)) {
   hosts[name] = new Host(name, hostArgs(name, fleet));
 }
 
+/** A configured service's source, in the Service component's form. */
+function sourceOf(s: FleetConfig["services"][string]): SourceArgs {
+  return s.source.git
+    ? { git: s.source.git, ref: s.source.ref, allowDirty: s.source.allowDirty }
+    : { path: s.source.path!, exclude: s.source.exclude };
+}
+
+// Backups first: each is keyed by the releases its services are about to deploy, and those
+// services wait for it, so the backup is taken before any of them switches.
+const backups: Record<string, DatabaseBackup> = {};
+for (const [name, b] of Object.entries(fleet.backups)) {
+  backups[name] = new DatabaseBackup(name, {
+    host: hosts[b.host]!,
+    ...(b.postgres ? { postgres: { ...b.postgres, password: pulumi.secret(fleet.dbPasswords[name]!) } } : {}),
+    ...(b.sqlite ? { sqlite: b.sqlite } : {}),
+    releases: b.protects.map((svc) =>
+      plannedReleaseId(sourceOf(fleet.services[svc]!), fleet.services[svc]!.build, `services.${svc}`),
+    ),
+    keep: b.keep,
+    keepDays: b.keepDays,
+    verifyTables: b.verifyTables,
+    ...(b.restore ? { restore: b.restore } : {}),
+    ...(b.trigger ? { trigger: b.trigger } : {}),
+  });
+}
+
 const deployed: Record<string, Service> = {};
 for (const [name, s] of Object.entries(fleet.services)) {
-  deployed[name] = new Service(name, {
-    host: hosts[s.host]!,
-    source: s.source.git
-      ? { git: s.source.git, ref: s.source.ref, allowDirty: s.source.allowDirty }
-      : { path: s.source.path!, exclude: s.source.exclude },
-    install: s.install,
-    build: s.build,
-    migrate: s.migrate,
-    start: s.start,
-    env: s.env,
-    secretEnv: pulumi.secret(fleet.secretEnv[name] ?? {}),
-    health: s.health,
-    keepReleases: s.keepReleases,
-    root: s.root,
-    runAs: s.runAs,
-    unitName: s.unitName,
-    breakStaleLock: s.breakStaleLock,
-    stepTimeout: s.stepTimeout,
-    minFreeDiskMb: s.minFreeDiskMb,
-    notify: pulumi.secret(
-      fleet.notify
-        .filter((t) => !t.services || t.services.includes(name))
-        .map(({ services: _services, ...target }) => target),
-    ),
-  });
+  const protectedBy = Object.entries(fleet.backups)
+    .filter(([, b]) => b.protects.includes(name))
+    .map(([b]) => backups[b]!);
+  deployed[name] = new Service(
+    name,
+    {
+      host: hosts[s.host]!,
+      source: sourceOf(s),
+      install: s.install,
+      build: s.build,
+      migrate: s.migrate,
+      start: s.start,
+      env: s.env,
+      secretEnv: pulumi.secret(fleet.secretEnv[name] ?? {}),
+      health: s.health,
+      keepReleases: s.keepReleases,
+      root: s.root,
+      runAs: s.runAs,
+      unitName: s.unitName,
+      breakStaleLock: s.breakStaleLock,
+      stepTimeout: s.stepTimeout,
+      minFreeDiskMb: s.minFreeDiskMb,
+      notify: pulumi.secret(
+        fleet.notify
+          .filter((t) => !t.services || t.services.includes(name))
+          .map(({ services: _services, ...target }) => target),
+      ),
+    },
+    { dependsOn: protectedBy },
+  );
 }
 
 /** Per service: the release serving, its commit, where, and whether deps were reinstalled. */
@@ -128,5 +163,13 @@ export const services = Object.fromEntries(
       deployedAt: svc.deployedAt,
       depsReinstalled: svc.depsReinstalled,
     },
+  ]),
+);
+
+/** Per backup: the newest verified backup and the ones kept. */
+export const databaseBackups = Object.fromEntries(
+  Object.entries(backups).map(([name, b]) => [
+    name,
+    { latestId: b.latestId, latestPath: b.latestPath, latestTime: b.latestTime, retained: b.retained },
   ]),
 );

@@ -7,6 +7,7 @@ import { serviceProvider } from "../providers/service/provider";
 import { resolveDepsHash, resolveRelease, type SourceArgs } from "../source/resolve";
 import type { SshConnection } from "../transport/connection";
 import type { NotifyTarget } from "../model/notify";
+import type { DatabaseBackup } from "./database-backup";
 import { Host } from "./host";
 import { DYNAMIC_MODULE, DYNAMIC_TYPES, TOKENS } from "./tokens";
 
@@ -59,6 +60,12 @@ export interface ServiceArgs {
   readonly breakStaleLock?: boolean;
   /** Limit for any single remote step (upload, install, build). Default "10m". */
   readonly stepTimeout?: string;
+  /**
+   * When an automatic rollback follows a migration, stop the service, restore this backup's
+   * pre-deploy backup, then start the previous release. The Service also waits for the backup.
+   * Default: migrations stay applied after a rollback (and the failure says so).
+   */
+  readonly restoreOnRollback?: DatabaseBackup;
   /** Where deploy outcomes are announced (success, failure, rollback, critical). Secret. Default none. */
   readonly notify?: pulumi.Input<readonly NotifyTarget[]>;
   /** Refuse to deploy when the host has less free disk than this under root, in MiB. Default 512. */
@@ -93,11 +100,17 @@ export class ServiceRelease extends pulumi.dynamic.Resource {
       serviceProvider,
       name,
       { ...spec, ...outputsOnly },
-      { ...opts, additionalSecretOutputs: ["connection", "secretEnv", "notify"] },
+      { ...opts, additionalSecretOutputs: ["connection", "secretEnv", "notify", "restoreOnRollback"] },
       DYNAMIC_MODULE,
       DYNAMIC_TYPES.serviceRelease,
     );
   }
+}
+
+/** `dependsOn` as a list of resources (it may be one resource or a list). */
+function toResources(dependsOn: pulumi.ComponentResourceOptions["dependsOn"]): pulumi.Input<pulumi.Resource>[] {
+  if (!dependsOn) return [];
+  return Array.isArray(dependsOn) ? dependsOn : [dependsOn as pulumi.Input<pulumi.Resource>];
 }
 
 /** Resolves the health arguments into the provider's form (durations in ms, defaults filled). */
@@ -174,12 +187,17 @@ export class Service extends pulumi.ComponentResource {
       stepTimeoutMs,
       minFreeDiskMb: args.minFreeDiskMb ?? 512,
       notify: pulumi.secret(pulumi.output(args.notify ?? [])) as pulumi.Output<NotifyTarget[]>,
+      ...(args.restoreOnRollback ? { restoreOnRollback: args.restoreOnRollback.restorePoint } : {}),
     };
     // A Host's bootstrap (user, curl, directories) must be done before the first deploy.
-    const deployed = new ServiceRelease(`${name}-release`, inputs, {
-      parent: this,
-      dependsOn: args.host instanceof Host ? [args.host] : [],
-    });
+    // What the Service waits for (its Host's bootstrap, a DatabaseBackup) must finish before the
+    // release switches; a component's dependsOn does not reach its children by itself.
+    const waitFor = [
+      ...(args.host instanceof Host ? [args.host] : []),
+      ...(args.restoreOnRollback ? [args.restoreOnRollback] : []),
+      ...toResources(opts?.dependsOn),
+    ];
+    const deployed = new ServiceRelease(`${name}-release`, inputs, { parent: this, dependsOn: waitFor });
 
     this.releaseId = deployed.releaseId;
     this.commit = deployed.commit;

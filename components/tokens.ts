@@ -10,6 +10,9 @@ export const TOKENS = {
 export const DYNAMIC_MODULE = "fleet";
 export const DYNAMIC_TYPES = {
   serviceRelease: "ServiceRelease",
+  backupSet: "BackupSet",
   hostBootstrap: "HostBootstrap",
   hostKey: "HostKey",
+  dockerImage: "DockerImage",
+  hcloudImage: "HcloudImage",
 } as const;

@@ -179,6 +179,35 @@ export const serviceSchema = z.strictObject({
 
 const secretEnvSchema = z.record(name, envMap);
 
+/** Database backups taken before the services they protect switch (`fleet:backups`). */
+export const backupSchema = z
+  .strictObject({
+    /** The configured host that runs the backup and keeps the files. */
+    host: name,
+    postgres: z
+      .strictObject({
+        host: z.string().regex(/^[A-Za-z0-9.:_-]+$/, "must be a host name or an IP address"),
+        port: z.number().int().min(1).max(65535).default(5432),
+        database: z.string().min(1),
+        user: z.string().min(1),
+      })
+      .optional(),
+    sqlite: z.strictObject({ path: z.string().regex(/^\/\S+$/, "must be an absolute path") }).optional(),
+    /** Services that wait for this backup; a new release of any of them takes a new backup. */
+    protects: z.array(name).default([]),
+    keep: z.number().int().min(0).default(5),
+    keepDays: z.number().int().min(0).default(0),
+    verifyTables: z
+      .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/, "must be table or schema.table"))
+      .default([]),
+    /** A backup id to restore on the next `pulumi up` (explicit only). */
+    restore: z.string().optional(),
+    trigger: z.string().optional(),
+  })
+  .superRefine((b, ctx) => {
+    if (!b.postgres === !b.sqlite) ctx.addIssue({ code: "custom", message: "give exactly one of postgres and sqlite" });
+  });
+
 /** Notification targets (secret config: their URLs carry tokens). */
 export const notifySchema = z.array(
   z
@@ -205,6 +234,9 @@ export const fleetConfigSchema = z.strictObject({
   secretEnv: secretEnvSchema.default({}),
   privateKeys: z.record(name, z.string().min(1)).default({}),
   notify: notifySchema.default([]),
+  backups: z.record(name, backupSchema).default({}),
+  /** Secret: the PostgreSQL password of each postgres backup, by backup name. */
+  dbPasswords: z.record(name, z.string().min(1)).default({}),
 });
 
 type Loose = Record<string, Record<string, unknown> | undefined> | undefined;
@@ -240,6 +272,23 @@ export function crossReferenceProblems(raw: unknown): string[] {
         problems.push(`notify.${i}.services: no service "${svc}" in fleet:services`);
     }
   });
+  const backups = obj(cfg["backups"]) as NonNullable<Loose>;
+  const dbPasswords = obj(cfg["dbPasswords"]);
+  for (const [b, spec] of Object.entries(backups)) {
+    const host = obj(spec)["host"];
+    if (typeof host === "string" && !hosts[host])
+      problems.push(`backups.${b}.host: unknown host "${host}"; fleet:hosts has: ${hostNames.join(", ") || "none"}`);
+    const protects = obj(spec)["protects"];
+    for (const svc of Array.isArray(protects) ? protects : []) {
+      if (typeof svc === "string" && !services[svc])
+        problems.push(`backups.${b}.protects: no service "${svc}" in fleet:services`);
+    }
+    if (obj(spec)["postgres"] && !dbPasswords[b]) {
+      problems.push(
+        `backups.${b}.postgres: its password goes in secret config: pulumi config set --secret --path 'fleet:dbPasswords.${b}' …`,
+      );
+    }
+  }
   for (const svc of Object.keys(secretEnv)) {
     if (!services[svc]) problems.push(`secretEnv.${svc}: no service "${svc}" in fleet:services`);
   }

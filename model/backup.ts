@@ -90,3 +90,10 @@ export interface BackupState extends Omit<BackupSpec, "postgres"> {
   readonly retained: string[];
   readonly lastRestore?: RestoreRecord;
 }
+
+/** A backup a Service restores when it rolls back a release that ran migrations. */
+export interface RestorePoint {
+  readonly backup: BackupSpec;
+  /** The backup taken before the deploy. */
+  readonly backupId: string;
+}

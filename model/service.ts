@@ -1,5 +1,6 @@
 import type { SshConnection } from "../transport/connection";
 import type { NotifyTarget } from "./notify";
+import type { RestorePoint } from "./backup";
 
 /** Where a release's files come from, resolved by the program before the provider runs. */
 export type ResolvedSource =
@@ -63,6 +64,8 @@ export interface ServiceSpec {
   readonly breakStaleLock: boolean;
   /** Per remote step timeout, in ms. */
   readonly stepTimeoutMs: number;
+  /** Restore this backup when an automatic rollback follows a migration (secret). */
+  readonly restoreOnRollback?: RestorePoint;
   /** Where outcomes are announced (secret: URLs carry tokens). */
   readonly notify?: readonly NotifyTarget[];
   /** Refuse to deploy when the root's file system has less free space than this, in MiB. */

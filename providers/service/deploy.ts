@@ -19,6 +19,8 @@ import { renderEnvFile } from "../../commands/unit";
 import { parseReleaseLines, releasesToDelete, type RetainedRelease } from "../../decisions/retention";
 import { redact } from "../../transport/redact";
 import { packSource } from "../../source/pack";
+import { restoreBackup } from "../backup/operations";
+import { shq } from "../../commands/quote";
 import { evidence, judge } from "./gate";
 import { notifyAll } from "./notify";
 import type { NotifyEvent } from "../../model/notify";
@@ -262,6 +264,9 @@ async function rollBackAndFail(
   const host = connectionKey(spec.connection);
   const secrets = secretsOf(spec);
   const failure = `${gate.verdict.failedCheck}\n${evidence(gate.outcome, secrets)}`;
+  // With restoreOnRollback, a release that migrated gives the database back first: stop it (no
+  // writes during the restore), restore the pre-deploy backup, then start the previous release.
+  const database = migrated && spec.restoreOnRollback ? await restoreDatabase(spec) : undefined;
   const rolled = await runScript(spec.connection, rollbackScript(spec), {
     step: "rollback",
     secrets,
@@ -286,13 +291,18 @@ async function rollBackAndFail(
       // A previous release without REVISION (deployed by hand) cannot be version-checked.
       if (back.verdict.ok || (!restoredCommit && back.outcome.result === "ok")) {
         outcome = `Rolled back automatically: ${restored} is serving and healthy again.`;
-        if (migrated)
+        if (database) outcome += ` ${database.message}`;
+        else if (migrated)
           outcome += ` The migrations ${spec.releaseId} ran (${spec.migrate}) stay applied: the database was not rolled back.`;
       } else {
         critical = true;
         outcome = `CRITICAL: rolled back to ${restored}, but it is not healthy either: ${back.verdict.failedCheck}\n${evidence(back.outcome, secrets)}`;
       }
     }
+  }
+  if (database && !database.ok) {
+    critical = true;
+    outcome += `\n${database.message}`;
   }
   await finish(critical ? "critical" : "rolled-back", previousReleaseId, failure.split("\n")[0] ?? "").catch(
     () => undefined,
@@ -302,4 +312,23 @@ async function rollBackAndFail(
     critical ? "critical" : "rollback",
     previousReleaseId,
   );
+}
+
+/** Stops the failed release and restores the pre-deploy backup; never throws (the rollback goes on). */
+async function restoreDatabase(spec: ServiceSpec): Promise<{ ok: boolean; message: string }> {
+  const point = spec.restoreOnRollback!;
+  const secrets = secretsOf(spec);
+  try {
+    await runScript(spec.connection, `systemctl stop ${shq(spec.unitName)}\n`, { step: "stop for restore", secrets });
+    const { record } = await restoreBackup(point.backup, point.backupId);
+    return {
+      ok: true,
+      message: `The database was restored from the pre-deploy backup ${record.id}; the migrated state is kept in the safety backup ${record.safetyBackupId}.`,
+    };
+  } catch (err) {
+    return {
+      ok: false,
+      message: `CRITICAL: restoring the pre-deploy backup ${point.backupId} failed, so the previous release runs on the migrated database: ${redact((err as Error).message, secrets)}`,
+    };
+  }
 }

@@ -17,7 +17,12 @@ export function deployError(
 }
 
 export function secretsOf(spec: ServiceSpec): string[] {
-  return [spec.connection.privateKey, ...Object.values(spec.secretEnv), ...(spec.notify ?? []).map((t) => t.url)];
+  return [
+    spec.connection.privateKey,
+    ...Object.values(spec.secretEnv),
+    ...(spec.notify ?? []).map((t) => t.url),
+    ...(spec.restoreOnRollback?.backup.postgres?.password ? [spec.restoreOnRollback.backup.postgres.password] : []),
+  ];
 }
 
 export function indent(text: string): string {

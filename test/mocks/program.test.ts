@@ -3,7 +3,15 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { allRegistrations, findByType, findResource, installMocks, promiseOf, settle } from "../support/mocks";
+import {
+  allRegistrations,
+  dependenciesOf,
+  findByType,
+  findResource,
+  installMocks,
+  promiseOf,
+  settle,
+} from "../support/mocks";
 import { SECRET_SIG_KEY } from "../support/provider-host";
 
 const SERVICE_RELEASE = "pulumi-nodejs:dynamic/fleet:ServiceRelease";
@@ -41,7 +49,7 @@ function config(overrides: Record<string, unknown> = {}) {
 /** Runs index.ts afresh under mocks with `cfg` as the stack config. */
 async function runProgram(cfg: Record<string, string>): Promise<Record<string, unknown>> {
   await installMocks();
-  pulumi.runtime.setAllConfig(cfg, ["fleet:secretEnv"]);
+  pulumi.runtime.setAllConfig(cfg, ["fleet:secretEnv", "fleet:dbPasswords"]);
   const entry = require.resolve("../../index");
   delete require.cache[entry];
   const program = require(entry) as Record<string, unknown>;
@@ -97,6 +105,51 @@ describe("index.ts under Pulumi mocks", () => {
       return true;
     });
     assert.deepEqual(allRegistrations(), []);
+  });
+
+  it("a backup protecting a service is keyed by the release it is about to get, and the release waits for it", async () => {
+    const program = await runProgram(
+      config({
+        "fleet:backups": JSON.stringify({
+          appdb: {
+            host: "web1",
+            postgres: { host: "127.0.0.14", database: "appdb", user: "app" },
+            protects: ["web"],
+            verifyTables: ["items"],
+          },
+        }),
+        "fleet:dbPasswords": JSON.stringify({ appdb: "pg-SECRET-pw" }),
+      }),
+    );
+    const set = findResource("pulumi-nodejs:dynamic/fleet:BackupSet", "appdb-set");
+    const release = findResource(SERVICE_RELEASE, "web-release");
+    assert.deepEqual(set.inputs["releases"], [release.inputs["releaseId"]], "a new release means a new backup");
+    const deps = dependenciesOf(SERVICE_RELEASE, "web-release");
+    assert.ok(
+      deps.some((urn) => urn.endsWith("::appdb-set")),
+      `the release waits for the backup; deps: ${deps.join(", ")}`,
+    );
+    // Mocks mark the whole object secret when a field is (the engine keeps the nested marker).
+    const pg = set.inputs["postgres"] as Record<string, unknown>;
+    assert.ok(isSecretMarker(pg) || isSecretMarker(pg["password"]), "the password is secret");
+    assert.ok(!JSON.stringify({ ...set.inputs, postgres: null, connection: null }).includes("pg-SECRET-pw"));
+    assert.ok(program["databaseBackups"]);
+  });
+
+  it("a postgres backup without its password in secret config is refused by path", async () => {
+    const cfg = config({
+      "fleet:backups": JSON.stringify({
+        appdb: { host: "web1", postgres: { host: "127.0.0.14", database: "d", user: "u" }, protects: ["nope"] },
+      }),
+    });
+    await assert.rejects(runProgram(cfg), (err: Error) => {
+      assert.match(
+        err.message,
+        /backups\.appdb\.postgres: its password goes in secret config: pulumi config set --secret --path 'fleet:dbPasswords\.appdb'/,
+      );
+      assert.match(err.message, /backups\.appdb\.protects: no service "nope"/);
+      return true;
+    });
   });
 
   it("an unreadable key file is named by its config path", async () => {

@@ -3,9 +3,10 @@ import { execFileSync } from "child_process";
 import * as os from "os";
 import * as path from "path";
 import { serviceProvider } from "../../providers/service/provider";
+import { backupProvider } from "../../providers/backup/provider";
 import { GitApp } from "../support/git-app";
 import { connectionFor, sshRun } from "../support/fleet";
-import { CheckFailedError, ProviderHost, SimulatedResource, type Props } from "../support/provider-host";
+import { CheckFailedError, ProviderHost, SimulatedResource, secret, type Props } from "../support/provider-host";
 import { serviceInputs, type ServiceCase } from "../support/service-inputs";
 
 /**
@@ -347,6 +348,84 @@ describe("Service provider on real servers (through Pulumi's provider host)", fu
       );
       assert.equal(await servedCommit(svc), good);
       await svc.resource.destroy();
+      await sh("web2", `rm -f ${db}`);
+    });
+  });
+
+  describe("restoreOnRollback", () => {
+    it("a rollback after a migration restores the pre-deploy backup, and says so", async () => {
+      const db = `${ROOT}/rr-data.db`;
+      const backupsDir = `${ROOT}/rr-backups`;
+      await sh(
+        "web2",
+        `mkdir -p ${ROOT} && rm -rf ${db} ${backupsDir} && sqlite3 ${db} "create table items(name text); insert into items values ('before')"`,
+      );
+      const backupSpec = {
+        name: "rrdb",
+        connection: connectionFor("web2"),
+        engine: "sqlite",
+        sqlite: { path: db },
+        backupsDir,
+        keep: 5,
+        keepDays: 0,
+        protectReleases: [],
+        verifyTables: ["items"],
+        releases: [] as string[],
+        trigger: "",
+        restore: "",
+        stepTimeoutMs: 60_000,
+        deleteBackupsOnDestroy: true,
+      };
+      const backup = new SimulatedResource(host, backupProvider, {
+        name: "rrdb",
+        additionalSecretOutputs: ["connection"],
+      });
+      const svc = pyService("web2", "rr", {
+        migrate: `sqlite3 "$APP_DB" "insert into items values ('migrated-by-$FLEET_RELEASE')"`,
+      });
+      const withDb = (i: Props, point: unknown) => ({
+        ...i,
+        env: { ...(i["env"] as object), APP_DB: db },
+        restoreOnRollback: secret(point),
+      });
+
+      // Deploy 1: a backup first (the engine orders it before the service), then the release.
+      let taken = await backup.up({
+        ...backupSpec,
+        connection: secret(backupSpec.connection),
+        releases: [svc.inputs()["releaseId"] as string],
+      });
+      let point = { backup: backupSpec, backupId: taken.state!.plainOutputs["latestId"] };
+      await svc.resource.up(withDb(svc.inputs(), point));
+      const good = await servedCommit(svc);
+      const afterFirst = await sh("web2", `sqlite3 ${db} 'select name from items order by rowid'`);
+
+      // Deploy 2: it migrates, then fails its health gate.
+      svc.app.commit("migrate then break", { "mode.txt": "unhealthy\n" });
+      taken = await backup.up({
+        ...backupSpec,
+        connection: secret(backupSpec.connection),
+        releases: [svc.inputs()["releaseId"] as string],
+      });
+      point = { backup: backupSpec, backupId: taken.state!.plainOutputs["latestId"] };
+      await assert.rejects(svc.resource.up(withDb(svc.inputs(), point)), (err: Error) => {
+        assert.match(err.message, /Rolled back automatically/);
+        assert.match(
+          err.message,
+          new RegExp(
+            `The database was restored from the pre-deploy backup ${point.backupId}; the migrated state is kept in the safety backup \\S+`,
+          ),
+        );
+        return true;
+      });
+      assert.equal(await servedCommit(svc), good);
+      assert.equal(
+        await sh("web2", `sqlite3 ${db} 'select name from items order by rowid'`),
+        afterFirst,
+        "the data is as it was before deploy 2",
+      );
+      await svc.resource.destroy();
+      await backup.destroy();
       await sh("web2", `rm -f ${db}`);
     });
   });

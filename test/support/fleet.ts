@@ -157,7 +157,9 @@ export function sshRun(hostName: string, command: string, opts: SshRunOptions = 
   const timeoutMs = opts.timeoutMs ?? 120_000;
   return new Promise((resolve, reject) => {
     const child = spawn("ssh", args, { stdio: ["pipe", "pipe", "pipe"] });
-    let stdout = "";
+    // Collected as bytes and decoded once: a multi-byte character may straddle two chunks.
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
     let stderr = "";
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
@@ -165,15 +167,22 @@ export function sshRun(hostName: string, command: string, opts: SshRunOptions = 
         new Error(`ssh ${user}@${h.name} ${command}: no answer after ${timeoutMs} ms; stderr: ${stderr.slice(-500)}`),
       );
     }, timeoutMs);
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString("utf8")));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
+    child.stdout.on("data", (d: Buffer) => out.push(d));
+    child.stderr.on("data", (d: Buffer) => {
+      err.push(d);
+      stderr = Buffer.concat(err).toString("utf8");
+    });
     child.on("error", (err) => {
       clearTimeout(timer);
       reject(new Error(`cannot run ssh (${err.message}); the real-server tests need an OpenSSH client`));
     });
     child.on("close", (code) => {
       clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
+      resolve({
+        code: code ?? -1,
+        stdout: Buffer.concat(out).toString("utf8"),
+        stderr: Buffer.concat(err).toString("utf8"),
+      });
     });
     child.stdin.on("error", () => undefined); // the remote side may exit before reading stdin
     child.stdin.end(opts.input ?? "");

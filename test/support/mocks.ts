@@ -95,12 +95,45 @@ export async function installMocks(options: MockOptions = {}): Promise<void> {
     },
   };
   await pulumi.runtime.setMocks(mocks, options.project ?? "fleet", options.stack ?? "test", preview);
+  recordDependencies();
+}
+
+const dependencies: Record<string, string[]> = {};
+
+/**
+ * Mocks do not pass a registration's dependencies to `newResource`; the engine orders
+ * operations by them, so record them from the monitor's requests (URNs, components expanded).
+ */
+function recordDependencies(): void {
+  interface RegisterRequest {
+    getType(): string;
+    getName(): string;
+    getDependenciesList(): string[];
+  }
+  const settings = require("@pulumi/pulumi/runtime/settings") as {
+    getMonitor(): { registerResource(req: RegisterRequest, ...rest: unknown[]): unknown } | undefined;
+  };
+  const monitor = settings.getMonitor();
+  if (!monitor) throw new Error("no mock monitor after setMocks (SDK internals changed?)");
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req: RegisterRequest, ...rest: unknown[]) => {
+    dependencies[`${req.getType()}::${req.getName()}`] = req.getDependenciesList();
+    return register(req, ...rest);
+  };
+}
+
+/** The URNs a registration depends on (what the engine waits for before creating or updating it). */
+export function dependenciesOf(type: string, name: string): string[] {
+  const deps = dependencies[`${type}::${name}`];
+  if (!deps) throw new Error(`no registration of ${type} "${name}" was seen by the monitor`);
+  return deps;
 }
 
 /** Forgets what was recorded (the installed mocks stay). */
 export function reset(): void {
   registrations.length = 0;
   calls.length = 0;
+  for (const k of Object.keys(dependencies)) delete dependencies[k];
 }
 
 export function allRegistrations(): readonly Registration[] {

@@ -1,0 +1,193 @@
+import { strict as assert } from "assert";
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import {
+  BACKUP_EXIT,
+  backupId,
+  backupPath,
+  backupScript,
+  backupTimestamp,
+  defaultBackupsDir,
+  deleteBackupsScript,
+  listScript,
+  parseCounts,
+  parseManifestLine,
+  pruneScript,
+  releaseLabel,
+  restoreScript,
+  type BackupSetSpec,
+} from "../../commands/backup";
+import { COUNT_COPY_ROWS, connectionEnv, pgpassLine } from "../../commands/backup-engines";
+import { parseFacts } from "../../commands/facts";
+
+/** A password with everything that could break quoting or the pgpass format. */
+const PASSWORD = `pa:ss\\wo'rd"$(touch /tmp/pwned)\`id\`$HOME ünï`;
+const PG: BackupSetSpec = {
+  backupsDir: "/srv/fleet/appdb/backups",
+  engine: "postgres",
+  target: {
+    engine: "postgres",
+    postgres: { host: "127.0.0.14", port: 5432, database: "appdb", user: "app", password: PASSWORD },
+  },
+  verifyTables: ["items", "audit.events"],
+};
+const SQLITE: BackupSetSpec = {
+  backupsDir: "/srv/fleet/aether/backups",
+  engine: "sqlite",
+  target: { engine: "sqlite", sqlite: { path: "/home/ramzt/aether.db" } },
+  verifyTables: ["fixtures"],
+};
+const NEW = { id: "appdb-20261122T165722Z-0123456789ab", time: "2026-11-22T16:57:22.123Z", releases: ["0123456789ab"] };
+const SAFETY = { id: "appdb-20261122T170000Z-pre-restore", time: "2026-11-22T17:00:00.000Z", releases: [] };
+
+function allScripts(spec: BackupSetSpec): Record<string, string> {
+  return {
+    backup: backupScript(spec, NEW),
+    restore: restoreScript(spec, "appdb-20261101T000000Z-abcdefabcdef", SAFETY),
+    prune: pruneScript(spec, ["appdb-20261101T000000Z-abcdefabcdef", "appdb-20261102T000000Z-none"]),
+    list: listScript(spec),
+    delete: deleteBackupsScript(spec),
+  };
+}
+
+const b64 = (s: string) => Buffer.from(s, "utf8").toString("base64");
+
+describe("commands/backup builders", () => {
+  for (const [engine, spec] of [
+    ["postgres", PG],
+    ["sqlite", SQLITE],
+  ] as const) {
+    for (const [name, script] of Object.entries(allScripts(spec))) {
+      it(`${engine} ${name}: valid POSIX sh (dash -n)`, () => {
+        execFileSync("/bin/sh", ["-n"], { input: script });
+      });
+    }
+  }
+
+  it("no script holds the password; only the PGPASSFILE write holds it, base64-encoded, once", () => {
+    const encoded = b64(pgpassLine(PG.target.engine === "postgres" ? PG.target.postgres : (undefined as never)));
+    for (const [name, script] of Object.entries(allScripts(PG))) {
+      assert.ok(!script.includes(PASSWORD), `${name} contains the password`);
+      for (const piece of ["wo'rd", "touch /tmp/pwned", "pa:ss"])
+        assert.ok(!script.includes(piece), `${name}: ${piece}`);
+      const lines = script.split("\n").filter((l) => l.includes(encoded));
+      if (name === "backup" || name === "restore") {
+        assert.equal(lines.length, 1, `${name}: one pgpass write`);
+        assert.match(lines[0]!, /^\(umask 077 && printf '%s' \S+ \| base64 -d > "\$T\/pgpass"\)$/);
+      } else {
+        assert.equal(lines.length, 0, `${name} needs no database access`);
+      }
+    }
+  });
+
+  it("the PGPASSFILE written by the script is byte-exact, 0600, with : and \\ escaped", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-pgpass-"));
+    try {
+      const lines = connectionEnv(PG.target);
+      execFileSync("/bin/sh", ["-c", `set -eu; T=${dir}\n${lines.join("\n")}\nprintf '%s' "$PGPASSFILE"`]);
+      const file = path.join(dir, "pgpass");
+      assert.equal(fs.readFileSync(file, "utf8"), `*:*:*:app:pa\\:ss\\\\wo'rd"$(touch /tmp/pwned)\`id\`$HOME ünï\n`);
+      assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+      assert.ok(!fs.existsSync("/tmp/pwned"));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("the password reaches pg tools through PGPASSFILE only: never argv, never PGPASSWORD", () => {
+    const script = backupScript(PG, NEW);
+    assert.ok(!script.includes("PGPASSWORD"));
+    assert.match(script, /export PGPASSFILE PGHOST PGPORT PGUSER PGDATABASE/);
+    assert.match(script, /pg_dump -Fc --no-password -f "\$T\/new"/);
+    assert.match(restoreScript(PG, "x-1", SAFETY), /pg_restore --clean --if-exists --no-owner --single-transaction/);
+  });
+
+  it("a backup is verified before it is recorded, and a failed verification drops it", () => {
+    for (const spec of [PG, SQLITE]) {
+      const script = backupScript(spec, NEW);
+      const verify = script.indexOf("phase verify");
+      const record = script.indexOf('>> "$B/manifest"');
+      assert.ok(verify > 0 && record > verify, "verification comes before the manifest line");
+      assert.ok(script.indexOf('mv "$T/new" "$F"') > verify, "the file is moved into place only after verification");
+      assert.match(script, /VERIFY_DROP="\$T\/new"; VERIFY_EXIT=81/);
+    }
+    assert.match(backupScript(PG, NEW), /pg_restore --list "\$T\/new"/);
+    assert.match(backupScript(SQLITE, NEW), /'PRAGMA integrity_check'/);
+    assert.match(backupScript(SQLITE, NEW), /\.backup '\$T\/copy\.sqlite'/);
+    assert.equal(BACKUP_EXIT.verifyFailed, 81);
+  });
+
+  it("restore checks the manifest and sha256, verifies, takes a safety backup, then restores", () => {
+    const script = restoreScript(SQLITE, "aether-20261101T000000Z-abc", SAFETY);
+    const order = [
+      "sha256sum <",
+      "phase restore-verify",
+      "phase safety-backup",
+      "phase restore-apply",
+      "phase restore-counts",
+    ];
+    const at = order.map((needle) => script.indexOf(needle));
+    at.forEach((i, k) => assert.ok(i > 0, `${order[k]} missing`));
+    assert.deepEqual(
+      [...at].sort((a, b) => a - b),
+      at,
+      `order: ${order.join(" → ")}`,
+    );
+    assert.match(script, /\.restore '\$T\/restore\.sqlite'/);
+    assert.ok(script.includes(`F="$B"/${SAFETY.id}.sqlite.gz`));
+  });
+
+  it("names: <name>-<UTC timestamp>-<release>.<ext> in <root>/<name>/backups", () => {
+    const at = new Date("2026-11-22T16:57:22.987Z");
+    assert.equal(backupTimestamp(at), "20261122T165722Z");
+    assert.equal(backupId("appdb", at, releaseLabel(["0123456789ab"])), "appdb-20261122T165722Z-0123456789ab");
+    assert.equal(releaseLabel([]), "none");
+    assert.equal(releaseLabel(["aaaaaa", "bbbbbb"]), "aaaaaa+bbbbbb");
+    const many = Array.from({ length: 9 }, (_, i) => `release-${i}-0123456789`);
+    assert.equal(releaseLabel(many), "release-0-0123456789+8more");
+    assert.equal(defaultBackupsDir("/srv/fleet/", "appdb"), "/srv/fleet/appdb/backups");
+    assert.equal(backupPath(PG, "x"), "/srv/fleet/appdb/backups/x.dump");
+    assert.equal(backupPath(SQLITE, "x"), "/srv/fleet/aether/backups/x.sqlite.gz");
+  });
+
+  it("manifest lines and count facts parse; malformed lines do not", () => {
+    const sha = "a".repeat(64);
+    assert.deepEqual(parseManifestLine(`x-1 ${sha} 1234 2026-11-22T16:57:22.123Z r1,r2 items=3,audit.events=0`), {
+      id: "x-1",
+      sha256: sha,
+      size: 1234,
+      time: "2026-11-22T16:57:22.123Z",
+      releases: ["r1", "r2"],
+      counts: { items: 3, "audit.events": 0 },
+    });
+    assert.deepEqual(parseManifestLine(`x-2 ${sha} 1 2026-11-22T16:57:22Z - -`)?.releases, []);
+    assert.equal(parseManifestLine(`x-3 nothex 1 t - -`), undefined);
+    assert.equal(parseManifestLine(`x-4 ${sha} 1 t - - extra`), undefined);
+    assert.deepEqual(parseCounts(["items 3", "audit.events 10", "bad"]), { items: 3, "audit.events": 10 });
+    const facts = parseFacts("backup_count=items 3\nrestored_count=items 3\n");
+    assert.deepEqual(facts.all["restored_count"], ["items 3"]);
+  });
+
+  it("counts the rows of pg_restore's COPY blocks (empty tables, escaped newlines, schemas)", () => {
+    const sample = [
+      "SET statement_timeout = 0;",
+      "COPY public.empty (id) FROM stdin;",
+      "\\.",
+      "COPY public.items (id, s) FROM stdin;",
+      "1\ta\\nb",
+      "2\tCOPY x FROM stdin;",
+      "3\t\\\\.",
+      "COPY y FROM stdin;",
+      "\\.",
+      "COPY audit.events (id) FROM stdin;",
+      "1",
+      "\\.",
+      "SELECT pg_catalog.setval('public.items_id_seq', 3, true);",
+      "",
+    ].join("\n");
+    const out = execFileSync("awk", [COUNT_COPY_ROWS], { input: sample, encoding: "utf8" });
+    assert.equal(out, "count=empty 0\ncount=items 4\ncount=audit.events 1\n");
+  });
+});
