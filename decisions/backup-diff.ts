@@ -1,4 +1,4 @@
-import { UNKNOWN, canonical } from "./service-diff";
+import { differs, pick } from "./diff-keys";
 
 /** Another target or place for the backups: a new backup set, so a replacement. */
 export const BACKUP_REPLACE_KEYS = [
@@ -32,27 +32,6 @@ export interface BackupDiff {
   readonly changes: boolean;
   readonly replaces: string[];
   readonly changedKeys: string[];
-}
-
-function pick(obj: unknown, path: string): unknown {
-  let value: unknown = obj;
-  for (const part of path.split(".")) {
-    if (value === null || typeof value !== "object") return undefined;
-    value = (value as Record<string, unknown>)[part];
-  }
-  return value;
-}
-
-function containsUnknown(value: unknown): boolean {
-  if (value === UNKNOWN) return true;
-  if (Array.isArray(value)) return value.some(containsUnknown);
-  if (value && typeof value === "object") return Object.values(value).some(containsUnknown);
-  return false;
-}
-
-function differs(olds: unknown, news: unknown, key: string): boolean {
-  const next = pick(news, key);
-  return containsUnknown(next) || canonical(pick(olds, key) ?? null) !== canonical(next ?? null);
 }
 
 /**
