@@ -1,7 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import { serviceLayout } from "../commands/layout";
 import { renderUnit } from "../commands/unit";
-import type { HealthSpec, InstallSpec, ServiceSpec } from "../model/service";
+import type { HealthSpec, InstallSpec, ResolvedSource, ServiceSpec } from "../model/service";
+import type { ImageArtifact } from "../providers/image/model";
+import { dockerRunCommand } from "../commands/image";
+import { imageReleaseId } from "../decisions/release-id";
 import { parseDuration } from "../model/duration";
 import { serviceProvider } from "../providers/service/provider";
 import { resolveDepsHash, resolveRelease, type SourceArgs } from "../source/resolve";
@@ -29,8 +32,11 @@ export interface HealthArgs {
 export interface ServiceArgs {
   /** Where to deploy: a Host, or an SSH connection. */
   readonly host: Host | pulumi.Input<SshConnection>;
-  /** A git repository at a ref (default HEAD; a dirty tree is refused unless allowDirty) or a directory. */
-  readonly source: SourceArgs;
+  /**
+   * A git repository at a ref (default HEAD; a dirty tree is refused unless allowDirty), a
+   * directory, or a GoldenImage's `artifact` (`{ image: golden.artifact }`).
+   */
+  readonly source: SourceArgs | { readonly image: pulumi.Input<ImageArtifact> };
   /** Dependencies, installed only when the `when` files change; kept in `deps/<hash>/`. */
   readonly install?: { readonly run: string; readonly when?: readonly string[] };
   /** Build command, run inside each new release. Default: none. */
@@ -40,8 +46,11 @@ export interface ServiceArgs {
    * means no switch. An automatic rollback does not undo them. Default: none.
    */
   readonly migrate?: string;
-  /** The command systemd runs, in the release directory. */
-  readonly start: string;
+  /**
+   * The command systemd runs, in the release directory. Required for git and path sources; for
+   * an image, default: `docker run` of the image with the service's environment.
+   */
+  readonly start?: string;
   /** Environment for the service. Default {}. */
   readonly env?: Readonly<Record<string, string>>;
   /** Secret environment: written to a 0600 file, never to plain state or logs. Default {}. */
@@ -107,6 +116,63 @@ export class ServiceRelease extends pulumi.dynamic.Resource {
   }
 }
 
+interface PlannedRelease {
+  readonly releaseId: pulumi.Input<string>;
+  readonly commit: pulumi.Input<string>;
+  readonly source: pulumi.Input<ResolvedSource>;
+  readonly install?: InstallSpec;
+  readonly start: pulumi.Input<string>;
+}
+
+/**
+ * What the service will deploy, resolved now on the deploying machine so that preview knows
+ * the release (old → new): a commit or a tree's hash, or (for an image) the image's id.
+ */
+function releaseOf(name: string, args: ServiceArgs, unitName: string): PlannedRelease {
+  const label = `services.${name}`;
+  if ("image" in args.source) {
+    if (args.install || args.build)
+      throw new Error(`${label}: install and build go with git or path sources; an image is built by its GoldenImage`);
+    const artifact = pulumi.output(args.source.image);
+    const releaseId = artifact.apply((a) => imageReleaseId(a.imageId));
+    const envKeys = pulumi
+      .output(args.secretEnv ?? {})
+      .apply((secretEnv) => [
+        ...Object.keys(args.env ?? {}),
+        ...Object.keys(secretEnv),
+        "FLEET_RELEASE",
+        "FLEET_COMMIT",
+      ]);
+    return {
+      releaseId,
+      commit: releaseId,
+      source: artifact.apply((a): ResolvedSource => ({ kind: "image", ...a })),
+      start:
+        args.start ??
+        pulumi
+          .all([artifact, pulumi.unsecret(envKeys)])
+          .apply(([a, keys]) => dockerRunCommand({ container: unitName, image: a.imageId, envKeys: keys })),
+    };
+  }
+  if (!args.start) throw new Error(`${label}.start: give the command that runs the service`);
+  const release = resolveRelease(args.source, args.build, label);
+  return {
+    releaseId: release.releaseId,
+    commit: release.commit,
+    source: release.source,
+    start: args.start,
+    ...(args.install
+      ? {
+          install: {
+            run: args.install.run,
+            when: [...(args.install.when ?? [])],
+            hash: resolveDepsHash(release, args.install.when ?? [], args.install.run),
+          },
+        }
+      : {}),
+  };
+}
+
 /** `dependsOn` as a list of resources (it may be one resource or a list). */
 function toResources(dependsOn: pulumi.ComponentResourceOptions["dependsOn"]): pulumi.Input<pulumi.Resource>[] {
   if (!dependsOn) return [];
@@ -140,17 +206,10 @@ export class Service extends pulumi.ComponentResource {
   constructor(name: string, args: ServiceArgs, opts?: pulumi.ComponentResourceOptions) {
     super(TOKENS.service, name, {}, opts);
     const label = `services.${name}`;
-    // Resolved now, on the deploying machine, so that preview knows the release (old → new).
-    const release = resolveRelease(args.source, args.build, label);
-    const install: InstallSpec | undefined = args.install
-      ? {
-          run: args.install.run,
-          when: [...(args.install.when ?? [])],
-          hash: resolveDepsHash(release, args.install.when ?? [], args.install.run),
-        }
-      : undefined;
     const root = args.root ?? "/srv/fleet";
     const unitName = args.unitName ?? name;
+    const release = releaseOf(name, args, unitName);
+    const install = release.install;
     const connection = pulumi.secret(args.host instanceof Host ? args.host.connection : pulumi.output(args.host));
     const health = healthSpec(args.health, label);
     const stepTimeoutMs = parseDuration(args.stepTimeout ?? "10m", `${label}.stepTimeout`);
@@ -158,9 +217,9 @@ export class Service extends pulumi.ComponentResource {
     // runAs defaults to the connection's user, which may only be known once the host exists.
     const runAs =
       args.runAs !== undefined ? pulumi.output(args.runAs) : pulumi.unsecret(connection.apply((c) => c.user));
-    const unit = runAs.apply((user) =>
-      renderUnit({ name, runAs: user, start: args.start, layout: serviceLayout(root, name, unitName) }),
-    );
+    const unit = pulumi
+      .all([runAs, release.start])
+      .apply(([user, start]) => renderUnit({ name, runAs: user, start, layout: serviceLayout(root, name, unitName) }));
 
     // Each property is its own input, so that `pulumi preview --diff` shows exactly what changes
     // (release, unit lines, env keys); secretEnv shows as [secret].
@@ -177,7 +236,7 @@ export class Service extends pulumi.ComponentResource {
       ...(install ? { install } : {}),
       ...(args.build ? { build: args.build } : {}),
       ...(args.migrate ? { migrate: args.migrate } : {}),
-      start: args.start,
+      start: release.start,
       env: { ...(args.env ?? {}) },
       secretEnv: pulumi.secret(pulumi.output(args.secretEnv ?? {})) as pulumi.Output<Record<string, string>>,
       unit,

@@ -50,3 +50,10 @@ export function depsHash(files: readonly { path: string; content: Buffer }[], ru
   }
   return h.digest("hex").slice(0, 16);
 }
+
+/** An image's release id: its content-addressed id, short. */
+export function imageReleaseId(imageId: string): string {
+  const hex = imageId.replace(/^sha256:/, "");
+  if (!/^[0-9a-f]{12,}$/.test(hex)) throw new Error(`not a docker image id: ${imageId}`);
+  return `i-${hex.slice(0, 12)}`;
+}

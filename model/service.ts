@@ -1,13 +1,16 @@
 import type { SshConnection } from "../transport/connection";
 import type { NotifyTarget } from "./notify";
 import type { RestorePoint } from "./backup";
+import type { ImageArtifact } from "../providers/image/model";
 
 /** Where a release's files come from, resolved by the program before the provider runs. */
 export type ResolvedSource =
   /** A commit of a local git repository, packed with `git archive`. */
   | { readonly kind: "git"; readonly repo: string; readonly commit: string }
   /** A local directory, packed with tar; `exclude` holds tar patterns. */
-  | { readonly kind: "path"; readonly path: string; readonly exclude: readonly string[] };
+  | { readonly kind: "path"; readonly path: string; readonly exclude: readonly string[] }
+  /** A GoldenImage (docker): the release is the image, loaded into the host's engine. */
+  | ({ readonly kind: "image" } & ImageArtifact);
 
 export interface InstallSpec {
   /** Shell command run once per dependency set, in `deps/<hash>/`. */

@@ -18,7 +18,18 @@ export function packSource(source: ResolvedSource): PackedSource {
   const [cmd, args] =
     source.kind === "git"
       ? ["git", ["-C", source.repo, "archive", "--format=tar.gz", source.commit]]
-      : ["tar", ["-czf", "-", ...source.exclude.map((p) => `--exclude=${p}`), "-C", source.path, "."]];
+      : source.kind === "image"
+        ? // The release of an image is one file naming it; the image itself is loaded apart.
+          [
+            "sh",
+            [
+              "-c",
+              'd=$(mktemp -d) && printf "%s\\n" "$1" > "$d/IMAGE" && tar -czf - -C "$d" IMAGE; rc=$?; rm -rf "$d"; exit $rc',
+              "sh",
+              source.imageId,
+            ],
+          ]
+        : ["tar", ["-czf", "-", ...source.exclude.map((p) => `--exclude=${p}`), "-C", source.path, "."]];
   const child = spawn(cmd as string, args as string[], { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => (stderr += d.toString("utf8")));

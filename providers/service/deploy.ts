@@ -20,6 +20,8 @@ import { parseReleaseLines, releasesToDelete, type RetainedRelease } from "../..
 import { redact } from "../../transport/redact";
 import { packSource } from "../../source/pack";
 import { restoreBackup } from "../backup/operations";
+import { ensureImageOnHost, hostPlace, pruneImages } from "../image/host-images";
+import { recordReleaseImagesScript } from "../../commands/image";
 import { shq } from "../../commands/quote";
 import { evidence, judge } from "./gate";
 import { notifyAll } from "./notify";
@@ -142,6 +144,15 @@ async function deployHoldingToken(spec: ServiceSpec, owner: LockOwner, hint: Dep
       previous: current && current !== spec.releaseId ? current : undefined,
     });
     try {
+      if (!releasePresent && spec.source.kind === "image") {
+        const s = spec.source;
+        await ensureImageOnHost(spec.connection, {
+          imageId: s.imageId,
+          tags: s.tags,
+          dockerHost: s.dockerHost,
+          timeoutMs: spec.stepTimeoutMs,
+        });
+      }
       if (!releasePresent) await upload(spec, secrets);
       if (spec.install && !depsPresent) {
         await runScript(spec.connection, installScript(spec, !releasePresent), {
@@ -172,6 +183,7 @@ async function deployHoldingToken(spec: ServiceSpec, owner: LockOwner, hint: Dep
     // The host finished already when its own check agreed; otherwise finish from here.
     if (out["finalized"] !== "1") await finish("ok", previousReleaseId);
     const layout = layoutOf(spec);
+    if (spec.source.kind === "image") await keepImages(spec, previousReleaseId);
     return JSON.parse(
       JSON.stringify({
         ...spec,
@@ -330,5 +342,39 @@ async function restoreDatabase(spec: ServiceSpec): Promise<{ ok: boolean; messag
       ok: false,
       message: `CRITICAL: restoring the pre-deploy backup ${point.backupId} failed, so the previous release runs on the migrated database: ${redact((err as Error).message, secrets)}`,
     };
+  }
+}
+
+/**
+ * After an image release serves: record the images the retained releases use (image retention
+ * never deletes those), then prune the GoldenImage's images on the host. Only ever warns.
+ */
+async function keepImages(spec: ServiceSpec, previousReleaseId: string): Promise<void> {
+  if (spec.source.kind !== "image") return;
+  const s = spec.source;
+  try {
+    const layout = layoutOf(spec);
+    const previous = await runScript(
+      spec.connection,
+      `cat ${shq(`${layout.releases}/${previousReleaseId}/IMAGE`)} 2>/dev/null || true\n`,
+      {
+        step: "previous image",
+        secrets: secretsOf(spec),
+      },
+    );
+    await runScript(spec.connection, recordReleaseImagesScript(spec.name, layout.releases), {
+      step: "record images",
+      secrets: secretsOf(spec),
+    });
+    await pruneImages(hostPlace(spec.connection, spec.stepTimeoutMs), {
+      name: s.name,
+      keep: s.keep,
+      history: s.history,
+      protect: [s.imageId, ...previous.stdout.split("\n").filter(Boolean)],
+    });
+  } catch (err) {
+    console.error(
+      `warning: [${connectionKey(spec.connection)}] ${spec.name}: image retention skipped: ${redact((err as Error).message, secretsOf(spec))}`,
+    );
   }
 }

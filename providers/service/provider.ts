@@ -5,6 +5,7 @@ import { parseFacts } from "../../commands/facts";
 import { diffService } from "../../decisions/service-diff";
 import { parseReleaseLines } from "../../decisions/retention";
 import { runScript } from "../../transport/ssh";
+import { recordImageRefsScript } from "../../commands/image";
 import { checkServiceInputs } from "./check";
 import { deployService } from "./deploy";
 
@@ -62,6 +63,13 @@ export const serviceProvider: pulumi.dynamic.ResourceProvider = {
   },
 
   async delete(_id: string, props: ServiceState) {
+    // An image service's record of the images it uses goes with it (retention may prune them).
+    if (props.source?.kind === "image") {
+      await runScript(props.connection, recordImageRefsScript(props.name, []), {
+        step: "forget images",
+        secrets: [props.connection.privateKey],
+      });
+    }
     await runScript(props.connection, deleteScript(props), {
       step: "delete",
       secrets: [props.connection.privateKey, ...Object.values(props.secretEnv ?? {})],

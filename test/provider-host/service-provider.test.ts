@@ -50,7 +50,8 @@ describe("Service provider in Pulumi's provider host (preview path)", function (
 
   it("serializes to a small provider with no secret inside", async () => {
     const text = await serializeProvider(serviceProvider);
-    assert.ok(text.length < 200_000, `provider is ${text.length} bytes; every RPC pays for its size`);
+    // About 215 KB with backups and images in: every RPC carries it (pulumi-facts: ~125 ms per MB).
+    assert.ok(text.length < 300_000, `provider is ${text.length} bytes; every RPC pays for its size`);
     assert.ok(!text.includes("KEY-MATERIAL-XYZ"));
     assert.match(text, /require\("ssh2"\)/, "ssh2 is required inside, not captured");
   });

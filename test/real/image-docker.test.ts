@@ -1,9 +1,9 @@
 import { strict as assert } from "assert";
 import { execFileSync } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
-import { IMAGE_REFS_DIR, dockerRunCommand, recordReleaseImagesScript, removeImagesScript } from "../../commands/image";
+import { IMAGE_REFS_DIR, recordReleaseImagesScript, removeImagesScript } from "../../commands/image";
+import type { ImageArtifact } from "../../providers/image/model";
 import { dockerImageSpec, type DockerGoldenImageArgs } from "../../components/golden-image";
 import { dockerImageProvider } from "../../providers/image/docker-provider";
 import { serviceProvider } from "../../providers/service/provider";
@@ -98,19 +98,25 @@ function out(key: string): any {
   return image.state!.plainOutputs[key];
 }
 
-/** A path-source release whose start runs `imageId` with docker under systemd. */
-const releaseDirs: string[] = [];
+/** What GoldenImage's `artifact` output holds, from the provider's outputs (as the component builds it). */
+function artifact(): ImageArtifact {
+  return {
+    name: NAME,
+    imageId: out("imageId"),
+    tags: out("tags"),
+    dockerHost: out("dockerHost"),
+    keep: out("keep"),
+    history: out("history"),
+  };
+}
 
-function serviceFor(imageId: string): Props {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-image-release-"));
-  releaseDirs.push(dir);
-  fs.writeFileSync(path.join(dir, "IMAGE"), imageId + "\n");
+/** A Service whose source is the GoldenImage's artifact (`source: { image }`): start is docker run of it. */
+function serviceFor(artifact: ImageArtifact): Props {
   return serviceInputs({
     name: SERVICE,
     connection: connectionFor("web3"),
     root: ROOT,
-    source: { path: dir },
-    start: dockerRunCommand({ container: SERVICE, image: imageId, envKeys: ["APP_HOST", "APP_PORT", "FLEET_RELEASE"] }),
+    source: { image: artifact },
     env: { APP_HOST: WEB3, APP_PORT: String(SERVICE_PORT) },
     health: { url: `http://${WEB3}:${SERVICE_PORT}/health`, timeout: "8s", interval: "100ms" },
     keepReleases: 3,
@@ -125,6 +131,7 @@ async function served(): Promise<string> {
 describe("GoldenImage docker: build, validate, ship, run as a Service, retain (real engines, web3)", function () {
   this.timeout(120_000);
   const ids: Record<string, string> = {};
+  const arts: Record<string, ImageArtifact> = {};
 
   before(async function () {
     this.timeout(60_000);
@@ -149,7 +156,6 @@ describe("GoldenImage docker: build, validate, ship, run as a Service, retain (r
     await closeAll();
     cleanBuildEngine();
     ctx?.remove();
-    for (const dir of releaseDirs) fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it("builds the context, validates it, ships it to web3 with docker save | docker load, tags hash and commit", async () => {
@@ -157,6 +163,7 @@ describe("GoldenImage docker: build, validate, ship, run as a Service, retain (r
     const { op } = await image.up(imageInputs());
     assert.equal(op, "create");
     ids["v1"] = out("imageId");
+    arts["v1"] = artifact();
     assert.match(ids["v1"]!, /^sha256:[0-9a-f]{64}$/);
     const hash = out("contentHash") as string;
     assert.equal(out("ref"), `${REPO}:${hash.slice(0, 16)}`);
@@ -203,6 +210,7 @@ describe("GoldenImage docker: build, validate, ship, run as a Service, retain (r
     assert.notEqual(out("imageId"), ids["v1"], "a rebuild is a new image id");
     assert.equal(out("previousImageId"), ids["v1"]);
     ids["v1"] = out("imageId");
+    arts["v1"] = artifact();
   });
 
   it("a changed file is a rebuild: preview names the file, up activates the new image with the old one as previous", async () => {
@@ -216,6 +224,7 @@ describe("GoldenImage docker: build, validate, ship, run as a Service, retain (r
     );
     await image.up(imageInputs());
     ids["v2"] = out("imageId");
+    arts["v2"] = artifact();
     assert.notEqual(ids["v2"], ids["v1"]);
     assert.equal(out("built"), true);
     assert.equal(out("previousImageId"), ids["v1"]);
@@ -267,7 +276,7 @@ describe("GoldenImage docker: build, validate, ship, run as a Service, retain (r
       name: SERVICE,
       additionalSecretOutputs: ["connection", "secretEnv"],
     });
-    await svc.up(serviceFor(ids["v2"]!));
+    await svc.up(serviceFor(arts["v2"]!));
     assert.equal(await served(), "v2");
     assert.equal(await sh(`systemctl is-active ${SERVICE}`), "active");
     assert.equal(await sh(`docker inspect -f '{{.Image}}' ${SERVICE}`), ids["v2"]);
@@ -280,10 +289,11 @@ describe("GoldenImage docker: build, validate, ship, run as a Service, retain (r
     });
     await image.up(imageInputs({ validate: { ...validate, env: { ...validate.env, REQUIRED_SETTING: "on" } } }));
     ids["v3"] = out("imageId");
+    arts["v3"] = artifact();
     assert.equal(out("previousImageId"), ids["v2"]);
     assert.equal(engine.has(ids["v3"]!), true, "v3 was validated and shipped");
 
-    await assert.rejects(svc.up(serviceFor(ids["v3"]!)), (err: Error) => {
+    await assert.rejects(svc.up(serviceFor(arts["v3"]!)), (err: Error) => {
       assert.match(err.message, /failed its health gate: the service exited during the health check/);
       assert.match(err.message, /missing required setting REQUIRED_SETTING/);
       assert.match(err.message, /Rolled back automatically: .* is serving and healthy again/);
@@ -311,6 +321,7 @@ describe("GoldenImage docker: build, validate, ship, run as a Service, retain (r
     ctx.commit("v4", { "app/requires.txt": null, "app/version.txt": "v4\n" });
     await image.up(imageInputs());
     ids["v4"] = out("imageId");
+    arts["v4"] = artifact();
     assert.deepEqual(out("history"), [ids["v4"], ids["v3"]]);
     assert.equal(buildEngineHas(ids["v2"]!), false, "v2 is out of the policy on the build engine: pruned");
     assert.equal(engine.has(ids["v2"]!), true, "on web3, v2 serves the Service: kept whatever the policy");
@@ -332,6 +343,7 @@ describe("GoldenImage docker: build, validate, ship, run as a Service, retain (r
     ctx.commit("v5", { "app/version.txt": "v5\n" });
     await image.up(imageInputs());
     ids["v5"] = out("imageId");
+    arts["v5"] = artifact();
     assert.deepEqual(out("history"), [ids["v5"], ids["v4"]]);
     assert.equal(buildEngineHas(ids["v3"]!), false, "v3 is out of the policy on the build engine: pruned");
     assert.equal(engine.has(ids["v3"]!), true, "on web3, a service still needs v3: kept");
