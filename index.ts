@@ -5,6 +5,7 @@ import { Host, type HostArgs } from "./components/host";
 import { Service } from "./components/service";
 import { DatabaseBackup, plannedReleaseId } from "./components/database-backup";
 import type { SourceArgs } from "./source/resolve";
+import { planBatches } from "./decisions/rollout";
 import { FleetConfigError, parseFleetConfig, type FleetConfig } from "./config/schema";
 import { parseDuration } from "./model/duration";
 import type { SshConnection } from "./transport/connection";
@@ -84,6 +85,7 @@ const fleet = parseFleetConfig({
   notify: config.getObject("notify"),
   backups: config.getObject("backups"),
   dbPasswords: config.getObject("dbPasswords"),
+  pins: config.getObject("pins"),
 });
 
 const hosts: Record<string, Host> = {};
@@ -122,33 +124,45 @@ for (const [name, s] of Object.entries(fleet.services)) {
   const protectedBy = Object.entries(fleet.backups)
     .filter(([, b]) => b.protects.includes(name))
     .map(([b]) => backups[b]!);
-  deployed[name] = new Service(
-    name,
-    {
-      host: hosts[s.host]!,
-      source: sourceOf(s),
-      install: s.install,
-      build: s.build,
-      migrate: s.migrate,
-      start: s.start,
-      env: s.env,
-      secretEnv: pulumi.secret(fleet.secretEnv[name] ?? {}),
-      health: s.health,
-      keepReleases: s.keepReleases,
-      root: s.root,
-      runAs: s.runAs,
-      unitName: s.unitName,
-      breakStaleLock: s.breakStaleLock,
-      stepTimeout: s.stepTimeout,
-      minFreeDiskMb: s.minFreeDiskMb,
-      notify: pulumi.secret(
-        fleet.notify
-          .filter((t) => !t.services || t.services.includes(name))
-          .map(({ services: _services, ...target }) => target),
-      ),
-    },
-    { dependsOn: protectedBy },
-  );
+  const args = (hostName: string) => ({
+    host: hosts[hostName]!,
+    serviceName: name,
+    source: sourceOf(s),
+    install: s.install,
+    build: s.build,
+    migrate: s.migrate,
+    start: s.start,
+    env: s.env,
+    secretEnv: pulumi.secret(fleet.secretEnv[name] ?? {}),
+    health: s.health,
+    keepReleases: s.keepReleases,
+    root: s.root,
+    runAs: s.runAs,
+    unitName: s.unitName,
+    breakStaleLock: s.breakStaleLock,
+    stepTimeout: s.stepTimeout,
+    minFreeDiskMb: s.minFreeDiskMb,
+    ...(fleet.pins[name] ? { pin: fleet.pins[name] } : {}),
+    notify: pulumi.secret(
+      fleet.notify
+        .filter((t) => !t.services || t.services.includes(name))
+        .map(({ services: _services, ...target }) => target),
+    ),
+  });
+  if (s.host) {
+    deployed[name] = new Service(name, args(s.host), { dependsOn: protectedBy });
+    continue;
+  }
+  // Several hosts: one Service per host, in batches; each batch waits for the previous one to
+  // pass its health gates, and a failed batch stops the ones after it (the engine's dependsOn).
+  let previous: Service[] = [];
+  for (const batch of planBatches(s.hosts!, s.rollout ?? { batch: 1, canary: [] })) {
+    const current = batch.map(
+      (h) => new Service(`${name}@${h}`, args(h), { dependsOn: [...protectedBy, ...previous] }),
+    );
+    current.forEach((svc, i) => (deployed[`${name}@${batch[i]}`] = svc));
+    previous = current;
+  }
 }
 
 /** Per service: the release serving, its commit, where, and whether deps were reinstalled. */

@@ -63,6 +63,8 @@ export interface ServiceArgs {
   readonly root?: string;
   /** The account the service runs as. Default: the connection's user. */
   readonly runAs?: string;
+  /** The service's name on its host (directory, unit). Default: the resource name. */
+  readonly serviceName?: string;
   /** The systemd unit name. Default: the service name. */
   readonly unitName?: string;
   /** Break a deploy lock whose holder process is gone. Default false. */
@@ -75,6 +77,11 @@ export interface ServiceArgs {
    * Default: migrations stay applied after a rollback (and the failure says so).
    */
   readonly restoreOnRollback?: DatabaseBackup;
+  /**
+   * Rollback pin (`npm run rollback`): deploy exactly this release, which the host must still
+   * have; a git source deploys the pinned commit. Default: none (deploy the source's release).
+   */
+  readonly pin?: { readonly releaseId: string; readonly commit: string };
   /** Where deploy outcomes are announced (success, failure, rollback, critical). Secret. Default none. */
   readonly notify?: pulumi.Input<readonly NotifyTarget[]>;
   /** Refuse to deploy when the host has less free disk than this under root, in MiB. Default 512. */
@@ -155,10 +162,13 @@ function releaseOf(name: string, args: ServiceArgs, unitName: string): PlannedRe
     };
   }
   if (!args.start) throw new Error(`${label}.start: give the command that runs the service`);
-  const release = resolveRelease(args.source, args.build, label);
+  // A pinned git service resolves the pinned commit (its install hash is that commit's).
+  const source =
+    args.pin && "git" in args.source ? { ...args.source, ref: args.pin.commit, allowDirty: true } : args.source;
+  const release = resolveRelease(source, args.build, label);
   return {
-    releaseId: release.releaseId,
-    commit: release.commit,
+    releaseId: args.pin?.releaseId ?? release.releaseId,
+    commit: args.pin?.commit ?? release.commit,
     source: release.source,
     start: args.start,
     ...(args.install
@@ -205,10 +215,13 @@ export class Service extends pulumi.ComponentResource {
 
   constructor(name: string, args: ServiceArgs, opts?: pulumi.ComponentResourceOptions) {
     super(TOKENS.service, name, {}, opts);
-    const label = `services.${name}`;
+    // The name on the host (directory, unit) may differ from the resource's: one service on
+    // several hosts is one Service resource per host.
+    const serviceName = args.serviceName ?? name;
+    const label = `services.${serviceName}`;
     const root = args.root ?? "/srv/fleet";
-    const unitName = args.unitName ?? name;
-    const release = releaseOf(name, args, unitName);
+    const unitName = args.unitName ?? serviceName;
+    const release = releaseOf(serviceName, args, unitName);
     const install = release.install;
     const connection = pulumi.secret(args.host instanceof Host ? args.host.connection : pulumi.output(args.host));
     const health = healthSpec(args.health, label);
@@ -219,12 +232,14 @@ export class Service extends pulumi.ComponentResource {
       args.runAs !== undefined ? pulumi.output(args.runAs) : pulumi.unsecret(connection.apply((c) => c.user));
     const unit = pulumi
       .all([runAs, release.start])
-      .apply(([user, start]) => renderUnit({ name, runAs: user, start, layout: serviceLayout(root, name, unitName) }));
+      .apply(([user, start]) =>
+        renderUnit({ name: serviceName, runAs: user, start, layout: serviceLayout(root, serviceName, unitName) }),
+      );
 
     // Each property is its own input, so that `pulumi preview --diff` shows exactly what changes
     // (release, unit lines, env keys); secretEnv shows as [secret].
     const inputs: { [K in keyof ServiceSpec]: pulumi.Input<ServiceSpec[K]> } = {
-      name,
+      name: serviceName,
       connection,
       host: pulumi.unsecret(connection.apply((c) => c.host)),
       root,
@@ -247,6 +262,7 @@ export class Service extends pulumi.ComponentResource {
       minFreeDiskMb: args.minFreeDiskMb ?? 512,
       notify: pulumi.secret(pulumi.output(args.notify ?? [])) as pulumi.Output<NotifyTarget[]>,
       ...(args.restoreOnRollback ? { restoreOnRollback: args.restoreOnRollback.restorePoint } : {}),
+      ...(args.pin ? { pinned: true } : {}),
     };
     // A Host's bootstrap (user, curl, directories) must be done before the first deploy.
     // What the Service waits for (its Host's bootstrap, a DatabaseBackup) must finish before the

@@ -128,54 +128,90 @@ export const hostSchema = z.preprocess(
   z.discriminatedUnion("kind", [existingHostSchema, hcloudHostSchema]),
 );
 
-export const serviceSchema = z.strictObject({
-  host: name,
-  source: z
-    .strictObject({
-      git: z.string().min(1).optional(),
-      ref: z.string().min(1).optional(),
-      allowDirty: z.boolean().optional(),
-      path: z.string().min(1).optional(),
-      exclude: z.array(z.string().min(1)).optional(),
-    })
-    .superRefine((s, ctx) => {
-      if (!!s.git === !!s.path)
-        ctx.addIssue({ code: "custom", message: "give exactly one of git (a repository) and path (a directory)" });
-      if (s.path && (s.ref || s.allowDirty !== undefined))
-        ctx.addIssue({ code: "custom", message: "ref and allowDirty go with git, not path" });
-      if (s.git && s.exclude)
-        ctx.addIssue({ code: "custom", message: "exclude goes with path; git sources deploy the committed tree" });
+export const serviceSchema = z
+  .strictObject({
+    /** The host it runs on; or `hosts` for several, deployed in `rollout` batches. */
+    host: name.optional(),
+    hosts: z.array(name).min(1).optional(),
+    rollout: z
+      .strictObject({
+        /** Hosts per batch: a number, or a share of the hosts ("25%"). Default 1. */
+        batch: z
+          .union([z.number().int().min(1), z.string().regex(/^([1-9]\d?|100)%$/, 'must be a share such as "25%"')])
+          .default(1),
+        /** Hosts deployed first, as their own batch. Default none. */
+        canary: z.array(name).default([]),
+      })
+      .optional(),
+    source: z
+      .strictObject({
+        git: z.string().min(1).optional(),
+        ref: z.string().min(1).optional(),
+        allowDirty: z.boolean().optional(),
+        path: z.string().min(1).optional(),
+        exclude: z.array(z.string().min(1)).optional(),
+      })
+      .superRefine((s, ctx) => {
+        if (!!s.git === !!s.path)
+          ctx.addIssue({ code: "custom", message: "give exactly one of git (a repository) and path (a directory)" });
+        if (s.path && (s.ref || s.allowDirty !== undefined))
+          ctx.addIssue({ code: "custom", message: "ref and allowDirty go with git, not path" });
+        if (s.git && s.exclude)
+          ctx.addIssue({ code: "custom", message: "exclude goes with path; git sources deploy the committed tree" });
+      }),
+    install: z
+      .strictObject({
+        run: oneLine("install.run"),
+        when: z.array(relativePath).default([]),
+      })
+      .optional(),
+    build: z.string().min(1).optional(),
+    migrate: z.string().min(1).optional(),
+    start: oneLine("start"),
+    env: envMap.default({}),
+    health: z.strictObject({
+      url: httpUrl,
+      expectStatus: z.number().int().min(100).max(599).default(200),
+      bodyContains: z.string().optional(),
+      version: z.strictObject({ url: httpUrl, field: z.string().min(1).default("commit") }).optional(),
+      timeout: duration.default("30s"),
+      interval: duration.optional(),
     }),
-  install: z
-    .strictObject({
-      run: oneLine("install.run"),
-      when: z.array(relativePath).default([]),
-    })
-    .optional(),
-  build: z.string().min(1).optional(),
-  migrate: z.string().min(1).optional(),
-  start: oneLine("start"),
-  env: envMap.default({}),
-  health: z.strictObject({
-    url: httpUrl,
-    expectStatus: z.number().int().min(100).max(599).default(200),
-    bodyContains: z.string().optional(),
-    version: z.strictObject({ url: httpUrl, field: z.string().min(1).default("commit") }).optional(),
-    timeout: duration.default("30s"),
-    interval: duration.optional(),
+    keepReleases: z
+      .number()
+      .int()
+      .min(2, "must be at least 2 (the serving release and the rollback target)")
+      .default(5),
+    root: z
+      .string()
+      .regex(/^\/[A-Za-z0-9_./-]*$/, "must be an absolute path without spaces or quotes")
+      .refine((p) => p !== "/" && !p.split("/").includes(".."), "must not be / or contain '..'")
+      .default("/srv/fleet"),
+    runAs: unixUser.optional(),
+    unitName: name.optional(),
+    breakStaleLock: z.boolean().optional(),
+    stepTimeout: duration.optional(),
+    minFreeDiskMb: z.number().int().min(0).optional(),
+  })
+  .superRefine((s, ctx) => {
+    if (!s.host === !s.hosts)
+      ctx.addIssue({ code: "custom", path: ["host"], message: "give exactly one of host and hosts" });
+    if (s.rollout && !s.hosts)
+      ctx.addIssue({ code: "custom", path: ["rollout"], message: "rollout goes with hosts (several hosts)" });
+    for (const c of s.rollout?.canary ?? []) {
+      if (!s.hosts?.includes(c))
+        ctx.addIssue({ code: "custom", path: ["rollout", "canary"], message: `"${c}" is not in hosts` });
+    }
+  });
+
+/** Rollback pins (`npm run rollback`): the release each service must run. */
+export const pinsSchema = z.record(
+  name,
+  z.strictObject({
+    releaseId: z.string().regex(/^[a-z0-9][a-z0-9-]{5,63}$/, "must be a release id"),
+    commit: z.string().min(1),
   }),
-  keepReleases: z.number().int().min(2, "must be at least 2 (the serving release and the rollback target)").default(5),
-  root: z
-    .string()
-    .regex(/^\/[A-Za-z0-9_./-]*$/, "must be an absolute path without spaces or quotes")
-    .refine((p) => p !== "/" && !p.split("/").includes(".."), "must not be / or contain '..'")
-    .default("/srv/fleet"),
-  runAs: unixUser.optional(),
-  unitName: name.optional(),
-  breakStaleLock: z.boolean().optional(),
-  stepTimeout: duration.optional(),
-  minFreeDiskMb: z.number().int().min(0).optional(),
-});
+);
 
 const secretEnvSchema = z.record(name, envMap);
 
@@ -235,6 +271,7 @@ export const fleetConfigSchema = z.strictObject({
   privateKeys: z.record(name, z.string().min(1)).default({}),
   notify: notifySchema.default([]),
   backups: z.record(name, backupSchema).default({}),
+  pins: pinsSchema.default({}),
   /** Secret: the PostgreSQL password of each postgres backup, by backup name. */
   dbPasswords: z.record(name, z.string().min(1)).default({}),
 });
@@ -258,6 +295,11 @@ export function crossReferenceProblems(raw: unknown): string[] {
     const host = obj(s)["host"];
     if (typeof host === "string" && !hosts[host]) {
       problems.push(`services.${svc}.host: unknown host "${host}"; fleet:hosts has: ${hostNames.join(", ") || "none"}`);
+    }
+    const many = obj(s)["hosts"];
+    for (const h of Array.isArray(many) ? many : []) {
+      if (typeof h === "string" && !hosts[h])
+        problems.push(`services.${svc}.hosts: unknown host "${h}"; fleet:hosts has: ${hostNames.join(", ") || "none"}`);
     }
     for (const key of Object.keys(obj(obj(s)["env"]))) {
       if (obj(secretEnv[svc])[key] !== undefined)
@@ -288,6 +330,10 @@ export function crossReferenceProblems(raw: unknown): string[] {
         `backups.${b}.postgres: its password goes in secret config: pulumi config set --secret --path 'fleet:dbPasswords.${b}' …`,
       );
     }
+  }
+  for (const svc of Object.keys(obj(cfg["pins"]))) {
+    if (!services[svc])
+      problems.push(`pins.${svc}: no service "${svc}" in fleet:services (npm run rollback -- --unpin clears the pins)`);
   }
   for (const svc of Object.keys(secretEnv)) {
     if (!services[svc]) problems.push(`secretEnv.${svc}: no service "${svc}" in fleet:services`);

@@ -19,6 +19,7 @@ export const UPDATE_KEYS = [
   "start",
   "runAs",
   "keepReleases",
+  "pinned",
 ] as const;
 
 export interface ServiceDiff {

@@ -67,6 +67,8 @@ export interface ServiceSpec {
   readonly breakStaleLock: boolean;
   /** Per remote step timeout, in ms. */
   readonly stepTimeoutMs: number;
+  /** A rollback pin: deploy exactly this retained release, never upload or build it. */
+  readonly pinned?: boolean;
   /** Restore this backup when an automatic rollback follows a migration (secret). */
   readonly restoreOnRollback?: RestorePoint;
   /** Where outcomes are announced (secret: URLs carry tokens). */

@@ -133,6 +133,13 @@ async function deployHoldingToken(spec: ServiceSpec, owner: LockOwner, hint: Dep
     const facts = parseFacts((await runLocked(spec, prepareScript(spec, owner), "prepare", spec.stepTimeoutMs)).stdout);
     current = facts.one["current"] ?? "";
     const releasePresent = facts.one["release_present"] === "1";
+    if (spec.pinned && !releasePresent) {
+      await finish("failed", current, "pinned release is gone").catch(() => undefined);
+      throw deployError(
+        `[${connectionKey(spec.connection)}] service "${spec.name}": release ${spec.releaseId} is pinned (a rollback), but the host no longer has it; nothing was changed. ` +
+          `Deploy it from source instead: set the service's source ref to ${spec.commit}, remove the pin (npm run rollback -- --unpin), and run pulumi up.`,
+      );
+    }
     const depsPresent = facts.one["deps_present"] === "1";
     retained = [
       ...parseReleaseLines(facts.all["release"] ?? []).filter((r) => r.id !== spec.releaseId),

@@ -152,6 +152,60 @@ describe("index.ts under Pulumi mocks", () => {
     });
   });
 
+  it("a service on several hosts rolls out in batches: canary first, each batch waiting for the one before", async () => {
+    const hostsCfg = Object.fromEntries(
+      ["web1", "web2", "web3"].map((h, i) => [
+        h,
+        { address: `127.0.0.1${i + 1}`, privateKeyFile: keyFile(), hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEd" },
+      ]),
+    );
+    await runProgram(
+      config({
+        "fleet:hosts": JSON.stringify(hostsCfg),
+        "fleet:services": JSON.stringify({
+          web: {
+            hosts: ["web1", "web2", "web3"],
+            rollout: { batch: 1, canary: ["web2"] },
+            source: { path: APP },
+            start: "python3 app.py",
+            health: { url: "http://127.0.0.1:18080/api/health" },
+          },
+        }),
+      }),
+    );
+    const deps = (h: string) => dependenciesOf(SERVICE_RELEASE, `web@${h}-release`);
+    assert.ok(!deps("web2").some((u) => u.includes("web@")), "the canary waits for no other host");
+    assert.ok(
+      deps("web1").some((u) => u.endsWith("::web@web2-release")),
+      `web1 waits for the canary: ${deps("web1").join(", ")}`,
+    );
+    assert.ok(
+      deps("web3").some((u) => u.endsWith("::web@web1-release")),
+      "web3 waits for web1",
+    );
+    assert.ok(!deps("web3").some((u) => u.endsWith("::web@web2-release")), "only the batch just before");
+    assert.equal(
+      findResource(SERVICE_RELEASE, "web@web1-release").inputs["name"],
+      "web",
+      "the name on the host stays web",
+    );
+  });
+
+  it("a pin deploys exactly the pinned release, and says so in the inputs", async () => {
+    await runProgram(
+      config({
+        "fleet:pins": JSON.stringify({ web: { releaseId: "d-0123456789abcdef", commit: "d-0123456789abcdef" } }),
+      }),
+    );
+    const release = findResource(SERVICE_RELEASE, "web-release");
+    assert.equal(release.inputs["releaseId"], "d-0123456789abcdef");
+    assert.equal(release.inputs["pinned"], true);
+    await assert.rejects(
+      runProgram(config({ "fleet:pins": JSON.stringify({ nope: { releaseId: "abcdef123456", commit: "x" } }) })),
+      /pins\.nope: no service "nope"/,
+    );
+  });
+
   it("an unreadable key file is named by its config path", async () => {
     const cfg = config({
       "fleet:hosts": JSON.stringify({

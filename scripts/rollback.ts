@@ -1,0 +1,71 @@
+/**
+ * `npm run rollback` (issue 7): re-apply an earlier update by pinning each service to the release
+ * it had then (`fleet:pins`), from the file backend's history. Thin on purpose: the logic is in
+ * rollback/history.ts and rollback/commands.ts; this file only reads argv and runs `pulumi`.
+ *
+ *   npm run rollback -- --list                        the updates, with each service's release
+ *   npm run rollback -- <version>                     pin every service to that update's release, pulumi up
+ *   npm run rollback -- --service <name> <release>    pin one service, pulumi up
+ *   npm run rollback -- --unpin                       remove fleet:pins (next pulumi up deploys the sources)
+ */
+import { spawnSync } from "child_process";
+import * as os from "os";
+import * as path from "path";
+import { listHistory, missingReleases, pinsForVersion, readCurrentServices, type Pins } from "../rollback/history";
+import { historyTable, parseArgs, pinOneService, pulumiCommands, shellLine, unpinCommands } from "../rollback/commands";
+
+const PROJECT = "fleet";
+const PROJECT_DIR = path.resolve(__dirname, "..");
+const NO_CLI = `the Pulumi CLI is not on PATH. Install it: curl -fsSL https://get.pulumi.com | sh
+(or see https://www.pulumi.com/docs/iac/download-install/), then open a new shell and run this again.`;
+
+function run(commands: string[][], dryRun: boolean): number {
+  for (const argv of commands) {
+    console.log(`$ ${shellLine(argv)}`);
+    if (dryRun) continue;
+    const started = Date.now();
+    const r = spawnSync(argv[0]!, argv.slice(1), { cwd: PROJECT_DIR, stdio: "inherit" });
+    if ((r.error as NodeJS.ErrnoException | undefined)?.code === "ENOENT") {
+      console.error(`rollback: ${NO_CLI}`);
+      return 127;
+    }
+    if (r.error) throw r.error;
+    if (argv[1] === "up") console.log(`(pulumi up took ${((Date.now() - started) / 1000).toFixed(1)} s)`);
+    if (r.status !== 0) {
+      console.error(`rollback: \`${shellLine(argv)}\` failed (exit ${r.status ?? r.signal})`);
+      return r.status ?? 1;
+    }
+  }
+  return 0;
+}
+
+function applyPins(pins: Pins, args: ReturnType<typeof parseArgs>): number {
+  const missing = missingReleases(pins, readCurrentServices(args.backendDir, PROJECT, args.stack));
+  if (missing.length > 0) {
+    for (const m of missing) console.error(m.message);
+    console.error("rollback: nothing was changed.");
+    return 1;
+  }
+  console.log(`pins: ${JSON.stringify(pins)}`);
+  return run(pulumiCommands(pins, args.stack), args.dryRun);
+}
+
+function main(): number {
+  const args = parseArgs(process.argv.slice(2), process.env, PROJECT_DIR, os.homedir());
+  if (args.mode === "unpin") return run(unpinCommands(args.stack), args.dryRun);
+  const entries = listHistory(args.backendDir, PROJECT, args.stack);
+  if (args.mode === "list") {
+    console.log(historyTable(entries));
+    return 0;
+  }
+  if (args.mode === "service")
+    return applyPins(pinOneService(entries, args.service!.name, args.service!.releaseId), args);
+  return applyPins(pinsForVersion(entries, args.version!), args);
+}
+
+try {
+  process.exitCode = main();
+} catch (e) {
+  console.error(`rollback: ${(e as Error).message}`);
+  process.exitCode = 2;
+}
