@@ -1,59 +1,16 @@
-import * as fs from "fs";
-import * as os from "os";
 import * as pulumi from "@pulumi/pulumi";
 import { Host, type HostArgs } from "./components/host";
 import { Service } from "./components/service";
 import { DatabaseBackup, plannedReleaseId } from "./components/database-backup";
 import type { SourceArgs } from "./source/resolve";
 import { planBatches } from "./decisions/rollout";
-import { FleetConfigError, parseFleetConfig, type FleetConfig } from "./config/schema";
-import { parseDuration } from "./model/duration";
-import type { SshConnection } from "./transport/connection";
-import { hostKeyFromKnownHosts } from "./transport/known-hosts";
+import { parseFleetConfig, type FleetConfig } from "./config/schema";
+import { connectionFor, privateKeyFor, readFileFor } from "./config/connections";
 
 /**
  * The fleet program: reads and validates the stack config (all of it, before any resource
  * exists), then builds one Host per `fleet:hosts` entry and one Service per `fleet:services`.
  */
-
-function readFileFor(field: string, file: string): string {
-  // "~/.ssh/…" as users write it in config; Node does not expand it.
-  const path = file.startsWith("~/") ? `${os.homedir()}${file.slice(1)}` : file;
-  try {
-    return fs.readFileSync(path, "utf8");
-  } catch (err) {
-    throw new FleetConfigError([`${field}: cannot read ${file}: ${(err as Error).message}`]);
-  }
-}
-
-function privateKeyFor(name: string, cfg: FleetConfig, file: string | undefined): string {
-  return file ? readFileFor(`hosts.${name}.privateKeyFile`, file) : cfg.privateKeys[name]!;
-}
-
-/** The SSH connection for one existing host (and its bastion); key material read here, then kept secret. */
-export function connectionFor(name: string, cfg: FleetConfig): SshConnection {
-  const h = cfg.hosts[name]!;
-  if (h.kind !== "existing")
-    throw new FleetConfigError([`hosts.${name}: a ${h.kind} host has no configured connection`]);
-  let hostKey = h.hostKey;
-  if (!hostKey) {
-    hostKey = hostKeyFromKnownHosts(readFileFor(`hosts.${name}.knownHostsFile`, h.knownHostsFile!), h.address, h.port);
-    if (!hostKey) {
-      throw new FleetConfigError([
-        `hosts.${name}.knownHostsFile: no key for ${h.address}:${h.port} in ${h.knownHostsFile} (hashed entries cannot be read; pin hostKey instead)`,
-      ]);
-    }
-  }
-  return {
-    host: h.address,
-    port: h.port,
-    user: h.user,
-    privateKey: privateKeyFor(name, cfg, h.privateKeyFile),
-    hostKey,
-    ...(h.connectTimeout ? { connectTimeoutMs: parseDuration(h.connectTimeout, `hosts.${name}.connectTimeout`) } : {}),
-    ...(h.jump ? { jump: connectionFor(h.jump, cfg) } : {}),
-  };
-}
 
 /** The Host component's arguments for one configured host. */
 function hostArgs(name: string, cfg: FleetConfig): HostArgs {

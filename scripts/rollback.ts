@@ -16,19 +16,29 @@ import { historyTable, parseArgs, pinOneService, pulumiCommands, shellLine, unpi
 
 const PROJECT = "fleet";
 const PROJECT_DIR = path.resolve(__dirname, "..");
-const NO_CLI = `the Pulumi CLI is not on PATH. Install it: curl -fsSL https://get.pulumi.com | sh
-(or see https://www.pulumi.com/docs/iac/download-install/), then open a new shell and run this again.`;
+const NO_CLI = `the Pulumi CLI is not available. Install it: curl -fsSL https://get.pulumi.com | sh
+(or see https://www.pulumi.com/docs/iac/download-install/), put ~/.pulumi/bin on PATH, and run this again.
+Nothing was changed.`;
+
+/** The CLI, or why not: `pulumi` on PATH may be the npm package's shim, which fails offline. */
+function pulumiMissing(): string | undefined {
+  const r = spawnSync("pulumi", ["version"], { cwd: PROJECT_DIR, encoding: "utf8" });
+  if (r.status === 0) return undefined;
+  const why = r.error ? r.error.message : `${r.stderr ?? ""}${r.stdout ?? ""}`.trim();
+  return `${NO_CLI}\n(\`pulumi version\` said: ${why})`;
+}
 
 function run(commands: string[][], dryRun: boolean): number {
+  const missing = dryRun ? undefined : pulumiMissing();
+  if (missing) {
+    console.error(`rollback: ${missing}`);
+    return 127;
+  }
   for (const argv of commands) {
     console.log(`$ ${shellLine(argv)}`);
     if (dryRun) continue;
     const started = Date.now();
     const r = spawnSync(argv[0]!, argv.slice(1), { cwd: PROJECT_DIR, stdio: "inherit" });
-    if ((r.error as NodeJS.ErrnoException | undefined)?.code === "ENOENT") {
-      console.error(`rollback: ${NO_CLI}`);
-      return 127;
-    }
     if (r.error) throw r.error;
     if (argv[1] === "up") console.log(`(pulumi up took ${((Date.now() - started) / 1000).toFixed(1)} s)`);
     if (r.status !== 0) {

@@ -24,7 +24,14 @@ export interface UpdateRecord {
 }
 
 /** A ServiceRelease as the engine records it (Stack → Service component → dynamic resource). */
-export function serviceReleaseResource(stack: string, project: string, service: string, id: string, inputs: Json, outputs: Json): Json {
+export function serviceReleaseResource(
+  stack: string,
+  project: string,
+  service: string,
+  id: string,
+  inputs: Json,
+  outputs: Json,
+): Json {
   const prefix = `urn:pulumi:${stack}::${project}::pulumi:pulumi:Stack$fleet:index:Service`;
   return {
     urn: `${prefix}$${SERVICE_RELEASE_TYPE}::${service}-release`,
@@ -46,8 +53,15 @@ export function versionedCheckpoint(stack: string, project: string, time: string
     checkpoint: {
       stack: `organization/${project}/${stack}`,
       latest: {
-        manifest: { time, magic: "0000000000000000000000000000000000000000000000000000000000000000", version: "v3.265.0" },
-        secrets_providers: { type: "passphrase", state: { salt: "v1:AAAAAAAAAAA=:v1:AAAAAAAAAAAAAAAA:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" } },
+        manifest: {
+          time,
+          magic: "0000000000000000000000000000000000000000000000000000000000000000",
+          version: "v3.265.0",
+        },
+        secrets_providers: {
+          type: "passphrase",
+          state: { salt: "v1:AAAAAAAAAAA=:v1:AAAAAAAAAAAAAAAA:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" },
+        },
         resources,
       },
     },
@@ -55,7 +69,14 @@ export function versionedCheckpoint(stack: string, project: string, time: string
 }
 
 /** Records one update: the new stack file, then its history entry and checkpoint copy. */
-export function writeUpdate(backendDir: string, project: string, stack: string, nanos: string, info: UpdateRecord, checkpoint: Json): void {
+export function writeUpdate(
+  backendDir: string,
+  project: string,
+  stack: string,
+  nanos: string,
+  info: UpdateRecord,
+  checkpoint: Json,
+): void {
   const root = path.join(backendDir, ".pulumi");
   const stackFile = path.join(root, "stacks", project, `${stack}.json`);
   const historyDir = path.join(root, "history", project, stack);

@@ -1,0 +1,26 @@
+import { shq } from "./quote";
+import { serviceLayout } from "./layout";
+
+export interface StatusTarget {
+  readonly root: string;
+  readonly name: string;
+  readonly unitName: string;
+  readonly healthUrl: string;
+}
+
+/** What `npm run status` reads from one host for one service, in one round trip. */
+export function statusScript(t: StatusTarget): string {
+  const layout = serviceLayout(t.root, t.name, t.unitName);
+  const D = shq(layout.dir);
+  return [
+    `if [ ! -d ${D} ]; then echo deployed=0; exit 0; fi`,
+    `echo deployed=1`,
+    `cur=$(readlink ${D}/current 2>/dev/null || true); echo "release=\${cur##*/}"`,
+    `[ -n "$cur" ] && [ -f ${D}/"$cur"/REVISION ] && echo "commit=$(cat ${D}/"$cur"/REVISION)"`,
+    `echo "active=$(systemctl is-active ${shq(t.unitName)} 2>/dev/null || true)"`,
+    `echo "health=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 ${shq(t.healthUrl)} || true)"`,
+    `echo "last=$(tail -n 1 ${shq(layout.auditLog)} 2>/dev/null | base64 -w0)"`,
+    `[ -d ${D}/.lock ] && echo "locked=$(tr '\\n' ' ' < ${D}/.lock/owner | base64 -w0)" || true`,
+    "",
+  ].join("\n");
+}

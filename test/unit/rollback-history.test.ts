@@ -1,0 +1,218 @@
+import { strict as assert } from "assert";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import * as zlib from "zlib";
+import {
+  listHistory,
+  missingReleases,
+  pinsForVersion,
+  readCurrentServices,
+  readJsonFile,
+} from "../../rollback/history";
+import { defaultBackendDir, historyTable, parseArgs, pinOneService, pulumiCommands } from "../../rollback/commands";
+import { writeUpdate, type UpdateRecord } from "../support/diy-backend";
+
+/**
+ * The file backend reader on test/fixtures/backend, laid out as the CLI writes it: four updates of
+ * stack fleet/dev (api changes release in each successful one, web only in the last; the third
+ * failed and was rolled back), secrets in outputs as ciphertext objects.
+ */
+const BACKEND = path.resolve(__dirname, "..", "fixtures", "backend");
+const HISTORY = path.join(BACKEND, ".pulumi", "history", "fleet", "dev");
+const id = (p: string) => p.repeat(40 / p.length).slice(0, 12);
+const commit = (p: string) => p.repeat(40 / p.length);
+
+function copyBackend(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-rb-"));
+  fs.cpSync(BACKEND, dir, { recursive: true });
+  return dir;
+}
+
+describe("rollback: reading a file backend's history", () => {
+  it("lists the updates oldest first, numbered 1… (the files all say version 0), with each service's release", () => {
+    const entries = listHistory(BACKEND, "fleet", "dev");
+    assert.deepEqual(
+      entries.map((e) => [e.version, e.storedVersion, e.result, e.gitHead?.slice(0, 4), e.message]),
+      [
+        [1, 0, "succeeded", "0a0a", "first deploy"],
+        [2, 0, "succeeded", "0b0b", "api 2"],
+        [3, 0, "failed", "0c0c", "api 3 (unhealthy: rolled back)"],
+        [4, 0, "succeeded", "0d0d", "api 3 and web 2"],
+      ],
+    );
+    assert.equal(entries[0]!.startTime, 1767225600);
+    assert.deepEqual(
+      entries.map((e) => [e.services["api"]!.releaseId, e.services["web"]!.releaseId]),
+      [
+        [id("1a1a"), id("4d4d")],
+        [id("2b2b"), id("4d4d")],
+        [id("2b2b"), id("4d4d")],
+        [id("3c3c"), id("5e5e")],
+      ],
+    );
+    assert.equal(entries[3]!.services["web"]!.commit, commit("5e5e"));
+    assert.equal(entries[3]!.services["web"]!.host, "10.0.0.5");
+  });
+
+  it("gives the pins of each succeeded version, and refuses the failed one", () => {
+    const entries = listHistory(BACKEND, "fleet", "dev");
+    const pin = (a: string, w: string) => ({
+      api: { releaseId: id(a), commit: commit(a) },
+      web: { releaseId: id(w), commit: commit(w) },
+    });
+    assert.deepEqual(pinsForVersion(entries, 1), pin("1a1a", "4d4d"));
+    assert.deepEqual(pinsForVersion(entries, 2), pin("2b2b", "4d4d"));
+    assert.deepEqual(pinsForVersion(entries, 4), pin("3c3c", "5e5e"));
+    assert.throws(() => pinsForVersion(entries, 3), /version 3 \(update\) failed: pick a succeeded version/);
+    assert.throws(() => pinsForVersion(entries, 5), /no version 5 in the history \(versions 1…4\)/);
+  });
+
+  it("finds pinned releases the hosts no longer keep, with the deploy-from-source advice", () => {
+    const entries = listHistory(BACKEND, "fleet", "dev");
+    const current = readCurrentServices(BACKEND, "fleet", "dev");
+    assert.deepEqual(current["api"]!.retainedReleases, [id("2b2b"), id("3c3c")]);
+    assert.deepEqual(missingReleases(pinsForVersion(entries, 2), current), []);
+    const missing = missingReleases(pinsForVersion(entries, 1), current);
+    assert.deepEqual(
+      missing.map((m) => [m.service, m.releaseId]),
+      [["api", id("1a1a")]],
+    );
+    assert.match(missing[0]!.message, /10\.0\.0\.5 no longer keeps it \(it keeps: 2b2b2b2b2b2b, 3c3c3c3c3c3c\)/);
+    assert.match(
+      missing[0]!.message,
+      new RegExp(`set the service's source ref to ${commit("1a1a")}, unpin, pulumi up`),
+    );
+    const gone = missingReleases({ old: { releaseId: "abc", commit: "abc" } }, current);
+    assert.match(gone[0]!.message, /old: release abc is not available: the service is not in the current state/);
+  });
+
+  it("reads gzip-compressed history and names a corrupt file in its error", () => {
+    const dir = copyBackend();
+    const hist = path.join(dir, ".pulumi", "history", "fleet", "dev");
+    const name = "dev-1767229200123456789";
+    for (const kind of ["history", "checkpoint"]) {
+      const f = path.join(hist, `${name}.${kind}.json`);
+      fs.writeFileSync(`${f}.gz`, zlib.gzipSync(fs.readFileSync(f)));
+      fs.rmSync(f);
+    }
+    assert.equal(listHistory(dir, "fleet", "dev")[1]!.services["api"]!.releaseId, id("2b2b"));
+    const corrupt = path.join(hist, "dev-1767232800123456789.checkpoint.json");
+    fs.writeFileSync(corrupt, '{"version":3,"checkpoint":{"latest":{"resources":[{"urn":');
+    assert.throws(
+      () => listHistory(dir, "fleet", "dev"),
+      (e: Error) => e.message.startsWith(`${corrupt}: not valid JSON`),
+    );
+    fs.writeFileSync(corrupt, '{"version":3,"checkpoint":{"latest":{"resources":{}}}}');
+    assert.throws(
+      () => listHistory(dir, "fleet", "dev"),
+      new RegExp(`${corrupt}: checkpoint.latest.resources is not a list`),
+    );
+    fs.writeFileSync(corrupt, Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0]));
+    assert.throws(() => readJsonFile(corrupt), /zstd-compressed/);
+    assert.throws(() => listHistory(path.join(dir, "nope"), "fleet", "dev"), /no history/);
+  });
+
+  it("never decrypts: a secret field it needs is reported, not read", () => {
+    const dir = copyBackend();
+    const stackFile = path.join(dir, ".pulumi", "stacks", "fleet", "dev.json");
+    const text = fs.readFileSync(stackFile, "utf8");
+    assert.match(
+      text,
+      /"connection":\{"4dabf18193072939515e22adb298388d":"1b47061264138c4ac30d75fd1eb44270","ciphertext"/,
+    );
+    const doc = JSON.parse(text);
+    const api = doc.checkpoint.latest.resources.find((r: any) => r.outputs?.name === "api");
+    api.outputs.releaseId = { "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", ciphertext: "x" };
+    fs.writeFileSync(stackFile, JSON.stringify(doc));
+    assert.throws(
+      () => readCurrentServices(dir, "fleet", "dev"),
+      /output "releaseId" is a secret; fleet never decrypts/,
+    );
+  });
+
+  it("the test writer produces the fixtures byte for byte (so real-deploy histories have the same format)", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-rb-"));
+    const names = fs.readdirSync(HISTORY).filter((n) => n.endsWith(".history.json"));
+    for (const n of names.sort()) {
+      const nanos = /-(\d+)\.history\.json$/.exec(n)![1]!;
+      const checkpoint = JSON.parse(
+        fs.readFileSync(path.join(HISTORY, n.replace(".history.", ".checkpoint.")), "utf8"),
+      );
+      writeUpdate(dir, "fleet", "dev", nanos, readJsonFile(path.join(HISTORY, n)) as UpdateRecord, checkpoint);
+    }
+    for (const rel of [
+      ".pulumi/stacks/fleet/dev.json",
+      ".pulumi/meta.yaml",
+      ...names.map((n) => `.pulumi/history/fleet/dev/${n}`),
+    ]) {
+      assert.equal(fs.readFileSync(path.join(dir, rel), "utf8"), fs.readFileSync(path.join(BACKEND, rel), "utf8"), rel);
+    }
+  });
+});
+
+describe("rollback: command lines and arguments", () => {
+  const pins = {
+    api: { releaseId: "2b2b2b2b2b2b", commit: commit("2b2b") },
+    "web.v2": { releaseId: "w1", commit: "c1" },
+  };
+
+  it("pulumiCommands: rm, one --path set per key, then up", () => {
+    assert.deepEqual(pulumiCommands(pins, "prod"), [
+      ["pulumi", "config", "rm", "fleet:pins", "--stack", "prod"],
+      ["pulumi", "config", "set", "--path", "fleet:pins.api.releaseId", "2b2b2b2b2b2b", "--stack", "prod"],
+      ["pulumi", "config", "set", "--path", "fleet:pins.api.commit", commit("2b2b"), "--stack", "prod"],
+      ["pulumi", "config", "set", "--path", 'fleet:pins["web.v2"].releaseId', "w1", "--stack", "prod"],
+      ["pulumi", "config", "set", "--path", 'fleet:pins["web.v2"].commit', "c1", "--stack", "prod"],
+      ["pulumi", "up", "--stack", "prod", "--yes"],
+    ]);
+  });
+
+  it("pulumiCommands: an all-digit id (--path would store a number) sets the whole object as JSON", () => {
+    const digits = { api: { releaseId: "123456789012", commit: "123456789012" } };
+    assert.deepEqual(pulumiCommands(digits, "dev")[1], [
+      "pulumi",
+      "config",
+      "set",
+      "fleet:pins",
+      JSON.stringify(digits),
+      "--stack",
+      "dev",
+    ]);
+    assert.equal(pulumiCommands({ api: { releaseId: "012345678901", commit: "012345678901" } }, "dev").length, 4);
+  });
+
+  it("parses the arguments, with the stack and backend defaults", () => {
+    const env = { PULUMI_STACK: "prod", PULUMI_BACKEND_URL: "file://~/state" };
+    assert.deepEqual(parseArgs(["3", "--dry-run"], env, "/proj", "/home/u"), {
+      mode: "version",
+      version: 3,
+      stack: "prod",
+      backendDir: "/home/u/state",
+      dryRun: true,
+    });
+    assert.equal(parseArgs(["--list"], {}, "/proj", "/h").backendDir, "/proj");
+    assert.equal(parseArgs(["--list"], {}, "/proj", "/h").stack, "dev");
+    assert.deepEqual(parseArgs(["--service", "api", "abc", "--stack", "x"], {}, "/p", "/h").service, {
+      name: "api",
+      releaseId: "abc",
+    });
+    assert.equal(parseArgs(["--unpin"], {}, "/p", "/h").mode, "unpin");
+    assert.throws(() => parseArgs(["--list", "2"], {}, "/p", "/h"), /usage/);
+    assert.throws(() => parseArgs(["two"], {}, "/p", "/h"), /not a version number: two/);
+    assert.throws(() => parseArgs(["--bogus"], {}, "/p", "/h"), /unknown option --bogus/);
+    assert.equal(defaultBackendDir({ PULUMI_BACKEND_URL: "s3://bucket" }, "/p", "/h"), "/p");
+  });
+
+  it("the --list table and --service pins come from the history", () => {
+    const entries = listHistory(BACKEND, "fleet", "dev");
+    const lines = historyTable(entries).split("\n");
+    assert.equal(lines.length, 5);
+    assert.match(lines[0]!, /^VERSION\s+TIME\s+GIT HEAD\s+RESULT\s+SERVICES$/);
+    assert.match(lines[3]!, /^3\s+2026-01-01T02:00:00Z\s+0c0c0c0c\s+failed\s+api=2b2b2b2b2b2b web=4d4d4d4d4d4d$/);
+    assert.deepEqual(pinOneService(entries, "web", id("4d4d")), {
+      web: { releaseId: id("4d4d"), commit: commit("4d4d") },
+    });
+    assert.deepEqual(pinOneService(entries, "web", "unknown"), { web: { releaseId: "unknown", commit: "unknown" } });
+  });
+});
