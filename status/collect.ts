@@ -1,4 +1,4 @@
-import type { FleetConfig } from "../config/schema";
+import { FleetConfigError, type FleetConfig } from "../config/schema";
 import { connectionFor } from "../config/connections";
 import { statusScript } from "../commands/status";
 import { decodeBase64, parseFacts } from "../commands/facts";
@@ -43,6 +43,7 @@ export async function collectStatus(cfg: FleetConfig): Promise<StatusRow[]> {
           note: locked ? `deploying now: ${locked}` : "",
         };
       } catch (err) {
+        if (err instanceof FleetConfigError) return { ...row, note: `config: ${err.problems.join("; ")}` };
         return { ...row, note: `unreachable: ${(err as Error).message.split("\n")[0]}` };
       }
     }),
