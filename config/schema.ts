@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { outcomeMarker } from "../decisions/outcome";
 import { DURATION_PATTERN } from "../model/duration";
 import { ENV_KEY_PATTERN, NAME_PATTERN } from "../providers/service/check";
 
@@ -272,6 +273,10 @@ export const fleetConfigSchema = z.strictObject({
   notify: notifySchema.default([]),
   backups: z.record(name, backupSchema).default({}),
   pins: pinsSchema.default({}),
+  /** Pre-deploy checks `npm run deploy` runs first, in order (the apps' tests). */
+  checks: z
+    .array(z.strictObject({ name: z.string().min(1), run: z.string().min(1), cwd: z.string().min(1).optional() }))
+    .default([]),
   /** Secret: the PostgreSQL password of each postgres backup, by backup name. */
   dbPasswords: z.record(name, z.string().min(1)).default({}),
 });
@@ -362,7 +367,9 @@ export type ServiceConfig = z.output<typeof serviceSchema>;
 /** Bad configuration, every problem on its own line with its path. Nothing has run yet. */
 export class FleetConfigError extends Error {
   constructor(readonly problems: string[]) {
-    super(`fleet configuration is invalid (nothing was deployed):\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    super(
+      `fleet configuration is invalid (nothing was deployed):\n${problems.map((p) => `  - ${p}`).join("\n")}\n${outcomeMarker("config")}`,
+    );
     this.name = "FleetConfigError";
   }
 }

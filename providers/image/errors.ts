@@ -1,6 +1,8 @@
+import { outcomeMarker } from "../../decisions/outcome";
+
 /** An image that was not activated; the message carries the evidence. A plain Error (see transport/errors.ts). */
 export function imageError(message: string): Error {
-  return Object.assign(new Error(message), { name: "ImageError" });
+  return Object.assign(new Error(`${message}\n${outcomeMarker("build")}`), { name: "ImageError" });
 }
 
 /**

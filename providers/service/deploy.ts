@@ -258,7 +258,13 @@ async function failBeforeServing(spec: ServiceSpec, err: unknown, current: strin
       `${switched ? rollback.slice(2) : `the serving release (${current || "none"}) was not touched`}.` +
       (phase === "migrate" ? " The migration failed: whatever it applied before failing stays applied." : "") +
       `\n${e.message}`,
-    rollback.includes("CRITICAL") ? "critical" : switched ? "rollback" : "failure",
+    rollback.includes("CRITICAL")
+      ? "critical"
+      : switched
+        ? "rollback"
+        : phase === "build" || phase === "install" || (isRemoteCommandError(err) && err.step === "install")
+          ? "build"
+          : "failure",
     current,
   );
 }

@@ -3,9 +3,10 @@ import { EXIT, breakLockScript, layoutOf, type LockOwner } from "../../commands/
 import { parseFacts } from "../../commands/facts";
 import { remoteCommandError } from "../../transport/errors";
 import { connectionKey, runScript, type ExecResult } from "../../transport/ssh";
+import { outcomeMarker } from "../../decisions/outcome";
 
-/** How a failed deploy ended, for notifications. */
-export type FailureKind = "failure" | "rollback" | "critical";
+/** How a failed deploy ended: for notifications, and (as a marker line) for the deploy command's exit code. */
+export type FailureKind = "failure" | "build" | "rollback" | "critical";
 
 /** A failure meant for the user: a plain Error (see transport/errors.ts for why not a subclass). */
 export function deployError(
@@ -13,7 +14,12 @@ export function deployError(
   kind: FailureKind = "failure",
   from = "",
 ): Error & { critical: boolean; kind: FailureKind; from: string } {
-  return Object.assign(new Error(message), { name: "DeployError", critical: kind === "critical", kind, from });
+  return Object.assign(new Error(`${message}\n${outcomeMarker(kind)}`), {
+    name: "DeployError",
+    critical: kind === "critical",
+    kind,
+    from,
+  });
 }
 
 export function secretsOf(spec: ServiceSpec): string[] {
