@@ -67,6 +67,26 @@ export function remoteCommandError(
   });
 }
 
+/** A command that ran and exited non-zero, as a RemoteCommandError naming the exit code. */
+export function exitError(
+  host: string,
+  step: string,
+  command: string,
+  result: { code: number; stdout: string; stderr: string },
+  secrets: readonly string[],
+): RemoteCommandError {
+  return remoteCommandError(
+    host,
+    step,
+    command,
+    result.code,
+    result.stdout,
+    result.stderr,
+    `exit code ${result.code}`,
+    secrets,
+  );
+}
+
 export function connectionError(host: string, message: string, code?: string): ConnectionError {
   return Object.assign(new Error(`[${host}] ${message}`), {
     name: "ConnectionError" as const,

@@ -1,6 +1,6 @@
 import type { Readable } from "stream";
 import type { SshConnection } from "./connection";
-import { connectionError, remoteCommandError } from "./errors";
+import { connectionError, exitError, remoteCommandError } from "./errors";
 
 /**
  * The transport: the only code that touches a socket. One pooled SSH connection per host and
@@ -249,11 +249,7 @@ export async function exec(conn: SshConnection, command: string, opts: ExecOptio
       const out: Buffer[] = [];
       const errOut: Buffer[] = [];
       let finished = false;
-      const timer = setTimeout(() => {
-        if (finished) return;
-        finished = true;
-        stream.signal("KILL");
-        stream.close();
+      const fail = (reason: string) =>
         reject(
           remoteCommandError(
             key,
@@ -262,10 +258,16 @@ export async function exec(conn: SshConnection, command: string, opts: ExecOptio
             null,
             Buffer.concat(out).toString("utf8"),
             Buffer.concat(errOut).toString("utf8"),
-            `timed out after ${timeoutMs} ms`,
+            reason,
             secrets,
           ),
         );
+      const timer = setTimeout(() => {
+        if (finished) return;
+        finished = true;
+        stream.signal("KILL");
+        stream.close();
+        fail(`timed out after ${timeoutMs} ms`);
       }, timeoutMs);
       stream.on("data", (d: Buffer) => out.push(d));
       stream.stderr.on("data", (d: Buffer) => errOut.push(d));
@@ -273,24 +275,11 @@ export async function exec(conn: SshConnection, command: string, opts: ExecOptio
         clearTimeout(timer);
         if (finished) return;
         finished = true;
-        const stdout = Buffer.concat(out).toString("utf8");
-        const stderr = Buffer.concat(errOut).toString("utf8");
         if (code === null || code === undefined) {
-          reject(
-            remoteCommandError(
-              key,
-              opts.step,
-              describe,
-              null,
-              stdout,
-              stderr,
-              signal ? `killed by signal ${signal}` : "the connection closed before the command finished",
-              secrets,
-            ),
-          );
+          fail(signal ? `killed by signal ${signal}` : "the connection closed before the command finished");
           return;
         }
-        resolve({ code, stdout, stderr });
+        resolve({ code, stdout: Buffer.concat(out).toString("utf8"), stderr: Buffer.concat(errOut).toString("utf8") });
       });
       if (opts.stdin === undefined) stream.end();
       else if (typeof opts.stdin === "string") stream.end(opts.stdin);
@@ -318,18 +307,8 @@ export async function exec(conn: SshConnection, command: string, opts: ExecOptio
  */
 export async function execChecked(conn: SshConnection, command: string, opts: ExecOptions): Promise<ExecResult> {
   const result = await exec(conn, command, opts);
-  if (result.code !== 0) {
-    throw remoteCommandError(
-      connectionKey(conn),
-      opts.step,
-      opts.describe ?? command,
-      result.code,
-      result.stdout,
-      result.stderr,
-      `exit code ${result.code}`,
-      opts.secrets ?? [],
-    );
-  }
+  if (result.code !== 0)
+    throw exitError(connectionKey(conn), opts.step, opts.describe ?? command, result, opts.secrets ?? []);
   return result;
 }
 

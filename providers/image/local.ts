@@ -1,6 +1,6 @@
 import type { Readable } from "stream";
 import type { ExecResult } from "../../transport/ssh";
-import { remoteCommandError } from "../../transport/errors";
+import { exitError, remoteCommandError } from "../../transport/errors";
 
 /**
  * Commands on the deploying machine: the Docker CLI that builds, validates and saves images
@@ -89,18 +89,7 @@ export function execLocal(command: string, opts: LocalOptions): Promise<ExecResu
 /** Like `execLocal`, but a non-zero exit becomes a RemoteCommandError with the output's tail. */
 export async function execLocalChecked(command: string, opts: LocalOptions): Promise<ExecResult> {
   const result = await execLocal(command, opts);
-  if (result.code !== 0) {
-    throw remoteCommandError(
-      engineName(opts.dockerHost),
-      opts.step,
-      opts.describe ?? command,
-      result.code,
-      result.stdout,
-      result.stderr,
-      `exit code ${result.code}`,
-      [],
-    );
-  }
+  if (result.code !== 0) throw exitError(engineName(opts.dockerHost), opts.step, opts.describe ?? command, result, []);
   return result;
 }
 

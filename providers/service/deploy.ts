@@ -1,5 +1,5 @@
 import type { ServiceSpec, ServiceState } from "../../model/service";
-import { isConnectionError, isRemoteCommandError, remoteCommandError } from "../../transport/errors";
+import { exitError, isConnectionError, isRemoteCommandError } from "../../transport/errors";
 import { connectionKey, exec, runScript, type ExecResult } from "../../transport/ssh";
 import {
   activateScript,
@@ -222,18 +222,8 @@ async function upload(spec: ServiceSpec, secrets: string[]): Promise<void> {
     }),
     packed.done,
   ]);
-  if (uploaded.code !== 0) {
-    throw remoteCommandError(
-      connectionKey(spec.connection),
-      "upload",
-      uploadCommand(spec),
-      uploaded.code,
-      uploaded.stdout,
-      uploaded.stderr,
-      `exit code ${uploaded.code}`,
-      secrets,
-    );
-  }
+  if (uploaded.code !== 0)
+    throw exitError(connectionKey(spec.connection), "upload", uploadCommand(spec), uploaded, secrets);
 }
 
 type Finish = (result: AuditEntry["result"], from: string, note?: string) => Promise<unknown>;

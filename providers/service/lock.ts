@@ -1,7 +1,7 @@
 import type { ServiceSpec } from "../../model/service";
 import { EXIT, breakLockScript, layoutOf, type LockOwner } from "../../commands/service";
 import { parseFacts } from "../../commands/facts";
-import { remoteCommandError } from "../../transport/errors";
+import { exitError } from "../../transport/errors";
 import { connectionKey, runScript, type ExecResult } from "../../transport/ssh";
 import { outcomeMarker } from "../../decisions/outcome";
 
@@ -102,18 +102,7 @@ export async function runLocked(
   for (let attempt = 0; attempt < 2; attempt++) {
     const result = await runScript(spec.connection, script, { step, secrets, timeoutMs }, false);
     if (result.code === 0) return result;
-    if (result.code !== EXIT.locked) {
-      throw remoteCommandError(
-        host,
-        step,
-        `/bin/sh -s (${step})`,
-        result.code,
-        result.stdout,
-        result.stderr,
-        `exit code ${result.code}`,
-        secrets,
-      );
-    }
+    if (result.code !== EXIT.locked) throw exitError(host, step, `/bin/sh -s (${step})`, result, secrets);
     const ownerText = result.stdout.replace(/^locked=1\n/, "");
     const os = require("os") as typeof import("os");
     const stale = lockIsStale(ownerText, {
