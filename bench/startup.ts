@@ -40,6 +40,6 @@ if (require.main === module) {
     `\nprogram start-up (Pulumi.yaml loader: tsx), ${resources} resources registered under mocks: ${medianMs} ms (median)`,
   );
   console.log(
-    `a type-checking start would add about ${typecheckMs} ms (tsc --noEmit); type-checks run in CI (npm run build)`,
+    `a type-checking start would add about ${typecheckMs} ms (tsc --noEmit); type-checks run in CI (npm run lint)`,
   );
 }

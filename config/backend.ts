@@ -104,7 +104,10 @@ export function backendOf(
       if (endpoint !== null) {
         const host = endpoint.replace(/^https?:\/\//, "");
         if (!/^[A-Za-z0-9.-]+(:\d+)?(\/.*)?$/.test(host))
-          throw new BackendUrlError(raw, `endpoint=${endpoint} is not a host name (e.g. endpoint=fsn1.your-objectstorage.com)`);
+          throw new BackendUrlError(
+            raw,
+            `endpoint=${endpoint} is not a host name (e.g. endpoint=fsn1.your-objectstorage.com)`,
+          );
       }
       const prefix = prefixOf(url);
       const region = url.searchParams.get("region");
@@ -150,7 +153,10 @@ export function backendOf(
         throw new BackendUrlError(raw, `not a URL; write ${PULUMI_CLOUD_URL}`);
       }
       if (url.protocol === "http:" && !["localhost", "127.0.0.1", "[::1]"].includes(url.hostname))
-        throw new BackendUrlError(raw, "a Pulumi Cloud URL must be https:// (the access token travels with every request)");
+        throw new BackendUrlError(
+          raw,
+          "a Pulumi Cloud URL must be https:// (the access token travels with every request)",
+        );
       const self = url.origin !== PULUMI_CLOUD_URL;
       return {
         kind: "cloud",

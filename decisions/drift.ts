@@ -63,9 +63,10 @@ export function driftedResources(output: string): DriftedResource[] {
   const found: DriftedResource[] = [];
   const seen = new Set<string>();
   for (let i = 0; i < lines.length; i++) {
-    const header = /^\s*(?:\+-|\+\+|--|>>|<<|=>|\+|-|~|>|<|=)?\s*([A-Za-z0-9_.-]+:[A-Za-z0-9_./$:-]*): \(([a-z-]+)\)\s*$/.exec(
-      lines[i]!,
-    );
+    const header =
+      /^\s*(?:\+-|\+\+|--|>>|<<|=>|\+|-|~|>|<|=)?\s*([A-Za-z0-9_.-]+:[A-Za-z0-9_./$:-]*): \(([a-z-]+)\)\s*$/.exec(
+        lines[i]!,
+      );
     if (!header) continue;
     const [, type, op] = header as unknown as [string, string, string];
     if (NO_CHANGE_OPS.has(op) || type === "pulumi:pulumi:Stack") continue;
@@ -147,7 +148,10 @@ export type ConfiguredTarget = NotifyTarget & { readonly services?: readonly str
  * drifted resource belongs to one of its services (named `<service>`, `<service>-…` or
  * `<service>@<host>…`, as fleet names them).
  */
-export function driftTargets(targets: readonly ConfiguredTarget[], drifted: readonly DriftedResource[]): NotifyTarget[] {
+export function driftTargets(
+  targets: readonly ConfiguredTarget[],
+  drifted: readonly DriftedResource[],
+): NotifyTarget[] {
   const belongs = (svc: string) =>
     drifted.some((r) => r.name === svc || r.name.startsWith(`${svc}-`) || r.name.startsWith(`${svc}@`));
   return targets

@@ -7,7 +7,15 @@
 import { spawn } from "child_process";
 import { FleetConfigError, parseFleetConfig, type FleetConfig } from "../config/schema";
 import { fleetConfigOf } from "../config/stack-file";
-import { DRIFT_EXIT, driftCommand, driftedResources, driftEvent, driftSummary, driftTargets, driftVerdict } from "../decisions/drift";
+import {
+  DRIFT_EXIT,
+  driftCommand,
+  driftedResources,
+  driftEvent,
+  driftSummary,
+  driftTargets,
+  driftVerdict,
+} from "../decisions/drift";
 import { notifyAll } from "../providers/service/notify";
 import { redact } from "../transport/redact";
 

@@ -51,7 +51,9 @@ describe("the GitHub Actions workflow (.github/workflows/deploy.yml)", () => {
   });
 
   it("every `npm run <script>` it uses exists in package.json", () => {
-    const scripts = Object.keys((JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as { scripts: object }).scripts);
+    const scripts = Object.keys(
+      (JSON.parse(fs.readFileSync(path.join(ROOT, "package.json"), "utf8")) as { scripts: object }).scripts,
+    );
     const used = steps.flatMap((s) => [...(s.run ?? "").matchAll(/\bnpm run ([\w:-]+)/g)].map((m) => m[1]!));
     assert.deepEqual([...new Set(used)].sort(), ["deploy", "drift", "test:unit"]);
     const missing = used.filter((u) => !scripts.includes(u));
@@ -73,15 +75,27 @@ describe("the GitHub Actions workflow (.github/workflows/deploy.yml)", () => {
 
   it("uses only the pulumi/actions inputs the action declares", () => {
     // From pulumi/actions' README (v6): the inputs this workflow may pass.
-    const known = new Set(["command", "stack-name", "work-dir", "cloud-url", "comment-on-pr", "github-token", "diff", "refresh", "edit-pr-comment"]);
+    const known = new Set([
+      "command",
+      "stack-name",
+      "work-dir",
+      "cloud-url",
+      "comment-on-pr",
+      "github-token",
+      "diff",
+      "refresh",
+      "edit-pr-comment",
+    ]);
     for (const s of steps.filter((x) => x.uses?.startsWith("pulumi/actions@")))
-      for (const input of Object.keys(s.with ?? {})) assert.ok(known.has(input), `unknown pulumi/actions input ${input}`);
+      for (const input of Object.keys(s.with ?? {}))
+        assert.ok(known.has(input), `unknown pulumi/actions input ${input}`);
   });
 
   it("every action is pinned to a version", () => {
     const uses = steps.map((s) => s.uses).filter((u): u is string => !!u);
     assert.ok(uses.length >= 8);
-    for (const u of uses) assert.match(u, /^[\w.-]+\/[\w.-]+(\/[\w./-]+)?@(v\d+(\.\d+){0,2}|[0-9a-f]{40})$/, `${u} is not pinned`);
+    for (const u of uses)
+      assert.match(u, /^[\w.-]+\/[\w.-]+(\/[\w./-]+)?@(v\d+(\.\d+){0,2}|[0-9a-f]{40})$/, `${u} is not pinned`);
   });
 
   it("the deploy job has a concurrency group per stack that never cancels a running deploy", () => {
@@ -97,9 +111,12 @@ describe("the GitHub Actions workflow (.github/workflows/deploy.yml)", () => {
   it("commits no secret values: credentials only as ${{ secrets.X }} references", () => {
     const all = strings(wf, "workflow");
     const secretish = /(TOKEN|PASSPHRASE|SECRET|PASSWORD|_KEY|ACCESS_KEY_ID|BACKEND_URL)$/;
-    const named = all.filter(([at]) => secretish.test(at.split(".").pop()!) || /\.with\.(github-token|cloud-url)$/.test(at));
+    const named = all.filter(
+      ([at]) => secretish.test(at.split(".").pop()!) || /\.with\.(github-token|cloud-url)$/.test(at),
+    );
     assert.ok(named.length >= 6, "the credentials are named");
-    for (const [at, v] of named) assert.match(v, /^\$\{\{ secrets\.[A-Z_]+ \}\}$/, `${at} must be a secrets reference, not ${v}`);
+    for (const [at, v] of named)
+      assert.match(v, /^\$\{\{ secrets\.[A-Z_]+ \}\}$/, `${at} must be a secrets reference, not ${v}`);
     for (const [at, v] of all) {
       assert.doesNotMatch(v, /-----BEGIN [A-Z ]*PRIVATE KEY-----/, at);
       assert.doesNotMatch(v, /\bpul-[0-9a-f]{20,}/, `${at}: a Pulumi access token`);
