@@ -44,7 +44,6 @@ export interface DriftedResource {
 /** Steps that change nothing, and so are not drift. */
 const NO_CHANGE_OPS = new Set(["same", "read", "read-replacement", "discard", "discard-replaced"]);
 
-// eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
 // Pulumi's own colour markup (`<{%reset%}>`, `<{%fg 13%}>`) when the output is captured raw.
 const MARKUP = /<\{%[^%]*%\}>/g;
