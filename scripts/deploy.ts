@@ -4,26 +4,11 @@
  *   0 deployed · 1 checks failed · 2 build or image failed · 3 deploy failed, nothing switched
  *   4 health failed, rolled back automatically · 5 rollback failed too (critical) · 6 bad config
  */
-import { spawn, spawnSync } from "child_process";
+import { runTee } from "../config/run-tee";
+import { spawnSync } from "child_process";
 import { FleetConfigError, parseFleetConfig } from "../config/schema";
 import { fleetConfigOf } from "../config/stack-file";
 import { EXIT_CODES, outcomeOf } from "../decisions/outcome";
-
-/** Runs a command, passing its output through, and returns its status and output. */
-function runTee(cmd: string, args: string[]): Promise<{ status: number; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let output = "";
-    const tee = (stream: NodeJS.WriteStream) => (d: Buffer) => {
-      output += d.toString("utf8");
-      stream.write(d);
-    };
-    child.stdout.on("data", tee(process.stdout));
-    child.stderr.on("data", tee(process.stderr));
-    child.on("error", (err) => resolve({ status: 127, output: `cannot run ${cmd}: ${err.message}` }));
-    child.on("close", (status) => resolve({ status: status ?? 1, output }));
-  });
-}
 
 async function main(): Promise<number> {
   const i = process.argv.indexOf("--stack");

@@ -4,7 +4,7 @@
  * program wants, announces the resources that differ to the `fleet:notify` targets.
  *   0 in sync · 1 drift (announced) · 2 the check itself failed (config, CLI, backend, program)
  */
-import { spawn } from "child_process";
+import { runTee } from "../config/run-tee";
 import { FleetConfigError, parseFleetConfig, type FleetConfig } from "../config/schema";
 import { fleetConfigOf } from "../config/stack-file";
 import {
@@ -18,22 +18,6 @@ import {
 } from "../decisions/drift";
 import { notifyAll } from "../providers/service/notify";
 import { redact } from "../transport/redact";
-
-/** Runs a command, passing its output through, and returns its status and output. */
-function runTee(cmd: string, args: string[]): Promise<{ status: number; output: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let output = "";
-    const tee = (stream: NodeJS.WriteStream) => (d: Buffer) => {
-      output += d.toString("utf8");
-      stream.write(d);
-    };
-    child.stdout.on("data", tee(process.stdout));
-    child.stderr.on("data", tee(process.stderr));
-    child.on("error", (err) => resolve({ status: 127, output: `cannot run ${cmd}: ${err.message}` }));
-    child.on("close", (status) => resolve({ status: status ?? 1, output }));
-  });
-}
 
 /** Every secret value in the config, so that none reaches a notification. */
 function secretsOf(cfg: FleetConfig): string[] {
