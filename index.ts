@@ -3,6 +3,9 @@ import { Host, type HostArgs } from "./components/host";
 import { Service } from "./components/service";
 import { DatabaseBackup, plannedReleaseId } from "./components/database-backup";
 import type { SourceArgs } from "./source/resolve";
+import { GoldenImage } from "./components/golden-image";
+import type { ImageArtifact } from "./providers/image/model";
+import { imageReleaseId } from "./decisions/release-id";
 import { planBatches } from "./decisions/rollout";
 import { parseFleetConfig, type FleetConfig } from "./config/schema";
 import { connectionFor, privateKeyFor, readFileFor } from "./config/connections";
@@ -13,7 +16,7 @@ import { connectionFor, privateKeyFor, readFileFor } from "./config/connections"
  */
 
 /** The Host component's arguments for one configured host. */
-function hostArgs(name: string, cfg: FleetConfig): HostArgs {
+function hostArgs(name: string, cfg: FleetConfig, images: Record<string, GoldenImage>): HostArgs {
   const h = cfg.hosts[name]!;
   if (h.kind === "existing") {
     return { connection: pulumi.secret(connectionFor(name, cfg)), ...(h.bootstrap ? { bootstrap: h.bootstrap } : {}) };
@@ -22,7 +25,7 @@ function hostArgs(name: string, cfg: FleetConfig): HostArgs {
     kind: "hcloud",
     serverType: h.serverType,
     location: h.location,
-    image: h.image,
+    image: h.image ?? images[h.goldenImage!]!.imageId,
     labels: h.labels,
     sshFrom: h.sshFrom,
     inbound: h.inbound,
@@ -43,18 +46,40 @@ const fleet = parseFleetConfig({
   backups: config.getObject("backups"),
   dbPasswords: config.getObject("dbPasswords"),
   pins: config.getObject("pins"),
+  images: config.getObject("images"),
 });
 
+// hcloud images first (hcloud hosts may boot from them), then the hosts, then docker images
+// (which may be shipped to hosts ahead of the services that run them).
+const images: Record<string, GoldenImage> = {};
+for (const [name, img] of Object.entries(fleet.images)) {
+  if (img.kind === "hcloud") images[name] = new GoldenImage(name, img);
+}
 const hosts: Record<string, Host> = {};
 for (const name of Object.keys(fleet.hosts)) {
-  hosts[name] = new Host(name, hostArgs(name, fleet));
+  hosts[name] = new Host(name, hostArgs(name, fleet, images));
+}
+for (const [name, img] of Object.entries(fleet.images)) {
+  if (img.kind === "docker") images[name] = new GoldenImage(name, { ...img, hosts: img.hosts.map((h) => hosts[h]!) });
 }
 
+type ServiceConfig = FleetConfig["services"][string];
+
 /** A configured service's source, in the Service component's form. */
-function sourceOf(s: FleetConfig["services"][string]): SourceArgs {
+function sourceOf(s: ServiceConfig): SourceArgs | { image: pulumi.Output<ImageArtifact> } {
+  if (s.source.image) return { image: images[s.source.image]!.artifact.apply((a) => a!) };
   return s.source.git
     ? { git: s.source.git, ref: s.source.ref, allowDirty: s.source.allowDirty }
     : { path: s.source.path!, exclude: s.source.exclude };
+}
+
+/** The release a service is about to deploy (a backup is keyed by it and taken before it switches). */
+function plannedRelease(name: string): pulumi.Input<string> {
+  const s = fleet.services[name]!;
+  const source = sourceOf(s);
+  return "image" in source
+    ? source.image.apply((a) => imageReleaseId(a.imageId))
+    : plannedReleaseId(source, s.build, `services.${name}`);
 }
 
 // Backups first: each is keyed by the releases its services are about to deploy, and those
@@ -65,9 +90,7 @@ for (const [name, b] of Object.entries(fleet.backups)) {
     host: hosts[b.host]!,
     ...(b.postgres ? { postgres: { ...b.postgres, password: pulumi.secret(fleet.dbPasswords[name]!) } } : {}),
     ...(b.sqlite ? { sqlite: b.sqlite } : {}),
-    releases: b.protects.map((svc) =>
-      plannedReleaseId(sourceOf(fleet.services[svc]!), fleet.services[svc]!.build, `services.${svc}`),
-    ),
+    releases: b.protects.map(plannedRelease),
     keep: b.keep,
     keepDays: b.keepDays,
     verifyTables: b.verifyTables,

@@ -104,7 +104,9 @@ const hcloudHostSchema = z.strictObject({
   kind: z.literal("hcloud"),
   serverType: z.string().min(1),
   location: z.string().min(1),
-  image: z.string().min(1),
+  /** A base image name or snapshot id; or `goldenImage`, a `fleet:images` entry of kind hcloud. */
+  image: z.string().min(1).optional(),
+  goldenImage: name.optional(),
   labels: z.record(z.string(), z.string()).default({}),
   sshFrom: z.array(cidr).min(1, "name at least one CIDR allowed to reach SSH"),
   inbound: z
@@ -151,10 +153,15 @@ export const serviceSchema = z
         allowDirty: z.boolean().optional(),
         path: z.string().min(1).optional(),
         exclude: z.array(z.string().min(1)).optional(),
+        /** A `fleet:images` entry of kind docker: the release is the image. */
+        image: name.optional(),
       })
       .superRefine((s, ctx) => {
-        if (!!s.git === !!s.path)
-          ctx.addIssue({ code: "custom", message: "give exactly one of git (a repository) and path (a directory)" });
+        if ([s.git, s.path, s.image].filter(Boolean).length !== 1)
+          ctx.addIssue({
+            code: "custom",
+            message: "give exactly one of git (a repository), path (a directory) and image (a fleet:images entry)",
+          });
         if (s.path && (s.ref || s.allowDirty !== undefined))
           ctx.addIssue({ code: "custom", message: "ref and allowDirty go with git, not path" });
         if (s.git && s.exclude)
@@ -168,7 +175,7 @@ export const serviceSchema = z
       .optional(),
     build: z.string().min(1).optional(),
     migrate: z.string().min(1).optional(),
-    start: oneLine("start"),
+    start: oneLine("start").optional(),
     env: envMap.default({}),
     health: z.strictObject({
       url: httpUrl,
@@ -199,11 +206,63 @@ export const serviceSchema = z
       ctx.addIssue({ code: "custom", path: ["host"], message: "give exactly one of host and hosts" });
     if (s.rollout && !s.hosts)
       ctx.addIssue({ code: "custom", path: ["rollout"], message: "rollout goes with hosts (several hosts)" });
+    if (!s.start && !s.source.image)
+      ctx.addIssue({
+        code: "custom",
+        path: ["start"],
+        message: "give the command that runs the service (only image sources have a default)",
+      });
+    if (s.source.image && (s.install || s.build))
+      ctx.addIssue({
+        code: "custom",
+        path: ["source", "image"],
+        message: "install and build go with git or path sources; an image is built by its fleet:images entry",
+      });
     for (const c of s.rollout?.canary ?? []) {
       if (!s.hosts?.includes(c))
         ctx.addIssue({ code: "custom", path: ["rollout", "canary"], message: `"${c}" is not in hosts` });
     }
   });
+
+/** Golden images (`fleet:images`): docker images for services, hcloud snapshots for hosts. */
+export const imageSchema = z.discriminatedUnion("kind", [
+  z.strictObject({
+    kind: z.literal("docker"),
+    context: z.string().min(1),
+    dockerfile: z.string().min(1).optional(),
+    buildArgs: z.record(z.string(), z.string()).optional(),
+    exclude: z.array(z.string().min(1)).optional(),
+    repository: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9._/-]*$/, "must be a docker repository name")
+      .optional(),
+    validate: z.strictObject({
+      url: httpUrl,
+      expectStatus: z.number().int().min(100).max(599).optional(),
+      bodyContains: z.string().optional(),
+      env: z.record(z.string(), z.string()).optional(),
+      timeout: duration.optional(),
+      interval: duration.optional(),
+    }),
+    /** Hosts to ship it to ahead of the services that run it. */
+    hosts: z.array(name).default([]),
+    keep: z.number().int().min(2).optional(),
+  }),
+  z.strictObject({
+    kind: z.literal("hcloud"),
+    baseImage: z.string().min(1),
+    serverType: z.string().min(1),
+    location: z.string().min(1),
+    provision: z.strictObject({
+      dir: z.string().min(1),
+      run: z.array(z.string().min(1)).optional(),
+      env: z.record(z.string(), z.string()).optional(),
+    }),
+    validate: z.strictObject({ check: z.string().min(1), timeout: duration.optional() }),
+    keep: z.number().int().min(2).optional(),
+    labels: z.record(z.string(), z.string()).optional(),
+  }),
+]);
 
 /** Rollback pins (`npm run rollback`): the release each service must run. */
 export const pinsSchema = z.record(
@@ -273,6 +332,7 @@ export const fleetConfigSchema = z.strictObject({
   notify: notifySchema.default([]),
   backups: z.record(name, backupSchema).default({}),
   pins: pinsSchema.default({}),
+  images: z.record(name, imageSchema).default({}),
   /** Pre-deploy checks `npm run deploy` runs first, in order (the apps' tests). */
   checks: z
     .array(z.strictObject({ name: z.string().min(1), run: z.string().min(1), cwd: z.string().min(1).optional() }))
@@ -334,6 +394,29 @@ export function crossReferenceProblems(raw: unknown): string[] {
       problems.push(
         `backups.${b}.postgres: its password goes in secret config: pulumi config set --secret --path 'fleet:dbPasswords.${b}' …`,
       );
+    }
+  }
+  const images = obj(cfg["images"]) as NonNullable<Loose>;
+  const imageKind = (n: unknown) => (typeof n === "string" ? obj(images[n])["kind"] : undefined);
+  for (const [svc, s] of Object.entries(services)) {
+    const image = obj(obj(s)["source"])["image"];
+    if (typeof image === "string" && imageKind(image) !== "docker") {
+      problems.push(`services.${svc}.source.image: "${image}" is not a docker entry of fleet:images`);
+    }
+  }
+  for (const [hostName, h] of Object.entries(hosts)) {
+    const golden = obj(h)["goldenImage"];
+    if (typeof golden === "string" && imageKind(golden) !== "hcloud") {
+      problems.push(`hosts.${hostName}.goldenImage: "${golden}" is not an hcloud entry of fleet:images`);
+    }
+    if (obj(h)["kind"] === "hcloud" && !!obj(h)["image"] === !!golden) {
+      problems.push(`hosts.${hostName}.image: give exactly one of image (a base image or snapshot id) and goldenImage`);
+    }
+  }
+  for (const [img, spec] of Object.entries(images)) {
+    const to = obj(spec)["hosts"];
+    for (const h of Array.isArray(to) ? to : []) {
+      if (typeof h === "string" && !hosts[h]) problems.push(`images.${img}.hosts: unknown host "${h}"`);
     }
   }
   for (const svc of Object.keys(obj(cfg["pins"]))) {

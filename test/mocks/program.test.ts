@@ -11,6 +11,7 @@ import {
   installMocks,
   promiseOf,
   settle,
+  type MockOptions,
 } from "../support/mocks";
 import { SECRET_SIG_KEY } from "../support/provider-host";
 
@@ -47,8 +48,8 @@ function config(overrides: Record<string, unknown> = {}) {
 }
 
 /** Runs index.ts afresh under mocks with `cfg` as the stack config. */
-async function runProgram(cfg: Record<string, string>): Promise<Record<string, unknown>> {
-  await installMocks();
+async function runProgram(cfg: Record<string, string>, options: MockOptions = {}): Promise<Record<string, unknown>> {
+  await installMocks(options);
   pulumi.runtime.setAllConfig(cfg, ["fleet:secretEnv", "fleet:dbPasswords"]);
   const entry = require.resolve("../../index");
   delete require.cache[entry];
@@ -203,6 +204,82 @@ describe("index.ts under Pulumi mocks", () => {
     await assert.rejects(
       runProgram(config({ "fleet:pins": JSON.stringify({ nope: { releaseId: "abcdef123456", commit: "x" } }) })),
       /pins\.nope: no service "nope"/,
+    );
+  });
+
+  it("golden images from config: an hcloud host boots from its snapshot, a service deploys a docker image", async () => {
+    const IMAGE_ID = "sha256:" + "b".repeat(64);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-images-"));
+    fs.writeFileSync(path.join(dir, "Dockerfile"), "FROM scratch\n");
+    fs.mkdirSync(path.join(dir, "provision"));
+    fs.writeFileSync(path.join(dir, "provision", "10-agent.sh"), "echo hi\n", { mode: 0o755 });
+    fs.writeFileSync(path.join(dir, "login.pub"), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILOGIN fleet\n");
+    await runProgram(
+      config({
+        "fleet:images": JSON.stringify({
+          agentvm: {
+            kind: "hcloud",
+            baseImage: "debian-12",
+            serverType: "cx22",
+            location: "fsn1",
+            provision: { dir: path.join(dir, "provision") },
+            validate: { check: "true" },
+          },
+          agent: { kind: "docker", context: dir, validate: { url: "http://127.0.0.1:18690/health" } },
+        }),
+        "fleet:hosts": JSON.stringify({
+          web1: {
+            address: "127.0.0.11",
+            privateKeyFile: keyFile(),
+            hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEd",
+          },
+          vm: {
+            kind: "hcloud",
+            serverType: "cx22",
+            location: "fsn1",
+            goldenImage: "agentvm",
+            sshFrom: ["198.51.100.7/32"],
+            privateKeyFile: keyFile(),
+            publicKeyFile: path.join(dir, "login.pub"),
+          },
+        }),
+        "fleet:services": JSON.stringify({
+          agent: {
+            host: "web1",
+            source: { image: "agent" },
+            env: { PORT: "18691" },
+            health: { url: "http://127.0.0.11:18691/health" },
+          },
+        }),
+        "fleet:secretEnv": "{}",
+        "hcloud:token": "HCLOUD-TOKEN-SECRET",
+      }),
+      {
+        newResource: (args) =>
+          args.type === "pulumi-nodejs:dynamic/fleet:HcloudImage"
+            ? { id: "424242", state: { imageId: "424242" } }
+            : args.type === "pulumi-nodejs:dynamic/fleet:DockerImage"
+              ? { state: { imageId: IMAGE_ID, tags: ["agent:x"], history: [IMAGE_ID] } }
+              : args.type === "pulumi-nodejs:dynamic/fleet:HostKey"
+                ? { state: { publicKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHOST", privateKey: "PRIV" } }
+                : undefined,
+      },
+    );
+    assert.equal(
+      findResource("hcloud:index/server:Server", "vm-server").inputs["image"],
+      "424242",
+      "the host boots from the golden snapshot",
+    );
+    const release = findResource(SERVICE_RELEASE, "agent-release");
+    assert.equal(release.inputs["releaseId"], `i-${"b".repeat(12)}`);
+    assert.match(
+      String(release.inputs["start"]),
+      /docker run --rm --name agent --network host -e FLEET_COMMIT -e FLEET_RELEASE -e PORT sha256:b{64}$/,
+    );
+    const deps = dependenciesOf(SERVICE_RELEASE, "agent-release");
+    assert.ok(
+      deps.some((u) => u.includes("fleet:DockerImage")),
+      `the release waits for its image: ${deps.join(", ")}`,
     );
   });
 
