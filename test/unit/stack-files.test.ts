@@ -19,7 +19,15 @@ function fleetConfig(file: string): Record<string, unknown> {
 describe("stack files", () => {
   for (const file of ["Pulumi.dev.yaml", "Pulumi.prod.yaml"]) {
     it(`${file} passes the config schema`, () => {
-      const cfg = parseFleetConfig({ ...fleetConfig(file), privateKeys: {} });
+      // Secret values are set with the CLI (secure: values), so stand-ins take their place here.
+      const raw = fleetConfig(file);
+      const backups = (raw["backups"] ?? {}) as Record<string, { postgres?: unknown }>;
+      const dbPasswords = Object.fromEntries(
+        Object.entries(backups)
+          .filter(([, b]) => b.postgres)
+          .map(([n]) => [n, "set-with-the-cli"]),
+      );
+      const cfg = parseFleetConfig({ ...raw, privateKeys: {}, dbPasswords });
       assert.ok(Object.keys(cfg.services).length > 0);
     });
   }
@@ -29,5 +37,48 @@ describe("stack files", () => {
     const demo = cfg.hosts["demo"]!;
     assert.ok(demo.kind === "existing" && /^127\./.test(demo.address));
     assert.ok(fs.existsSync(path.join(ROOT, cfg.services["hello"]!.source.path!, "app.py")));
+  });
+});
+
+describe("Pulumi.prod.yaml expresses the five seed systems", () => {
+  const cfg = () => {
+    const raw = fleetConfig("Pulumi.prod.yaml");
+    return parseFleetConfig({ ...raw, dbPasswords: { "server-agent-db": "set-with-the-cli" } });
+  };
+  it("AETHER: a Pi, a Python service checked against its commit, a SQLite backup before each deploy (keep 5)", () => {
+    const c = cfg();
+    assert.equal(c.services["aether-core"]!.health.version?.field, "commit");
+    assert.deepEqual(
+      [c.backups["aether-db"]!.sqlite?.path, c.backups["aether-db"]!.keep, c.backups["aether-db"]!.protects],
+      ["/home/ramzt/aether.db", 5, ["aether-core"]],
+    );
+  });
+  it("sinesiAI: two services from one repo, each reinstalling on its own lockfile only", () => {
+    const c = cfg();
+    assert.equal(c.services["sinesi-backend"]!.source.git, c.services["sinesi-frontend"]!.source.git);
+    assert.deepEqual(c.services["sinesi-backend"]!.install!.when, ["backend/requirements.txt"]);
+    assert.deepEqual(c.services["sinesi-frontend"]!.install!.when, [
+      "frontend/package.json",
+      "frontend/package-lock.json",
+    ]);
+  });
+  it("pantherOS: Hetzner hosts from config, deployed in parallel", () => {
+    const c = cfg();
+    assert.ok(["panther-1", "panther-2"].every((h) => c.hosts[h]!.kind === "hcloud"));
+    assert.equal(c.services["panther-agent"]!.rollout!.batch, "100%");
+  });
+  it("Polydev: controller and frontend, and VMs booting the agent's golden image", () => {
+    const c = cfg();
+    const vm = c.hosts["polydev-vm"]!;
+    assert.ok(vm.kind === "hcloud" && vm.goldenImage === "polydev-vm-agent");
+    assert.equal(c.images["polydev-vm-agent"]!.kind, "hcloud");
+  });
+  it("Server Agent: a Docker image, a PostgreSQL backup, migrations, tests before deploy", () => {
+    const c = cfg();
+    assert.equal(c.services["server-agent"]!.source.image, "server-agent");
+    assert.equal(c.images["server-agent"]!.kind, "docker");
+    assert.deepEqual(c.backups["server-agent-db"]!.protects, ["server-agent"]);
+    assert.match(c.services["server-agent"]!.migrate!, /alembic upgrade head/);
+    assert.match(c.checks[0]!.run, /pytest/);
   });
 });
