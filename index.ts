@@ -69,7 +69,7 @@ type ServiceConfig = FleetConfig["services"][string];
 function sourceOf(s: ServiceConfig): SourceArgs | { image: pulumi.Output<ImageArtifact> } {
   if (s.source.image) return { image: images[s.source.image]!.artifact.apply((a) => a!) };
   return s.source.git
-    ? { git: s.source.git, ref: s.source.ref, allowDirty: s.source.allowDirty }
+    ? { git: s.source.git, ref: s.source.ref, allowDirty: s.source.allowDirty, paths: s.source.paths }
     : { path: s.source.path!, exclude: s.source.exclude };
 }
 

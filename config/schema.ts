@@ -155,6 +155,8 @@ export const serviceSchema = z
         exclude: z.array(z.string().min(1)).optional(),
         /** A `fleet:images` entry of kind docker: the release is the image. */
         image: name.optional(),
+        /** With git: the parts of the repo this service is made of; other commits leave it alone. */
+        paths: z.array(relativePath).min(1).optional(),
       })
       .superRefine((s, ctx) => {
         if ([s.git, s.path, s.image].filter(Boolean).length !== 1)
@@ -164,6 +166,7 @@ export const serviceSchema = z
           });
         if (s.path && (s.ref || s.allowDirty !== undefined))
           ctx.addIssue({ code: "custom", message: "ref and allowDirty go with git, not path" });
+        if (s.paths && !s.git) ctx.addIssue({ code: "custom", message: "paths goes with git" });
         if (s.git && s.exclude)
           ctx.addIssue({ code: "custom", message: "exclude goes with path; git sources deploy the committed tree" });
       }),

@@ -17,7 +17,16 @@ import type { ResolvedSource } from "../model/service";
  */
 
 export type SourceArgs =
-  | { readonly git: string; readonly ref?: string; readonly allowDirty?: boolean }
+  | {
+      readonly git: string;
+      readonly ref?: string;
+      readonly allowDirty?: boolean;
+      /**
+       * The parts of the repository this service is made of (e.g. ["backend"]): its release is
+       * the last commit that touched them, so commits elsewhere in a shared repo leave it alone.
+       */
+      readonly paths?: readonly string[];
+    }
   | { readonly path: string; readonly exclude?: readonly string[] };
 
 export interface ResolvedRelease {
@@ -40,11 +49,22 @@ function git(repo: string, args: string[]): string {
   }
 }
 
+/** The newest commit at or before `head` that changed any of `paths`. */
+function lastCommitTouching(repo: string, head: string, paths: readonly string[], label: string): string {
+  const commit = git(repo, ["log", "-1", "--format=%H", head, "--", ...paths]);
+  if (!commit)
+    throw new Error(
+      `${label}.source.paths: no commit of ${repo} up to ${head.slice(0, 12)} touches ${paths.join(", ")}`,
+    );
+  return commit;
+}
+
 export function resolveRelease(args: SourceArgs, build: string | undefined, label: string): ResolvedRelease {
   if ("git" in args) {
     const repo = path.resolve(args.git);
     const ref = args.ref ?? "HEAD";
-    const commit = git(repo, ["rev-parse", "--verify", "--quiet", `${ref}^{commit}`]);
+    const head = git(repo, ["rev-parse", "--verify", "--quiet", `${ref}^{commit}`]);
+    const commit = args.paths?.length ? lastCommitTouching(repo, head, args.paths, label) : head;
     if (!args.allowDirty) {
       const dirty = git(repo, ["status", "--porcelain", "--untracked-files=no"]);
       if (dirty) {

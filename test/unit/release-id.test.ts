@@ -86,6 +86,31 @@ describe("release ids and dependency hashes", () => {
     );
   });
 
+  it("resolveRelease(git, paths): the release is the last commit touching those paths", () => {
+    const repo = gitRepo({ "backend/app.py": "1", "frontend/index.js": "1" });
+    const git = (...a: string[]) => execFileSync("git", ["-C", repo, ...a], { encoding: "utf8" }).trim();
+    const commitFiles = (f: string, c: string) => {
+      fs.writeFileSync(path.join(repo, f), c);
+      git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", f);
+      return git("rev-parse", "HEAD");
+    };
+    const first = git("rev-parse", "HEAD");
+    const backendChange = commitFiles("backend/app.py", "2");
+    const back = (ref?: string) =>
+      resolveRelease({ git: repo, paths: ["backend"], ...(ref ? { ref } : {}) }, undefined, "services.b");
+    const front = () => resolveRelease({ git: repo, paths: ["frontend"] }, undefined, "services.f");
+    assert.equal(back().commit, backendChange);
+    assert.equal(front().commit, first, "a backend commit leaves the frontend's release alone");
+    const frontendChange = commitFiles("frontend/index.js", "2");
+    assert.equal(back().commit, backendChange, "and the other way round");
+    assert.equal(front().commit, frontendChange);
+    assert.equal(back(first).commit, first, "resolved at the ref, not past it");
+    assert.throws(
+      () => resolveRelease({ git: repo, paths: ["nowhere"] }, undefined, "services.x"),
+      /services\.x\.source\.paths: no commit .* touches nowhere/,
+    );
+  });
+
   it("resolveRelease: a bad ref and a missing directory are clear errors", () => {
     const repo = gitRepo({ a: "1" });
     assert.throws(() => resolveRelease({ git: repo, ref: "nope" }, undefined, "services.t"), /git rev-parse .* failed/);
