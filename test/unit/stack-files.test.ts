@@ -56,6 +56,8 @@ describe("Pulumi.prod.yaml expresses the five seed systems", () => {
   it("sinesiAI: two services from one repo, each reinstalling on its own lockfile only", () => {
     const c = cfg();
     assert.equal(c.services["sinesi-backend"]!.source.git, c.services["sinesi-frontend"]!.source.git);
+    assert.deepEqual(c.services["sinesi-backend"]!.source.paths, ["backend"]);
+    assert.deepEqual(c.services["sinesi-frontend"]!.source.paths, ["frontend"]);
     assert.deepEqual(c.services["sinesi-backend"]!.install!.when, ["backend/requirements.txt"]);
     assert.deepEqual(c.services["sinesi-frontend"]!.install!.when, [
       "frontend/package.json",
