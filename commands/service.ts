@@ -354,7 +354,18 @@ function probeLines(spec: ServiceSpec): string[] {
     `echo "body=$(head -c 4096 "$tmp/body" 2>/dev/null | base64 -w0)"`,
     `echo "curl_error=$(head -c 1024 "$tmp/err" 2>/dev/null | base64 -w0)"`,
     h.version
-      ? `if [ $result = ok ]; then echo "version_status=$(curl -sS -o "$tmp/version" -w '%{http_code}' --max-time 2 ${shq(h.version.url)} 2>/dev/null || true)"; echo "version_body=$(head -c 4096 "$tmp/version" 2>/dev/null | base64 -w0)"; fi`
+      ? [
+          // Polled like the health URL, within the same deadline: one slow answer under load is not a verdict.
+          `if [ $result = ok ]; then`,
+          `  while :; do`,
+          `    vcode=$(curl -sS -o "$tmp/version" -w '%{http_code}' --max-time 2 ${shq(h.version.url)} 2>/dev/null || true)`,
+          `    [ "$vcode" = 200 ] && break`,
+          `    [ "$(date +%s%3N)" -lt "$deadline" ] || break`,
+          `    sleep ${(h.intervalMs / 1000).toFixed(3)}`,
+          `  done`,
+          `  echo "version_status=$vcode"; echo "version_body=$(head -c 4096 "$tmp/version" 2>/dev/null | base64 -w0)"`,
+          `fi`,
+        ].join("\n")
       : "",
     // Evidence, only when it is needed: each systemctl costs a round of systemd work.
     `if [ $result != ok ]; then`,
