@@ -5,7 +5,7 @@ import * as os from "os";
 import * as path from "path";
 import { serviceProvider } from "../../providers/service/provider";
 import { listHistory, missingReleases, pinsForVersion, readCurrentServices } from "../../rollback/history";
-import { serviceReleaseResource, versionedCheckpoint, writeUpdate } from "../support/diy-backend";
+import { recordSuccessfulUpdate } from "../support/diy-backend";
 import { connectionFor, sshRun } from "../support/fleet";
 import { GitApp } from "../support/git-app";
 import { ProviderHost, SimulatedResource, type Props } from "../support/provider-host";
@@ -62,31 +62,7 @@ describe("rollback by pins on a real server (through Pulumi's provider host)", f
 
   /** Records the resource's state as the file backend records an update (history + checkpoint). */
   function record(message: string): void {
-    const stored = JSON.parse(resource.plainStateJson()).resources as Props[];
-    const now = Date.now();
-    const res = stored
-      .filter((r) => r["delete"] !== true)
-      .map((r) =>
-        serviceReleaseResource("dev", "fleet", NAME, String(r["id"]), r["inputs"] as Props, r["outputs"] as Props),
-      );
-    const at = new Date(now).toISOString();
-    updates++;
-    writeUpdate(
-      backend,
-      "fleet",
-      "dev",
-      `${BigInt(now) * 1_000_000n + BigInt(updates)}`,
-      {
-        kind: "update",
-        startTime: Math.floor(now / 1000),
-        message,
-        environment: { "git.head": app.head() },
-        config: {},
-        result: "succeeded",
-        endTime: Math.floor(now / 1000),
-      },
-      versionedCheckpoint("dev", "fleet", at, res),
-    );
+    recordSuccessfulUpdate(backend, "dev", NAME, resource.plainStateJson(), message, app.head(), ++updates);
   }
 
   before(async () => {

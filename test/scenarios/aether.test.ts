@@ -5,7 +5,7 @@ import * as path from "path";
 import { backupProvider } from "../../providers/backup/provider";
 import { serviceProvider } from "../../providers/service/provider";
 import { listHistory, missingReleases, pinsForVersion, readCurrentServices } from "../../rollback/history";
-import { serviceReleaseResource, versionedCheckpoint, writeUpdate } from "../support/diy-backend";
+import { recordSuccessfulUpdate } from "../support/diy-backend";
 import { connectionFor, sshRun } from "../support/fleet";
 import { GitApp } from "../support/git-app";
 import { ProviderHost, SimulatedResource, secret, type Props } from "../support/provider-host";
@@ -113,30 +113,7 @@ describe("scenario AETHER: Python service from git + SQLite backup before each d
 
   /** Records the service's state as the file backend records a successful update. */
   function record(message: string): void {
-    const stored = JSON.parse(service.plainStateJson()).resources as Props[];
-    const now = Date.now();
-    const res = stored
-      .filter((r) => r["delete"] !== true)
-      .map((r) =>
-        serviceReleaseResource("prod", "fleet", NAME, String(r["id"]), r["inputs"] as Props, r["outputs"] as Props),
-      );
-    updates++;
-    writeUpdate(
-      historyDir,
-      "fleet",
-      "prod",
-      `${BigInt(now) * 1_000_000n + BigInt(updates)}`,
-      {
-        kind: "update",
-        startTime: Math.floor(now / 1000),
-        message,
-        environment: { "git.head": app.head() },
-        config: {},
-        result: "succeeded",
-        endTime: Math.floor(now / 1000),
-      },
-      versionedCheckpoint("prod", "fleet", new Date(now).toISOString(), res),
-    );
+    recordSuccessfulUpdate(historyDir, "prod", NAME, service.plainStateJson(), message, app.head(), ++updates);
   }
 
   const served = async () => String((await get(connection.host, "/api/version")).body["commit"]);

@@ -98,3 +98,42 @@ export function writeUpdate(
   fs.writeFileSync(path.join(historyDir, `${stack}-${nanos}.history.json`), JSON.stringify(record));
   fs.copyFileSync(stackFile, path.join(historyDir, `${stack}-${nanos}.checkpoint.json`));
 }
+
+/**
+ * Records a simulated resource's current state as one successful `pulumi up` of `stack`
+ * (history entry + checkpoint), as the file backend would. `sequence` keeps same-millisecond
+ * updates in order.
+ */
+export function recordSuccessfulUpdate(
+  backendDir: string,
+  stack: string,
+  service: string,
+  plainStateJson: string,
+  message: string,
+  gitHead: string,
+  sequence: number,
+): void {
+  const stored = (JSON.parse(plainStateJson) as { resources: Json[] }).resources;
+  const now = Date.now();
+  const resources = stored
+    .filter((r) => r["delete"] !== true)
+    .map((r) =>
+      serviceReleaseResource(stack, "fleet", service, String(r["id"]), r["inputs"] as Json, r["outputs"] as Json),
+    );
+  writeUpdate(
+    backendDir,
+    "fleet",
+    stack,
+    `${BigInt(now) * 1_000_000n + BigInt(sequence)}`,
+    {
+      kind: "update",
+      startTime: Math.floor(now / 1000),
+      message,
+      environment: { "git.head": gitHead },
+      config: {},
+      result: "succeeded",
+      endTime: Math.floor(now / 1000),
+    },
+    versionedCheckpoint(stack, "fleet", new Date(now).toISOString(), resources),
+  );
+}
