@@ -267,6 +267,8 @@ export interface ProviderHostOptions {
   readonly startTimeoutMs?: number;
   /** gRPC deadline per call; the Node host ignores customTimeouts, so a hung provider hangs. */
   readonly callTimeoutMs?: number;
+  /** Extra node flags for the host process (e.g. `--cpu-prof` when profiling a bench). */
+  readonly nodeArgs?: readonly string[];
 }
 
 export interface CheckFailure {
@@ -358,7 +360,7 @@ export class ProviderHost {
       throw new ProviderHostError(`cannot find ${HOST_SCRIPT} from ${cwd}: ${(e as Error).message}`);
     }
     // The argument is the engine address; the host only requires that one is given.
-    const child = spawn(process.execPath, [script, "127.0.0.1:0"], {
+    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), script, "127.0.0.1:0"], {
       cwd,
       env,
       stdio: ["ignore", "pipe", "pipe"],
