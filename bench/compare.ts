@@ -151,7 +151,7 @@ async function cleanServers(servers: Server[]): Promise<void> {
 
 async function child(outFile: string): Promise<void> {
   // Imported here: the test-support modules read FLEET_DIR when they load.
-  const { serviceProvider } = await import("../providers/service/provider");
+  const serviceProvider = (await import("../providers/ship")).shippedProvider("service");
   const { ProviderHost, SimulatedResource } = await import("../test/support/provider-host");
   const { serviceInputs } = await import("../test/support/service-inputs");
   const { connectionFor, loadInventory } = await import("../test/support/fleet");

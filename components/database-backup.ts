@@ -1,8 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
+import { shippedProvider } from "../providers/ship";
 import { defaultBackupsDir } from "../commands/backup";
 import type { BackupSpec, PostgresTarget, RestorePoint } from "../model/backup";
 import { parseDuration } from "../model/duration";
-import { backupProvider } from "../providers/backup/provider";
 import { resolveRelease, type SourceArgs } from "../source/resolve";
 import type { SshConnection } from "../transport/connection";
 import { Host } from "./host";
@@ -98,7 +98,7 @@ export class BackupSet extends pulumi.dynamic.Resource {
       lastRestore: undefined,
     };
     super(
-      backupProvider,
+      shippedProvider("backup"),
       name,
       { ...inputs, ...outputsOnly },
       { ...opts, additionalSecretOutputs: ["connection"] },

@@ -1,8 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
+import { shippedProvider } from "../providers/ship";
 import { imageContentHash } from "../decisions/image-hash";
 import { parseDuration } from "../model/duration";
-import { dockerImageProvider } from "../providers/image/docker-provider";
-import { hcloudImageProvider } from "../providers/image/hcloud-provider";
 import { commitOf, provisionRunList, readImageContext } from "../providers/image/inputs";
 import type { DockerImageSpec, ImageArtifact } from "../providers/image/model";
 import type { HcloudImageSpec } from "../providers/image/hcloud-model";
@@ -108,7 +107,7 @@ class DockerImage extends pulumi.dynamic.Resource {
       "pruned",
     ];
     super(
-      dockerImageProvider,
+      shippedProvider("dockerImage"),
       name,
       { ...spec, ...Object.fromEntries(outputs.map((k) => [k, undefined])) },
       { ...opts, additionalSecretOutputs: ["hostConnections"] },
@@ -126,7 +125,7 @@ class HcloudImage extends pulumi.dynamic.Resource {
   declare readonly commit: pulumi.Output<string>;
   constructor(name: string, spec: Inputs<HcloudImageSpec>, opts?: pulumi.CustomResourceOptions) {
     super(
-      hcloudImageProvider,
+      shippedProvider("hcloudImage"),
       name,
       {
         ...spec,

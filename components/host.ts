@@ -1,12 +1,12 @@
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
+import { shippedProvider } from "../providers/ship";
 import * as hcloud from "@pulumi/hcloud";
 import { bootstrapScript } from "../commands/host";
 import { cloudInitUserData } from "../commands/cloud-init";
 import type { BootstrapSpec, HostFacts } from "../model/host";
 import { parseDuration } from "../model/duration";
-import { hostBootstrapProvider, type HostBootstrapSpec } from "../providers/host/provider";
-import { hostKeyProvider } from "../providers/host/host-key";
+import { type HostBootstrapSpec } from "../providers/host/provider";
 import type { SshConnection } from "../transport/connection";
 import { DYNAMIC_MODULE, DYNAMIC_TYPES, TOKENS } from "./tokens";
 
@@ -101,7 +101,7 @@ class HostKey extends pulumi.dynamic.Resource {
   declare readonly publicKey: pulumi.Output<string>;
   constructor(name: string, opts?: pulumi.CustomResourceOptions) {
     super(
-      hostKeyProvider,
+      shippedProvider("hostKey"),
       name,
       { privateKey: undefined, publicKey: undefined, fingerprint: undefined },
       { ...opts, additionalSecretOutputs: ["privateKey"] },
@@ -121,7 +121,7 @@ class HostBootstrap extends pulumi.dynamic.Resource {
     opts?: pulumi.CustomResourceOptions,
   ) {
     super(
-      hostBootstrapProvider,
+      shippedProvider("hostBootstrap"),
       name,
       { ...spec, facts: undefined, changed: undefined, bootstrappedAt: undefined },
       { ...opts, additionalSecretOutputs: ["connection"] },

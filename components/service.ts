@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { shippedProvider } from "../providers/ship";
 import { serviceLayout } from "../commands/layout";
 import { renderUnit } from "../commands/unit";
 import type { HealthSpec, InstallSpec, ResolvedSource, ServiceSpec } from "../model/service";
@@ -6,7 +7,6 @@ import type { ImageArtifact } from "../providers/image/model";
 import { dockerRunCommand } from "../commands/image";
 import { imageReleaseId } from "../decisions/release-id";
 import { parseDuration } from "../model/duration";
-import { serviceProvider } from "../providers/service/provider";
 import { resolveDepsHash, resolveRelease, type SourceArgs } from "../source/resolve";
 import type { SshConnection } from "../transport/connection";
 import type { NotifyTarget } from "../model/notify";
@@ -113,7 +113,7 @@ export class ServiceRelease extends pulumi.dynamic.Resource {
       live: undefined,
     };
     super(
-      serviceProvider,
+      shippedProvider("service"),
       name,
       { ...spec, ...outputsOnly },
       { ...opts, additionalSecretOutputs: ["connection", "secretEnv", "notify", "restoreOnRollback"] },

@@ -1,4 +1,4 @@
-import { differs } from "./diff-keys";
+import { differs, UNKNOWN as UNKNOWN_TEXT } from "./diff-keys";
 
 export { UNKNOWN, canonical } from "./diff-keys";
 
@@ -50,4 +50,17 @@ export function diffService(olds: unknown, news: unknown): ServiceDiff {
     deleteBeforeReplace: uniqueReplaces.length > 0 && sameHost,
     changedKeys: [...REPLACE_KEYS.filter((k) => differs(olds, news, k)), ...updates],
   };
+}
+
+/**
+ * Whether Check should open the host's connection ahead of Update: only when a deploy will
+ * follow (a new resource, or a diff with changes) and the connection is fully known. The SSH
+ * handshake (~0.1–0.2 s) then overlaps the engine's Check→Diff→Update steps; a run that changes
+ * nothing opens no connection.
+ */
+export function shouldPrewarm(oldInputs: Record<string, unknown>, news: Record<string, unknown>): boolean {
+  const connection = news["connection"];
+  if (typeof connection !== "object" || connection === null) return false;
+  if (JSON.stringify(connection).includes(UNKNOWN_TEXT)) return false;
+  return Object.keys(oldInputs).length === 0 || diffService(oldInputs, news).changes;
 }

@@ -45,3 +45,80 @@ export function packSource(source: ResolvedSource): PackedSource {
   child.stdout!.pipe(stream);
   return { stream, done };
 }
+
+/** Releases up to this size are packed once per provider host and reused for every server. */
+export const SHARED_PACK_LIMIT_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The key under which a packed release may be shared between servers: the exact commit or
+ * content hash, so two servers get the same bytes only when they deploy the same release.
+ */
+export function packKey(source: ResolvedSource, releaseId: string): string {
+  if (source.kind === "git") return `git ${source.repo} ${source.commit}`;
+  if (source.kind === "image") return `image ${source.imageId}`;
+  return `path ${source.path} ${releaseId} ${source.exclude.join(",")}`;
+}
+
+interface SharedPack {
+  readonly bytes: Promise<Buffer | undefined>;
+  size?: number;
+}
+
+/**
+ * The release as a stream, packed once per provider host for all servers deploying it (a
+ * rollout to ten servers runs `git archive` once, not ten times). A release larger than
+ * SHARED_PACK_LIMIT_BYTES is not kept: each server then gets its own packing stream. Kept on
+ * globalThis (the provider is serialized by value); a failed pack is forgotten, and the oldest
+ * packs go when the kept bytes pass the limit.
+ */
+export async function sharedPack(source: ResolvedSource, releaseId: string): Promise<PackedSource> {
+  const { Readable } = require("stream") as typeof import("stream");
+  const g = globalThis as unknown as Record<string, Record<string, SharedPack> | undefined>;
+  const packs = (g["__fleetPacks"] ??= {});
+  const key = packKey(source, releaseId);
+  let entry = packs[key];
+  if (!entry) {
+    const created: SharedPack = { bytes: collect(packSource(source), SHARED_PACK_LIMIT_BYTES) };
+    entry = created;
+    packs[key] = created;
+    created.bytes.then(
+      (bytes) => {
+        if (!bytes) return void delete packs[key];
+        created.size = bytes.length;
+        evictOldest(packs, key);
+      },
+      () => void delete packs[key],
+    );
+  }
+  const bytes = await entry.bytes;
+  if (!bytes) return packSource(source);
+  return { stream: Readable.from([bytes]), done: Promise.resolve() };
+}
+
+/** The whole packed stream, or undefined once it passes `limit` (the packing is then stopped). */
+async function collect(packed: PackedSource, limit: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of packed.stream as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) {
+      packed.stream.destroy();
+      packed.done.catch(() => undefined);
+      return undefined;
+    }
+    chunks.push(chunk);
+  }
+  await packed.done;
+  return Buffer.concat(chunks);
+}
+
+/** Drops the oldest settled packs (insertion order) until the kept bytes fit the limit. */
+function evictOldest(packs: Record<string, SharedPack>, newest: string): void {
+  let total = Object.values(packs).reduce((sum, p) => sum + (p.size ?? 0), 0);
+  for (const [key, pack] of Object.entries(packs)) {
+    if (total <= SHARED_PACK_LIMIT_BYTES) break;
+    if (key === newest || pack.size === undefined) continue;
+    delete packs[key];
+    total -= pack.size;
+  }
+}

@@ -231,6 +231,15 @@ export function client(conn: SshConnection): Promise<unknown> {
   return entry.client;
 }
 
+/**
+ * Opens the pooled connection in the background so the handshake overlaps other work. A failure
+ * here is dropped (the pool forgets it); the step that needs the connection connects again and
+ * reports the error with its own context.
+ */
+export function prewarm(conn: SshConnection): void {
+  client(conn).catch(() => undefined);
+}
+
 /** Runs `command` on the host and resolves with its exit code and output; never throws on exit != 0. */
 export async function exec(conn: SshConnection, command: string, opts: ExecOptions): Promise<ExecResult> {
   const c = (await client(conn)) as import("ssh2").Client;

@@ -18,7 +18,7 @@ import { parseFacts } from "../../commands/facts";
 import { renderEnvFile } from "../../commands/unit";
 import { parseReleaseLines, releasesToDelete, type RetainedRelease } from "../../decisions/retention";
 import { redact } from "../../transport/redact";
-import { packSource } from "../../source/pack";
+import { sharedPack } from "../../source/pack";
 import { restoreBackup } from "../backup/operations";
 import { ensureImageOnHost, hostPlace, pruneImages } from "../image/host-images";
 import { recordReleaseImagesScript } from "../../commands/image";
@@ -212,7 +212,7 @@ async function deployHoldingToken(spec: ServiceSpec, owner: LockOwner, hint: Dep
 
 /** Streams the packed release into the host's staging directory over the pooled connection. */
 async function upload(spec: ServiceSpec, secrets: string[]): Promise<void> {
-  const packed = packSource(spec.source);
+  const packed = await sharedPack(spec.source, spec.releaseId);
   const [uploaded] = await Promise.all([
     exec(spec.connection, uploadCommand(spec), {
       step: "upload",

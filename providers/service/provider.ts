@@ -2,9 +2,10 @@ import type * as pulumi from "@pulumi/pulumi";
 import type { ServiceSpec, ServiceState } from "../../model/service";
 import { deleteScript, readScript } from "../../commands/service";
 import { parseFacts } from "../../commands/facts";
-import { diffService } from "../../decisions/service-diff";
+import { diffService, shouldPrewarm } from "../../decisions/service-diff";
 import { parseReleaseLines } from "../../decisions/retention";
-import { runScript } from "../../transport/ssh";
+import { prewarm, runScript } from "../../transport/ssh";
+import type { SshConnection } from "../../transport/connection";
 import { recordImageRefsScript } from "../../commands/image";
 import { checkServiceInputs } from "./check";
 import { deployService } from "./deploy";
@@ -15,8 +16,11 @@ import { deployService } from "./deploy";
  * functions; ssh2 and other modules are required inside.
  */
 export const serviceProvider: pulumi.dynamic.ResourceProvider = {
-  async check(_olds: Record<string, unknown>, news: Record<string, unknown>) {
-    return { inputs: news, failures: checkServiceInputs(news) };
+  async check(olds: Record<string, unknown>, news: Record<string, unknown>) {
+    const failures = checkServiceInputs(news);
+    // Start the SSH handshake now when a deploy will follow; runs nothing on the host.
+    if (failures.length === 0 && shouldPrewarm(olds, news)) prewarm(news["connection"] as SshConnection);
+    return { inputs: news, failures };
   },
 
   async diff(_id: string, olds: ServiceState, news: ServiceSpec) {

@@ -1,8 +1,11 @@
 import { strict as assert } from "assert";
+import { shippedProvider } from "../../providers/ship";
 import { utils } from "ssh2";
-import { hostKeyProvider } from "../../providers/host/host-key";
 import { fingerprint, pinnedFingerprint } from "../../transport/ssh";
 import { ProviderHost, SimulatedResource } from "../support/provider-host";
+
+// What ships in state: the bundled provider (providers/ship.ts), as the components register it.
+const hostKeyProvider = shippedProvider("hostKey");
 
 describe("HostKey provider in Pulumi's provider host", function () {
   this.timeout(30_000);

@@ -1,13 +1,16 @@
 import { strict as assert } from "assert";
+import { shippedProvider } from "../../providers/ship";
 import { execFile } from "child_process";
 import { randomBytes } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { promisify } from "util";
-import { backupProvider } from "../../providers/backup/provider";
 import { connectionFor, hostAddress, loadInventory, postgres, sshRun } from "../support/fleet";
 import { ProviderHost, ProviderError, SimulatedResource, secret, type Props } from "../support/provider-host";
+
+// What ships in state: the bundled provider (providers/ship.ts), as the components register it.
+const backupProvider = shippedProvider("backup");
 
 /**
  * DatabaseBackup (issue #5) on real servers, always through Pulumi's dynamic-provider host:

@@ -1,15 +1,18 @@
 import { strict as assert } from "assert";
+import { shippedProvider } from "../../providers/ship";
 import { execFileSync } from "child_process";
 import * as crypto from "crypto";
 import * as path from "path";
 import { bootstrapScript } from "../../commands/host";
 import { bootstrapSpec, type BootstrapArgs } from "../../components/host";
-import { hostBootstrapProvider } from "../../providers/host/provider";
-import { serviceProvider } from "../../providers/service/provider";
 import type { SshConnection } from "../../transport/connection";
 import { connectionFor, sshRun } from "../support/fleet";
 import { ProviderHost, SimulatedResource, secret, type Props } from "../support/provider-host";
 import { serviceInputs } from "../support/service-inputs";
+
+// What ships in state: the bundled provider (providers/ship.ts), as the components register it.
+const serviceProvider = shippedProvider("service");
+const hostBootstrapProvider = shippedProvider("hostBootstrap");
 
 /**
  * The Host bootstrap provider on real servers, through Pulumi's provider host: idempotent

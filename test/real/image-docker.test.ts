@@ -1,18 +1,21 @@
 import { strict as assert } from "assert";
+import { shippedProvider } from "../../providers/ship";
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { IMAGE_REFS_DIR, recordReleaseImagesScript, removeImagesScript } from "../../commands/image";
 import type { ImageArtifact } from "../../providers/image/model";
 import { dockerImageSpec, type DockerGoldenImageArgs } from "../../components/golden-image";
-import { dockerImageProvider } from "../../providers/image/docker-provider";
-import { serviceProvider } from "../../providers/service/provider";
 import { closeAll, runScript } from "../../transport/ssh";
 import { connectionFor, sshRun } from "../support/fleet";
 import { EngineForward, HostEngine } from "../support/image-engine";
 import { ImageContext } from "../support/image-fixtures";
 import { ProviderHost, SimulatedResource, secret, type Props } from "../support/provider-host";
 import { serviceInputs } from "../support/service-inputs";
+
+// What ships in state: the bundled provider (providers/ship.ts), as the components register it.
+const serviceProvider = shippedProvider("service");
+const dockerImageProvider = shippedProvider("dockerImage");
 
 /**
  * GoldenImage (kind docker) for real: the machine's Docker engine builds and validates; web3 gets

@@ -1,4 +1,5 @@
 import { strict as assert } from "assert";
+import { shippedProvider } from "../../providers/ship";
 import * as fs from "fs";
 import * as http from "http";
 import * as os from "os";
@@ -11,10 +12,13 @@ import {
   PROVISION_DIR,
 } from "../../commands/image-provision";
 import type { HcloudImageSpec } from "../../providers/image/hcloud-model";
-import { hcloudDeps, hcloudImageProvider } from "../../providers/image/hcloud-provider";
+import { hcloudDeps } from "../../providers/image/hcloud-provider";
 import { closeAll } from "../../transport/ssh";
 import { connectionFor, sshRun } from "../support/fleet";
 import { ProviderHost, SimulatedResource, makeUrn, secret, withProvider, type Props } from "../support/provider-host";
+
+// What ships in state: the bundled provider (providers/ship.ts), as the components register it.
+const hcloudImageProvider = shippedProvider("hcloudImage");
 
 /**
  * The hcloud GoldenImage's pieces that can run for real here: the provision wrapper, generalize

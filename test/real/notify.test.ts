@@ -1,12 +1,15 @@
 import { strict as assert } from "assert";
+import { shippedProvider } from "../../providers/ship";
 import * as http from "http";
 import type { AddressInfo } from "net";
 import * as path from "path";
-import { serviceProvider } from "../../providers/service/provider";
 import { GitApp } from "../support/git-app";
 import { connectionFor } from "../support/fleet";
 import { ProviderHost, SimulatedResource, secret } from "../support/provider-host";
 import { serviceInputs } from "../support/service-inputs";
+
+// What ships in state: the bundled provider (providers/ship.ts), as the components register it.
+const serviceProvider = shippedProvider("service");
 
 /** A webhook receiver on loopback that records what it is sent. */
 async function receiver(): Promise<{ url: string; received: Record<string, unknown>[]; close: () => Promise<void> }> {

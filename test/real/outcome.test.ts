@@ -1,11 +1,14 @@
 import { strict as assert } from "assert";
+import { shippedProvider } from "../../providers/ship";
 import * as path from "path";
 import { EXIT_CODES, outcomeOf } from "../../decisions/outcome";
-import { serviceProvider } from "../../providers/service/provider";
 import { GitApp } from "../support/git-app";
 import { connectionFor, hostAddress, sshRun } from "../support/fleet";
 import { ProviderHost, SimulatedResource, type Props } from "../support/provider-host";
 import { serviceInputs, type ServiceCase } from "../support/service-inputs";
+
+// What ships in state: the bundled provider (providers/ship.ts), as the components register it.
+const serviceProvider = shippedProvider("service");
 
 /** Real failures on a test server, through the provider host, classified as `npm run deploy` would. */
 describe("deploy outcomes from real failures (exit codes of npm run deploy)", function () {

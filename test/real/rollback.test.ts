@@ -1,15 +1,18 @@
 import { strict as assert } from "assert";
+import { shippedProvider } from "../../providers/ship";
 import { randomBytes } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { serviceProvider } from "../../providers/service/provider";
 import { listHistory, missingReleases, pinsForVersion, readCurrentServices } from "../../rollback/history";
 import { recordSuccessfulUpdate } from "../support/diy-backend";
 import { connectionFor, sshRun } from "../support/fleet";
 import { GitApp } from "../support/git-app";
 import { ProviderHost, SimulatedResource, type Props } from "../support/provider-host";
 import { serviceInputs, type ServiceCase } from "../support/service-inputs";
+
+// What ships in state: the bundled provider (providers/ship.ts), as the components register it.
+const serviceProvider = shippedProvider("service");
 
 /**
  * Rollback by pins on a real server, through Pulumi's provider host: three deploys of a git app,

@@ -1,11 +1,14 @@
 import { strict as assert } from "assert";
+import { shippedProvider } from "../../providers/ship";
 import * as path from "path";
 import { planBatches } from "../../decisions/rollout";
-import { serviceProvider } from "../../providers/service/provider";
 import { GitApp } from "../support/git-app";
 import { connectionFor, hostAddress } from "../support/fleet";
 import { ProviderHost, SimulatedResource, type Props } from "../support/provider-host";
 import { serviceInputs } from "../support/service-inputs";
+
+// What ships in state: the bundled provider (providers/ship.ts), as the components register it.
+const serviceProvider = shippedProvider("service");
 
 /**
  * Rolling batches and pins on real servers, through Pulumi's provider host. The batch order and

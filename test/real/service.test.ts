@@ -1,13 +1,16 @@
 import { strict as assert } from "assert";
+import { shippedProvider } from "../../providers/ship";
 import { execFileSync } from "child_process";
 import * as os from "os";
 import * as path from "path";
-import { serviceProvider } from "../../providers/service/provider";
-import { backupProvider } from "../../providers/backup/provider";
 import { GitApp } from "../support/git-app";
 import { connectionFor, sshRun } from "../support/fleet";
 import { CheckFailedError, ProviderHost, SimulatedResource, secret, type Props } from "../support/provider-host";
 import { serviceInputs, type ServiceCase } from "../support/service-inputs";
+
+// What ships in state: the bundled provider (providers/ship.ts), as the components register it.
+const serviceProvider = shippedProvider("service");
+const backupProvider = shippedProvider("backup");
 
 /**
  * The Service provider against real servers (systemd + sshd test hosts), always through

@@ -1,13 +1,16 @@
 import { strict as assert } from "assert";
+import { shippedProvider } from "../../providers/ship";
 import * as path from "path";
 import { parseFleetConfig } from "../../config/schema";
-import { serviceProvider } from "../../providers/service/provider";
 import { collectStatus, formatStatus } from "../../status/collect";
 import { closeAll } from "../../transport/ssh";
 import { GitApp } from "../support/git-app";
 import { connectionFor, hostAddress, loadInventory, sshRun } from "../support/fleet";
 import { ProviderHost, SimulatedResource } from "../support/provider-host";
 import { serviceInputs } from "../support/service-inputs";
+
+// What ships in state: the bundled provider (providers/ship.ts), as the components register it.
+const serviceProvider = shippedProvider("service");
 
 describe("npm run status (real servers)", function () {
   this.timeout(120_000);

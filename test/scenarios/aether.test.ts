@@ -1,15 +1,18 @@
 import { strict as assert } from "assert";
+import { shippedProvider } from "../../providers/ship";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { backupProvider } from "../../providers/backup/provider";
-import { serviceProvider } from "../../providers/service/provider";
 import { listHistory, missingReleases, pinsForVersion, readCurrentServices } from "../../rollback/history";
 import { recordSuccessfulUpdate } from "../support/diy-backend";
 import { connectionFor, sshRun } from "../support/fleet";
 import { GitApp } from "../support/git-app";
 import { ProviderHost, SimulatedResource, secret, type Props } from "../support/provider-host";
 import { serviceInputs, type ServiceCase } from "../support/service-inputs";
+
+// What ships in state: the bundled provider (providers/ship.ts), as the components register it.
+const serviceProvider = shippedProvider("service");
+const backupProvider = shippedProvider("backup");
 
 /**
  * Seed 000: AETHER (a Python service with a SQLite database on a Raspberry Pi), as

@@ -1,13 +1,16 @@
 import { strict as assert } from "assert";
+import { shippedProvider } from "../../providers/ship";
 import * as fs from "fs";
 import * as path from "path";
 import { load } from "js-yaml";
 import { planBatches } from "../../decisions/rollout";
-import { serviceProvider } from "../../providers/service/provider";
 import { connectionFor, hostAddress, sshRun } from "../support/fleet";
 import { GitApp } from "../support/git-app";
 import { ProviderHost, SimulatedResource, type Props } from "../support/provider-host";
 import { serviceInputs } from "../support/service-inputs";
+
+// What ships in state: the bundled provider (providers/ship.ts), as the components register it.
+const serviceProvider = shippedProvider("service");
 
 /**
  * Seed 002: pantherOS (an agent on several hosts, some on Hetzner), as Pulumi.prod.yaml expresses

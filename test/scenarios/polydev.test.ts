@@ -1,12 +1,15 @@
 import { strict as assert } from "assert";
+import { shippedProvider } from "../../providers/ship";
 import * as fs from "fs";
 import * as path from "path";
 import { load } from "js-yaml";
-import { serviceProvider } from "../../providers/service/provider";
 import { connectionFor, sshRun } from "../support/fleet";
 import { GitApp } from "../support/git-app";
 import { ProviderHost, SimulatedResource, type Props } from "../support/provider-host";
 import { serviceInputs, type ServiceCase } from "../support/service-inputs";
+
+// What ships in state: the bundled provider (providers/ship.ts), as the components register it.
+const serviceProvider = shippedProvider("service");
 
 /**
  * Seed 003: Polydev AI (a Node controller and a frontend from one repository on one server, VMs

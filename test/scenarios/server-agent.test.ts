@@ -1,14 +1,17 @@
 import { strict as assert } from "assert";
+import { shippedProvider } from "../../providers/ship";
 import { randomBytes } from "crypto";
 import * as http from "http";
 import type { AddressInfo } from "net";
 import * as path from "path";
-import { backupProvider } from "../../providers/backup/provider";
-import { serviceProvider } from "../../providers/service/provider";
 import { connectionFor, postgres, sshRun } from "../support/fleet";
 import { GitApp } from "../support/git-app";
 import { ProviderHost, SimulatedResource, secret, type Props } from "../support/provider-host";
 import { serviceInputs, type ServiceCase } from "../support/service-inputs";
+
+// What ships in state: the bundled provider (providers/ship.ts), as the components register it.
+const serviceProvider = shippedProvider("service");
+const backupProvider = shippedProvider("backup");
 
 /**
  * Seed 004: Server Agent vNext (a service + PostgreSQL on a VPS), as Pulumi.prod.yaml expresses

@@ -1,11 +1,14 @@
 import { strict as assert } from "assert";
+import { shippedProvider } from "../../providers/ship";
 import * as fs from "fs";
 import * as path from "path";
-import { serviceProvider } from "../../providers/service/provider";
 import { GitApp } from "../support/git-app";
 import { connectionFor, hostAddress, sshRun } from "../support/fleet";
 import { ProviderHost, SimulatedResource, type Props } from "../support/provider-host";
 import { serviceInputs } from "../support/service-inputs";
+
+// What ships in state: the bundled provider (providers/ship.ts), as the components register it.
+const serviceProvider = shippedProvider("service");
 
 /**
  * sinesiAI's "restart only what changed": two services from one repository, each declaring its

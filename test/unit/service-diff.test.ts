@@ -1,5 +1,5 @@
 import { strict as assert } from "assert";
-import { UNKNOWN, canonical, diffService } from "../../decisions/service-diff";
+import { UNKNOWN, canonical, diffService, shouldPrewarm } from "../../decisions/service-diff";
 
 const base = {
   name: "web",
@@ -80,5 +80,22 @@ describe("decisions/service-diff", () => {
 
   it("canonical JSON ignores key order and undefined", () => {
     assert.equal(canonical({ b: 1, a: [1, { d: 2, c: undefined }] }), canonical({ a: [1, { d: 2 }], b: 1 }));
+  });
+});
+
+describe("shouldPrewarm (Check opens the connection ahead of a deploy)", () => {
+  const connection = { host: "127.0.0.11", port: 22, user: "root", privateKey: "k", hostKey: "SHA256:x" };
+  const spec = { name: "api", releaseId: "abc123def", connection };
+
+  it("a new resource prewarms", () => {
+    assert.equal(shouldPrewarm({}, spec), true);
+  });
+  it("a new release prewarms; the same inputs do not (a no-op opens no connection)", () => {
+    assert.equal(shouldPrewarm(spec, { ...spec, releaseId: "fff999aaa" }), true);
+    assert.equal(shouldPrewarm(spec, { ...spec }), false);
+  });
+  it("an unknown or missing connection never prewarms (preview of a host still being created)", () => {
+    assert.equal(shouldPrewarm({}, { ...spec, connection: { ...connection, host: UNKNOWN } }), false);
+    assert.equal(shouldPrewarm({}, { ...spec, connection: UNKNOWN }), false);
   });
 });

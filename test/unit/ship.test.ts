@@ -1,0 +1,55 @@
+import { strict as assert } from "assert";
+import * as pulumi from "@pulumi/pulumi";
+import { bundleProviderSource, loaderFor, packBundle, PROVIDER_SOURCES, shippedProvider } from "../../providers/ship";
+import { serviceProvider } from "../../providers/service/provider";
+
+/** providers/ship.ts: what a dynamic resource stores as `__provider`. */
+describe("shipped providers", function () {
+  this.timeout(60_000);
+
+  it("bundling is deterministic, so an unchanged fleet does not change __provider", () => {
+    const a = bundleProviderSource(PROVIDER_SOURCES.service.file);
+    const b = bundleProviderSource(PROVIDER_SOURCES.service.file);
+    assert.equal(a, b);
+    assert.equal(packBundle(a), packBundle(b));
+  });
+
+  it("the bundle leaves npm packages as requires and inlines fleet's own modules", () => {
+    const code = bundleProviderSource(PROVIDER_SOURCES.service.file);
+    assert.match(code, /require\("ssh2"\)/);
+    assert.doesNotMatch(code, /require\("\.\.?\//, "no relative require survives: the host has no fleet sources");
+  });
+
+  it("the serialized Service provider is several times smaller than its closure", async () => {
+    const shipped = await pulumi.runtime.serializeFunction(() => shippedProvider("service"), { allowSecrets: true });
+    const closure = await pulumi.runtime.serializeFunction(() => serviceProvider, { allowSecrets: true });
+    assert.ok(
+      shipped.text.length * 4 < closure.text.length,
+      `shipped ${shipped.text.length} B vs closure ${closure.text.length} B`,
+    );
+  });
+
+  it("the loader exposes exactly the provider's methods and runs the bundled code", async () => {
+    const code = 'exports.p = { check: async (o, n) => ({ inputs: { ...n, seen: require("path").sep } }) };';
+    const loader = loaderFor(packBundle(code), "p", ["check"]) as Required<pulumi.dynamic.ResourceProvider>;
+    assert.deepEqual(Object.keys(loader), ["check"]);
+    assert.deepEqual(await loader.check({}, { a: 1 }), { inputs: { a: 1, seen: "/" } });
+  });
+
+  it("a bundle without the export fails with a message naming it", () => {
+    const loader = loaderFor(packBundle("exports.other = {};"), "missing", ["diff"]);
+    assert.throws(() => loader.diff!("id", {}, {}), /has no export missing/);
+  });
+
+  it("every shipped provider keeps the methods its module defines", () => {
+    for (const name of Object.keys(PROVIDER_SOURCES) as (keyof typeof PROVIDER_SOURCES)[]) {
+      const source = PROVIDER_SOURCES[name];
+
+      const inProcess = require(`../../${source.file}`)[source.exportName] as Record<string, unknown>;
+      const expected = Object.keys(inProcess)
+        .filter((k) => typeof inProcess[k] === "function")
+        .sort();
+      assert.deepEqual(Object.keys(shippedProvider(name)).sort(), expected, name);
+    }
+  });
+});
