@@ -46,6 +46,8 @@ export function bundleProviderSource(file: string, root = PROJECT_ROOT): string 
     format: "cjs",
     target: "node18",
     minify: true,
+    // Function names survive minification: stack traces from the provider host stay readable.
+    keepNames: true,
     packages: "external",
     legalComments: "none",
     write: false,
@@ -63,6 +65,15 @@ export function packBundle(code: string): string {
       params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 9, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: code.length },
     })
     .toString("base64");
+}
+
+/**
+ * The provider code inside a serialized `__provider` text (for tests and for inspecting state):
+ * undefined when the text is not a shipped loader.
+ */
+export function unpackShipped(providerText: string): string | undefined {
+  const packed = /packed: "([A-Za-z0-9+/=]+)"/.exec(providerText)?.[1];
+  return packed === undefined ? undefined : zlib.brotliDecompressSync(Buffer.from(packed, "base64")).toString("utf8");
 }
 
 /**

@@ -1,4 +1,5 @@
 import { strict as assert } from "assert";
+import { unpackShipped } from "../../providers/ship";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { GoldenImage } from "../../components/golden-image";
@@ -86,7 +87,7 @@ describe("GoldenImage (hcloud) under Pulumi mocks", () => {
   });
 
   it("serializes the whole Packer flow into the provider: builder, provision, power off, snapshot, cleanup, validation", () => {
-    const code = String(findResource(HCLOUD_IMAGE, "agent-snapshot").inputs["__provider"]);
+    const code = unpackShipped(String(findResource(HCLOUD_IMAGE, "agent-snapshot").inputs["__provider"])) ?? "";
     for (const step of [
       "/ssh_keys",
       "/servers",

@@ -1,6 +1,13 @@
 import { strict as assert } from "assert";
 import * as pulumi from "@pulumi/pulumi";
-import { bundleProviderSource, loaderFor, packBundle, PROVIDER_SOURCES, shippedProvider } from "../../providers/ship";
+import {
+  bundleProviderSource,
+  loaderFor,
+  packBundle,
+  PROVIDER_SOURCES,
+  shippedProvider,
+  unpackShipped,
+} from "../../providers/ship";
 import { serviceProvider } from "../../providers/service/provider";
 
 /** providers/ship.ts: what a dynamic resource stores as `__provider`. */
@@ -21,7 +28,8 @@ describe("shipped providers", function () {
   });
 
   it("the serialized Service provider is several times smaller than its closure", async () => {
-    const shipped = await pulumi.runtime.serializeFunction(() => shippedProvider("service"), { allowSecrets: true });
+    const provider = shippedProvider("service");
+    const shipped = await pulumi.runtime.serializeFunction(() => provider, { allowSecrets: true });
     const closure = await pulumi.runtime.serializeFunction(() => serviceProvider, { allowSecrets: true });
     assert.ok(
       shipped.text.length * 4 < closure.text.length,
@@ -51,5 +59,14 @@ describe("shipped providers", function () {
         .sort();
       assert.deepEqual(Object.keys(shippedProvider(name)).sort(), expected, name);
     }
+  });
+});
+
+describe("unpackShipped", () => {
+  it("gives back the bundled code from a serialized loader, and nothing from other text", async () => {
+    const provider = shippedProvider("hostKey");
+    const sf = await pulumi.runtime.serializeFunction(() => provider, { allowSecrets: true });
+    assert.equal(unpackShipped(sf.text), bundleProviderSource(PROVIDER_SOURCES.hostKey.file));
+    assert.equal(unpackShipped("exports.handler = () => ({});"), undefined);
   });
 });
