@@ -163,8 +163,11 @@ export function restoreLines(target: BackupTarget, file: string): string[] {
   const failed = (what: string, note: string) =>
     `{ rc=$?; echo "${what} failed (exit $rc); ${note}" >&2; tailof "$T/restore.err"; exit ${BACKUP_EXIT.restoreFailed}; }`;
   if (target.engine === "postgres") {
+    // -d takes a connection string when its value holds '=' (or starts postgres://): the name
+    // goes in as a quoted dbname, so a database called "a=b" is that database, not options.
+    const dbname = `dbname='${target.postgres.database.replace(/[\\']/g, (c) => "\\" + c)}'`;
     return [
-      `pg_restore --clean --if-exists --no-owner --single-transaction --exit-on-error --no-password -d "$PGDATABASE" ${file} 2>"$T/restore.err" || ${failed("pg_restore", "it ran in one transaction, so the database was left as it was")}`,
+      `pg_restore --clean --if-exists --no-owner --single-transaction --exit-on-error --no-password -d ${shq(dbname)} ${file} 2>"$T/restore.err" || ${failed("pg_restore", "it ran in one transaction, so the database was left as it was")}`,
     ];
   }
   const db = shq(target.sqlite.path);

@@ -129,7 +129,8 @@ function preamble(spec: BackupDirSpec, step: string, subject: string, target?: B
     `VERIFY_NOTE=; VERIFY_DROP=; VERIFY_EXIT=${BACKUP_EXIT.verifyFailed}`,
     `phase ${step}`,
     `for c in ${tools.join(" ")}; do command -v "$c" >/dev/null 2>&1 || fail ${BACKUP_EXIT.missingTool} "$c is not installed on $(hostname); the ${spec.engine} backup needs it"; done`,
-    `if [ ! -d "$B" ]; then (umask 022 && mkdir -p "\${B%/*}"); mkdir -m 700 "$B"; fi`,
+    // -p: two first backups of a set at once both get here; the second's mkdir must not fail.
+    `if [ ! -d "$B" ]; then (umask 022 && mkdir -p "\${B%/*}"); mkdir -p -m 700 "$B"; fi`,
     `exec 9>>"$B/.lock"`,
     `flock -w 120 9 || fail ${BACKUP_EXIT.locked} "another backup or restore of $B holds its lock (waited 120 s)"`,
     // Under the lock no other script runs here: any work dir left is from one that died.
@@ -143,11 +144,14 @@ function preamble(spec: BackupDirSpec, step: string, subject: string, target?: B
   ];
 }
 
-/** Prints every manifest line whose file exists as `backup=<line>`, the others as `missing=<id>`. */
+/**
+ * Prints every manifest line whose file exists as `backup=<line>`, the others as `missing=<id>`.
+ * printf, not echo: dash's echo expands backslash escapes (`\c` even ends the output).
+ */
 function manifestFacts(ext: string): string[] {
   return [
     `if [ -f "$B/manifest" ]; then while read -r id rest; do [ -n "$id" ] || continue`,
-    `  if [ -f "$B/$id.${ext}" ]; then echo "backup=$id $rest"; else echo "missing=$id"; fi`,
+    `  if [ -f "$B/$id.${ext}" ]; then printf 'backup=%s %s\\n' "$id" "$rest"; else printf 'missing=%s\\n' "$id"; fi`,
     `done < "$B/manifest"; fi`,
   ];
 }
@@ -241,9 +245,11 @@ export function pruneScript(spec: BackupDirSpec, ids: readonly string[]): string
   const ext = BACKUP_EXT[spec.engine];
   return [
     ...preamble(spec, "prune", ids.join(",")),
-    ...ids.map((id) => `rm -f ${shq(`${dirOf(spec)}/${id}.${ext}`)}; echo "deleted=${id}"`),
+    // Ids come back from the host's manifest: quoted like any value, and handed to awk through
+    // its environment (awk -v would expand backslash escapes in them).
+    ...ids.map((id) => `rm -f ${shq(`${dirOf(spec)}/${id}.${ext}`)}; printf '%s\\n' ${shq(`deleted=${id}`)}`),
     `if [ -f "$B/manifest" ]; then`,
-    `  awk -v del=${shq(ids.join(" "))} 'BEGIN { n = split(del, d, " "); for (i = 1; i <= n; i++) gone[d[i]] = 1 } !($1 in gone)' "$B/manifest" > "$B/manifest.tmp"`,
+    `  DEL=${shq(ids.join(" "))} awk 'BEGIN { n = split(ENVIRON["DEL"], d, " "); for (i = 1; i <= n; i++) gone[d[i]] = 1 } !($1 in gone)' "$B/manifest" > "$B/manifest.tmp"`,
     `  chmod 600 "$B/manifest.tmp" && mv -f "$B/manifest.tmp" "$B/manifest"`,
     `fi`,
     ...manifestFacts(ext),
@@ -271,7 +277,7 @@ export function deleteBackupsScript(spec: BackupDirSpec): string {
   const ext = BACKUP_EXT[spec.engine];
   return [
     ...preamble(spec, "delete-backups", "-"),
-    `if [ -f "$B/manifest" ]; then while read -r id rest; do [ -n "$id" ] && rm -f "$B/$id.${ext}" && echo "deleted=$id"; done < "$B/manifest"; fi`,
+    `if [ -f "$B/manifest" ]; then while read -r id rest; do [ -n "$id" ] && rm -f "$B/$id.${ext}" && printf 'deleted=%s\\n' "$id"; done < "$B/manifest"; fi`,
     `trap - EXIT; rm -rf "$T"; rm -f "$B/manifest" "$B/.lock" "$B/backup.log"`,
     `rmdir "$B" 2>/dev/null || true`,
     "",

@@ -57,12 +57,13 @@ export function provisionScript(args: ProvisionArgs): string {
       throw new Error(`provision script ${script}: must be a path inside the provision directory`);
     lines.push(
       `phase ${shq(`provision ${script}`)}`,
-      `[ -f "$P"/${shq(script)} ] || { echo ${shq(`provision script ${script} is not in the provision directory`)} >&2; exit 66; }`,
+      // printf, not echo: dash's echo would expand backslash escapes in the name.
+      `[ -f "$P"/${shq(script)} ] || { printf '%s\\n' ${shq(`provision script ${script} is not in the provision directory`)} >&2; exit 66; }`,
       `chmod u+x "$P"/${shq(script)}`,
       // The script's output goes to stderr: stdout carries only fleet's facts.
       `rc=0; (cd "$P" && ./${shq(script)} </dev/null) >&2 || rc=$?`,
-      `if [ "$rc" -ne 0 ]; then echo ${shq(`provision script ${script} failed`)}" with exit code $rc" >&2; exit "$rc"; fi`,
-      `echo ${shq(`ran=${script}`)}`,
+      `if [ "$rc" -ne 0 ]; then printf '%s with exit code %s\\n' ${shq(`provision script ${script} failed`)} "$rc" >&2; exit "$rc"; fi`,
+      `printf '%s\\n' ${shq(`ran=${script}`)}`,
     );
   }
   lines.push(

@@ -1,4 +1,4 @@
-import { emitBytes, shq, writeFileAtomic } from "./quote";
+import { emitBytes, shq } from "./quote";
 import { UNIT_MARKER, depsDir, releaseDir, serviceLayout, type ServiceLayout } from "./layout";
 import type { ServiceSpec } from "../model/service";
 import { diskGuard } from "./host";
@@ -38,6 +38,38 @@ function header(layout: ServiceLayout, runAs: string): string {
   ].join("\n");
 }
 
+/**
+ * A release that can be activated as it is: staged, built and migrated to the end (`.fleet-staged`),
+ * or activated before (`.fleet-activated`, which releases staged before that marker existed have).
+ * A release dir without either is what an interrupted deploy left half-built: it is staged again.
+ */
+function releaseReady(rel: string): string {
+  return `{ [ -f ${shq(rel + "/.fleet-staged")} ] || [ -f ${shq(rel + "/.fleet-activated")} ]; }`;
+}
+
+/**
+ * Records the running script's process group (and its leader's start time) in the lock, so that
+ * if the connection dies and the script lives on as an orphan, the deploy's next script there
+ * (rollback, finalize) or whoever breaks the lock can stop it before changing anything.
+ */
+const RECORD_SCRIPT = `{ pg=$(cut -d' ' -f5 /proc/$$/stat) && echo "$pg $(cut -d' ' -f22 /proc/$pg/stat)" > "$D/.lock/script"; } 2>/dev/null || true`;
+
+/**
+ * Kills the process group a previous script of this deploy recorded, if it still runs: never
+ * our own group, and never a group whose leader's pid now belongs to another process.
+ */
+const REAP_SCRIPT = [
+  `reap() {`,
+  `  [ -f "$D/.lock/script" ] || return 0`,
+  `  read -r spg sst < "$D/.lock/script" || return 0`,
+  `  rm -f "$D/.lock/script"`,
+  `  [ -n "$spg" ] && [ "$spg" != "$(cut -d' ' -f5 /proc/$$/stat)" ] || return 0`,
+  `  if [ -e "/proc/$spg" ]; then [ "$(cut -d' ' -f22 "/proc/$spg/stat" 2>/dev/null)" = "$sst" ] || return 0; fi`,
+  // (dash's kill takes no "--": the negative pid names the group)
+  `  if kill -KILL "-$spg" 2>/dev/null; then echo "reaped=$spg"; fi`,
+  `}`,
+].join("\n");
+
 export function layoutOf(spec: Pick<ServiceSpec, "root" | "name" | "unitName">): ServiceLayout {
   return serviceLayout(spec.root, spec.name, spec.unitName);
 }
@@ -70,7 +102,9 @@ function checksAndLock(spec: ServiceSpec, owner: LockOwner): string[] {
     diskGuard(spec.root, spec.minFreeDiskMb, EXIT.lowDisk),
     `mkdir -p "$D/releases" "$D/deps" "$D/shared" "$D/.staging"`,
     "phase lock",
-    `if ! mkdir "$D/.lock" 2>/dev/null; then echo locked=1; cat "$D/.lock/owner" 2>/dev/null || true; exit ${EXIT.locked}; fi`,
+    // The holder writes its owner file just after its mkdir: a deploy refused in that instant
+    // waits for it (up to 1 s), so that the refusal names who holds the lock.
+    `if ! mkdir "$D/.lock" 2>/dev/null; then echo locked=1; i=0; while [ ! -s "$D/.lock/owner" ] && [ -d "$D/.lock" ] && [ $i -lt 20 ]; do sleep 0.05; i=$((i + 1)); done; cat "$D/.lock/owner" 2>/dev/null || true; exit ${EXIT.locked}; fi`,
     `${emitBytes(renderLockOwner(owner))} > "$D/.lock/owner"`,
   ];
 }
@@ -90,7 +124,7 @@ export function prepareScript(spec: ServiceSpec, owner: LockOwner): string {
       ...checksAndLock(spec, owner),
       "phase inspect",
       `cur=$(readlink "$D/current" 2>/dev/null || true); echo "current=\${cur##*/}"`,
-      `[ -d ${shq(rel)} ] && echo release_present=1 || echo release_present=0`,
+      `${releaseReady(rel)} && echo release_present=1 || echo release_present=0`,
       deps
         ? `[ -f ${shq(deps + "/.fleet-complete")} ] && echo deps_present=1 || echo deps_present=0`
         : "echo deps_present=1",
@@ -108,7 +142,9 @@ export function breakLockScript(spec: ServiceSpec, staleOwnerText: string): stri
     [
       `expected=$(${emitBytes(staleOwnerText)}; echo x)`,
       `actual=$(cat "$D/.lock/owner" 2>/dev/null; echo x)`,
-      `if [ "$expected" = "$actual" ]; then rm -rf "$D/.lock"; echo broken=1; else echo broken=0; fi`,
+      REAP_SCRIPT,
+      // The holder is gone, but the script it ran there may still be running: stop it first.
+      `if [ "$expected" = "$actual" ]; then reap; rm -rf "$D/.lock"; echo broken=1; else echo broken=0; fi`,
       "",
     ].join("\n")
   );
@@ -155,6 +191,7 @@ export function installScript(spec: ServiceSpec, fromStaging: boolean): string {
     header(layout, spec.runAs) +
     [
       "phase install",
+      RECORD_SCRIPT,
       `S=${shq(src)}; T=${shq(target)}`,
       `rm -rf "$T"; mkdir -p "$T"`,
       ...copies,
@@ -193,13 +230,13 @@ export function activateScript(spec: ServiceSpec, plan: ActivatePlan): string {
  */
 export function fastActivateScript(spec: ServiceSpec, owner: LockOwner, plan: ActivatePlan): string {
   const layout = layoutOf(spec);
-  const rel = shq(releaseDir(layout, spec.releaseId));
+  const rel = releaseDir(layout, spec.releaseId);
   const deps = spec.install ? ` && [ -f ${shq(depsDir(layout, spec.install.hash) + "/.fleet-complete")} ]` : "";
   return (
     header(layout, spec.runAs) +
     [
       ...checksAndLock(spec, owner),
-      `if ! { [ -d ${rel} ]${deps}; }; then rm -rf "$D/.lock"; echo fast=0; exit 0; fi`,
+      `if ! { ${releaseReady(rel)}${deps}; }; then rm -rf "$D/.lock"; echo fast=0; exit 0; fi`,
       `cur=$(readlink "$D/current" 2>/dev/null || true); echo "current=\${cur##*/}"`,
       ...activateLines(spec, plan),
     ].join("\n")
@@ -209,7 +246,10 @@ export function fastActivateScript(spec: ServiceSpec, owner: LockOwner, plan: Ac
 function activateLines(spec: ServiceSpec, plan: ActivatePlan): string[] {
   const layout = layoutOf(spec);
   const rel = releaseDir(layout, spec.releaseId);
-  const lines: string[] = [`t0=$(date +%s%3N)`, `R=${shq(rel)}`, LINK_MISSING];
+  const envTmp = `${layout.envFile}.fleet-tmp`;
+  const unitTmp = `${layout.unitFile}.fleet-tmp`;
+  const unitDiffers = `[ ! -f ${shq(layout.unitFile)} ] || [ "$(sha256sum < ${shq(layout.unitFile)} | cut -c1-64)" != ${shq(sha256(spec.unit))} ]`;
+  const lines: string[] = [RECORD_SCRIPT, `t0=$(date +%s%3N)`, `R=${shq(rel)}`, LINK_MISSING];
   if (plan.stage) {
     lines.push(
       "phase stage",
@@ -240,10 +280,15 @@ function activateLines(spec: ServiceSpec, plan: ActivatePlan): string[] {
     lines.push(
       "phase migrate",
       `(umask 077 && ${emitBytes(plan.envFile)} > "$D/.migrate-env")`,
-      `(cd "$R" && set -a && . "$D/.migrate-env" && set +a && rm -f "$D/.migrate-env" && as_user ${shq(spec.migrate)}) || { rc=$?; rm -f "$D/.migrate-env"; exit $rc; }`,
+      // The env file may set any variable, the script's own (D, RUN_AS, PATH) included: after
+      // sourcing it, only positional parameters are used, and rm comes from the default PATH.
+      `migrate_as() { set -a; . "$1"; set +a; command -p rm -f "$1"; if [ "$2" = "$3" ]; then /bin/sh -c "$4"; else command -p runuser -u "$2" -- /bin/sh -c "$4"; fi; }`,
+      `(cd "$R" && migrate_as "$D/.migrate-env" "$RUN_AS" "$(id -un)" ${shq(spec.migrate)}) || { rc=$?; rm -f "$D/.migrate-env"; exit $rc; }`,
       `echo migrated=1`,
     );
   }
+  // Staged, built and migrated to the end: from here on the release may be re-activated as it is.
+  if (plan.stage) lines.push(`: > "$R/.fleet-staged"`);
   lines.push(
     "phase switch",
     `rm -rf "$D/.rollback"; mkdir -m 700 "$D/.rollback"`,
@@ -251,16 +296,24 @@ function activateLines(spec: ServiceSpec, plan: ActivatePlan): string[] {
     `if [ -n "$prev" ]; then printf '%s' "$prev" > "$D/.rollback/current"; fi`,
     `if [ -f ${shq(layout.unitFile)} ]; then cp -p ${shq(layout.unitFile)} "$D/.rollback/unit"; fi`,
     `if [ -f ${shq(layout.envFile)} ]; then cp -p ${shq(layout.envFile)} "$D/.rollback/env"; fi`,
-    writeFileAtomic(layout.envFile, plan.envFile, "600"),
+    // Everything the rollback needs is saved: only now may the switch change anything.
+    `: > "$D/.rollback/saved"`,
+    // What needs disk space is written first (a full disk fails here, before any change); then
+    // the switch commits with renames back to back: a server that dies at any point boots the
+    // old release with its env, or the new one with its own (never old code with the new env),
+    // and the slow daemon-reload comes after the files are in place.
+    `(umask 077 && ${emitBytes(plan.envFile)} > ${shq(envTmp)}) && chmod 600 ${shq(envTmp)}`,
+    `if ${unitDiffers}; then (umask 077 && ${emitBytes(spec.unit)} > ${shq(unitTmp)}) && chmod 644 ${shq(unitTmp)}; fi`,
+    `date +%s%3N > "$R/.fleet-activated"`,
+    `ln -sfn ${shq(`releases/${spec.releaseId}`)} "$D/.current.tmp" && mv -Tf "$D/.current.tmp" "$D/current"`,
+    `mv -f ${shq(envTmp)} ${shq(layout.envFile)}`,
     // daemon-reload only when the unit changed: it costs a round of systemd work.
-    `if [ ! -f ${shq(layout.unitFile)} ] || [ "$(sha256sum < ${shq(layout.unitFile)} | cut -c1-64)" != ${shq(sha256(spec.unit))} ]; then`,
-    `  ${writeFileAtomic(layout.unitFile, spec.unit, "644")}`,
+    `if ${unitDiffers}; then`,
+    `  mv -f ${shq(unitTmp)} ${shq(layout.unitFile)}`,
     `  systemctl daemon-reload; systemctl enable --quiet ${shq(spec.unitName)} 2>/dev/null || true; echo unit_changed=1`,
     `fi`,
   );
   lines.push(
-    `date +%s%3N > "$R/.fleet-activated"`,
-    `ln -sfn ${shq(`releases/${spec.releaseId}`)} "$D/.current.tmp" && mv -Tf "$D/.current.tmp" "$D/current"`,
     `echo "previous=\${prev##*/}"`,
     `if [ -n "$prev" ] && [ -f "$D/$prev/REVISION" ]; then echo "previous_commit=$(cat "$D/$prev/REVISION")"; fi`,
     "phase restart",
@@ -342,7 +395,8 @@ function probeLines(spec: ServiceSpec): string[] {
     `result=timeout; code=000`,
     `while :; do`,
     // Cheapest check first: a healthy release passes on its first answer.
-    `  code=$(curl -sS -o "$tmp/body" -w '%{http_code}' --max-time 2 ${shq(h.url)} 2>"$tmp/err" || true)`,
+    // -g: the URL as given; curl would expand {a,b} and [1-3] into several requests.
+    `  code=$(curl -gsS -o "$tmp/body" -w '%{http_code}' --max-time 2 ${shq(h.url)} 2>"$tmp/err" || true)`,
     `  if [ "$code" = ${shq(String(h.expectStatus))} ]${bodyCheck}; then result=ok; break; fi`,
     // kill -0 is a builtin: checking that the started process still lives costs no fork.
     `  if [ "$pid" = 0 ] || ! kill -0 "$pid" 2>/dev/null; then result=exited; break; fi`,
@@ -358,7 +412,7 @@ function probeLines(spec: ServiceSpec): string[] {
           // Polled like the health URL, within the same deadline: one slow answer under load is not a verdict.
           `if [ $result = ok ]; then`,
           `  while :; do`,
-          `    vcode=$(curl -sS -o "$tmp/version" -w '%{http_code}' --max-time 2 ${shq(h.version.url)} 2>/dev/null || true)`,
+          `    vcode=$(curl -gsS -o "$tmp/version" -w '%{http_code}' --max-time 2 ${shq(h.version.url)} 2>/dev/null || true)`,
           `    [ "$vcode" = 200 ] && break`,
           `    [ "$(date +%s%3N)" -lt "$deadline" ] || break`,
           `    sleep ${(h.intervalMs / 1000).toFixed(3)}`,
@@ -381,7 +435,7 @@ function probeLines(spec: ServiceSpec): string[] {
  * the previous release and probes its health. After a first deploy (nothing to go back to) it stops the unit and
  * removes it, so a broken release is not left crash-looping. A no-op when nothing was switched.
  */
-export function rollbackScript(spec: ServiceSpec): string {
+export function rollbackScript(spec: ServiceSpec, options: { unstage?: boolean } = {}): string {
   const layout = layoutOf(spec);
   const unit = shq(spec.unitName);
   const unitFile = shq(layout.unitFile);
@@ -389,10 +443,21 @@ export function rollbackScript(spec: ServiceSpec): string {
     header(layout, spec.runAs) +
     [
       "phase rollback",
-      `[ -d "$D/.rollback" ] || { echo restored=none; exit 0; }`,
+      // What is left of the activation (its connection died) must not act after the rollback.
+      REAP_SCRIPT,
+      "reap",
+      // Not saved: the switch stopped before changing anything, so there is nothing to undo.
+      `[ -f "$D/.rollback/saved" ] || { echo restored=none; exit 0; }`,
       `failed=$(readlink "$D/current" 2>/dev/null || true)`,
+      `rm -f ${shq(`${layout.envFile}.fleet-tmp`)} ${shq(`${layout.unitFile}.fleet-tmp`)}`,
       // The failed release sorts oldest, so retention prunes it first; its files stay as evidence.
-      `if [ -n "$failed" ] && [ -d "$D/$failed" ]; then echo 0 > "$D/$failed/.fleet-activated"; fi`,
+      // (A switch that stopped before moving `current` left the previous release there: not failed.)
+      `if [ -n "$failed" ] && [ "$failed" != "$(cat "$D/.rollback/current" 2>/dev/null)" ] && [ -d "$D/$failed" ]; then`,
+      options.unstage
+        ? // Its migrations were undone (the database restored): it must be staged and migrated again.
+          `  rm -f "$D/$failed/.fleet-staged" "$D/$failed/.fleet-activated"`
+        : `  echo 0 > "$D/$failed/.fleet-activated"`,
+      `fi`,
       `if [ -f "$D/.rollback/env" ]; then cp -p "$D/.rollback/env" ${shq(layout.envFile)}; fi`,
       `if [ -f "$D/.rollback/current" ]; then`,
       `  ln -sfn "$(cat "$D/.rollback/current")" "$D/.current.tmp" && mv -Tf "$D/.current.tmp" "$D/current"`,
@@ -460,7 +525,11 @@ function finalizeLines(spec: ServiceSpec, args: FinalizeArgs): string[] {
 
 /** The last step when the deploy did not finish on the host: see finalizeLines. */
 export function finalizeScript(spec: ServiceSpec, args: FinalizeArgs): string {
-  return header(layoutOf(spec), spec.runAs) + ["t0=$(date +%s%3N)", ...finalizeLines(spec, args), ""].join("\n");
+  // After a lost connection the deploy's last script may live on: stop it before releasing the lock.
+  return (
+    header(layoutOf(spec), spec.runAs) +
+    [REAP_SCRIPT, "reap", "t0=$(date +%s%3N)", ...finalizeLines(spec, args), ""].join("\n")
+  );
 }
 
 /** `pulumi refresh`: what is live on the host. */
@@ -475,7 +544,7 @@ export function readScript(spec: ServiceSpec): string {
       `cur=$(readlink "$D/current" 2>/dev/null || true); echo "current=\${cur##*/}"`,
       `[ -n "$cur" ] && [ -f "$D/$cur/REVISION" ] && echo "commit=$(cat "$D/$cur/REVISION")"`,
       `echo "active=$(systemctl is-active ${unit} 2>/dev/null || true)"`,
-      `echo "health_status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 ${shq(spec.health.url)} || true)"`,
+      `echo "health_status=$(curl -gs -o /dev/null -w '%{http_code}' --max-time 2 ${shq(spec.health.url)} || true)"`,
       `for r in "$D"/releases/*/; do [ -d "$r" ] || continue; r=\${r%/}; echo "release=\${r##*/} $(cat "$r/.fleet-activated" 2>/dev/null || echo 0) -"; done`,
       "",
     ].join("\n")

@@ -18,7 +18,8 @@ export function statusScript(t: StatusTarget): string {
     `cur=$(readlink ${D}/current 2>/dev/null || true); echo "release=\${cur##*/}"`,
     `[ -n "$cur" ] && [ -f ${D}/"$cur"/REVISION ] && echo "commit=$(cat ${D}/"$cur"/REVISION)"`,
     `echo "active=$(systemctl is-active ${shq(t.unitName)} 2>/dev/null || true)"`,
-    `echo "health=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 ${shq(t.healthUrl)} || true)"`,
+    // -g: the URL as given, never expanded by curl's {a,b} / [1-3] globbing.
+    `echo "health=$(curl -gs -o /dev/null -w '%{http_code}' --max-time 2 ${shq(t.healthUrl)} || true)"`,
     `echo "last=$(tail -n 1 ${shq(layout.auditLog)} 2>/dev/null | base64 -w0)"`,
     `[ -d ${D}/.lock ] && echo "locked=$(tr '\\n' ' ' < ${D}/.lock/owner | base64 -w0)" || true`,
     "",

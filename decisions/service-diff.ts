@@ -22,6 +22,13 @@ export const UPDATE_KEYS = [
   "pinned",
 ] as const;
 
+/**
+ * Recorded by an update that does no remote work: `read` and `delete` get only the stored
+ * OUTPUTS, and a no-change step keeps the old ones, so a re-pinned host key (a rebuilt server) or
+ * a rotated client key would otherwise never reach `pulumi refresh` / `pulumi destroy`.
+ */
+export const SERVICE_RECORD_KEYS = ["connection.user", "connection.privateKey", "connection.hostKey"] as const;
+
 export interface ServiceDiff {
   readonly changes: boolean;
   readonly replaces: string[];
@@ -29,26 +36,31 @@ export interface ServiceDiff {
   readonly deleteBeforeReplace: boolean;
   /** Every key that differs, for messages and tests. */
   readonly changedKeys: string[];
+  /** Only SERVICE_RECORD_KEYS changed: the update records them and runs nothing on the host. */
+  readonly recordOnly: boolean;
 }
 
 /**
  * The Service diff: a new release, unit, env, health, install, build or start is an update;
- * another host, root, name or unit name is a replacement; anything else (a rotated key, a
- * timeout, the source's local path) is no change at all. Unknown values count as changes.
+ * another host, root, name or unit name is a replacement; another user, client key or pinned
+ * host key is an update that only records them (recordOnly); anything else (a timeout, the
+ * source's local path) is no change at all. Unknown values count as changes.
  */
 export function diffService(olds: unknown, news: unknown): ServiceDiff {
   const replaces = REPLACE_KEYS.filter((k) => differs(olds, news, k)).map((k) => k.split(".")[0]!);
   const updates = UPDATE_KEYS.filter((k) => differs(olds, news, k));
+  const records = SERVICE_RECORD_KEYS.filter((k) => differs(olds, news, k));
   const uniqueReplaces = [...new Set(replaces)];
   const sameHost =
     !differs(olds, news, "connection.host") &&
     !differs(olds, news, "connection.port") &&
     !differs(olds, news, "unitName");
   return {
-    changes: uniqueReplaces.length > 0 || updates.length > 0,
+    changes: uniqueReplaces.length > 0 || updates.length > 0 || records.length > 0,
     replaces: uniqueReplaces,
     deleteBeforeReplace: uniqueReplaces.length > 0 && sameHost,
-    changedKeys: [...REPLACE_KEYS.filter((k) => differs(olds, news, k)), ...updates],
+    changedKeys: [...REPLACE_KEYS.filter((k) => differs(olds, news, k)), ...updates, ...records],
+    recordOnly: uniqueReplaces.length === 0 && updates.length === 0 && records.length > 0,
   };
 }
 
@@ -62,5 +74,7 @@ export function shouldPrewarm(oldInputs: Record<string, unknown>, news: Record<s
   const connection = news["connection"];
   if (typeof connection !== "object" || connection === null) return false;
   if (JSON.stringify(connection).includes(UNKNOWN_TEXT)) return false;
-  return Object.keys(oldInputs).length === 0 || diffService(oldInputs, news).changes;
+  if (Object.keys(oldInputs).length === 0) return true;
+  const d = diffService(oldInputs, news);
+  return d.changes && !d.recordOnly;
 }

@@ -18,6 +18,11 @@ export interface RemoteCommandError extends Error {
   readonly exitCode: number | null;
   readonly stdoutTail: string;
   readonly stderrTail: string;
+  /**
+   * The last phase the script named (`fleet-phase: <name>` on stderr), read from all of stderr:
+   * the tail may have lost it under a step's own output. "" if it named none.
+   */
+  readonly phase: string;
 }
 
 /** The host could not be reached or refused us: nothing ran. */
@@ -64,6 +69,7 @@ export function remoteCommandError(
     exitCode,
     stdoutTail,
     stderrTail,
+    phase: [...stderr.matchAll(/fleet-phase: (\S+)/g)].at(-1)?.[1] ?? "",
   });
 }
 

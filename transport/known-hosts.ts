@@ -8,15 +8,19 @@ const PREFERENCE = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
 export function hostKeyFromKnownHosts(text: string, address: string, port = 22): string | undefined {
   const wanted = port === 22 ? [address, `[${address}]:22`] : [`[${address}]:${port}`];
   const keys: string[] = [];
+  // A key on an "@revoked" line must never be accepted (sshd(8) KNOWN_HOSTS), whatever else lists it.
+  const revoked = new Set<string>();
   for (const line of text.split("\n")) {
     const parts = line.trim().split(/\s+/);
+    if (parts[0] === "@revoked" && parts.length >= 4) revoked.add(`${parts[2]} ${parts[3]}`);
     if (parts.length < 3 || parts[0]!.startsWith("#") || parts[0]!.startsWith("@")) continue;
     if (!parts[0]!.split(",").some((h) => wanted.includes(h))) continue;
     keys.push(`${parts[1]} ${parts[2]}`);
   }
+  const usable = keys.filter((k) => !revoked.has(k));
   const rank = (k: string) => {
     const i = PREFERENCE.indexOf(k.split(" ")[0]!);
     return i < 0 ? PREFERENCE.length : i;
   };
-  return keys.sort((a, b) => rank(a) - rank(b))[0];
+  return usable.sort((a, b) => rank(a) - rank(b))[0];
 }

@@ -83,6 +83,9 @@ export function fingerprint(keyBlob: Buffer): string {
 
 /** The fingerprint a pinned host key stands for: either given as one, or a known_hosts key. */
 export function pinnedFingerprint(hostKey: string): string {
+  // A connection without a pin (a hand-made spec, a config that lost it) is refused: no trust on first use.
+  if (typeof hostKey !== "string" || !hostKey.trim())
+    throw new Error(`no host key is pinned: give hostKey ("ssh-ed25519 AAAA…" or "SHA256:…") or knownHostsFile`);
   const trimmed = hostKey.trim();
   if (trimmed.startsWith("SHA256:")) return trimmed.replace(/=+$/, "");
   const parts = trimmed.split(/\s+/);
@@ -147,11 +150,21 @@ function connectOnce(conn: SshConnection, timeoutMs: number, stats: TransportSta
       })
       .on("error", (err: Error & { level?: string }) => {
         clearTimeout(timer);
+        const pinnedType = hostKeyAlgorithms(conn.hostKey)?.at(-1);
         if (seen && seen !== expected) {
           reject(
             connectionError(
               key,
               `host key mismatch: the host presented ${seen}, but ${expected} is pinned. ` +
+                `If the server was rebuilt on purpose, pin its new key (hostKey); otherwise do not connect.`,
+            ),
+          );
+        } else if (!seen && pinnedType && /no matching host key/i.test(err.message)) {
+          // Only the pinned key's type is offered: a server without such a key has another key now.
+          reject(
+            connectionError(
+              key,
+              `host key mismatch: the host has no ${pinnedType} key, but ${expected} (${pinnedType}) is pinned. ` +
                 `If the server was rebuilt on purpose, pin its new key (hostKey); otherwise do not connect.`,
             ),
           );
@@ -240,6 +253,18 @@ export function prewarm(conn: SshConnection): void {
   client(conn).catch(() => undefined);
 }
 
+/**
+ * The command as the host runs it: under its own `timeout`, which fires just after ours. Our
+ * timeout can only close the channel and ask for a KILL, which some servers refuse (OpenSSH
+ * answers "session signalling requires privilege separation" for some sessions); a step we gave
+ * up on would keep running there with all it started: a hung pg_dump holding the backup lock,
+ * a stuck upload. `timeout` kills its whole process group.
+ */
+export function underHostTimeout(command: string, timeoutMs: number): string {
+  const seconds = Math.ceil(timeoutMs / 1000) + 2;
+  return `timeout -s KILL ${seconds} /bin/sh -c '${command.replace(/'/g, "'\\''")}'`;
+}
+
 /** Runs `command` on the host and resolves with its exit code and output; never throws on exit != 0. */
 export async function exec(conn: SshConnection, command: string, opts: ExecOptions): Promise<ExecResult> {
   const c = (await client(conn)) as import("ssh2").Client;
@@ -250,7 +275,7 @@ export async function exec(conn: SshConnection, command: string, opts: ExecOptio
   const secrets = opts.secrets ?? [];
   const describe = opts.describe ?? command;
   return new Promise<ExecResult>((resolve, reject) => {
-    c.exec(command, (err, stream) => {
+    c.exec(underHostTimeout(command, timeoutMs), (err, stream) => {
       if (err) {
         reject(remoteCommandError(key, opts.step, describe, null, "", "", `could not start: ${err.message}`, secrets));
         return;

@@ -79,7 +79,8 @@ function sleep(ms: number): Promise<void> {
 
 /**
  * Takes a verified backup, then applies retention. The id carries the time to the second: if
- * that name exists already (two backups within one second), the next second is used.
+ * that name exists already (two backups within one second), the next second is used. Backups of
+ * one set queue on the host's lock, so N started together need up to N attempts.
  */
 export async function takeBackup(spec: BackupSpec): Promise<{ id: string; retained: BackupEntry[] }> {
   const run = (id: string, time: string) =>
@@ -90,7 +91,7 @@ export async function takeBackup(spec: BackupSpec): Promise<{ id: string; retain
       false,
     );
   let result: ExecResult | undefined;
-  for (let attempt = 0; attempt < 3; attempt++) {
+  for (let attempt = 0; attempt < 10; attempt++) {
     const now = new Date();
     result = await run(backupId(spec.name, now, releaseLabel(spec.releases)), now.toISOString());
     if (result.code !== BACKUP_EXIT.exists) break;

@@ -39,8 +39,9 @@ export interface DeployHint {
 /** The phase a failed script reached, from its `fleet-phase:` lines. */
 function failedPhase(err: unknown): string {
   if (!isRemoteCommandError(err)) return "";
-  const phases = [...err.stderrTail.matchAll(/fleet-phase: (\S+)/g)];
-  return phases.length ? phases[phases.length - 1]![1]! : "";
+  // From all of stderr: a step's own output (a long build log, systemctl status) can push the
+  // marker out of the tail, and a restart failure would then not be rolled back.
+  return err.phase;
 }
 
 /**
@@ -233,8 +234,12 @@ async function failBeforeServing(spec: ServiceSpec, err: unknown, current: strin
   if (!isRemoteCommandError(err) && !isConnectionError(err)) throw err; // a refusal (lock): nothing to undo
   const host = connectionKey(spec.connection);
   const phase = failedPhase(err);
-  const switched = phase === "restart" || phase === "health" || phase === "finalize";
+  // A switch stopped part-way may have written the new env and unit already: undo it too.
+  const switched = phase === "switch" || phase === "restart" || phase === "health" || phase === "finalize";
   const rollback = switched ? await rollbackQuietly(spec) : "";
+  const touched = switched && !rollback.includes("had not changed anything");
+  // The upload names no phase of its own (it is tar, not a script): its step is the phase.
+  const where = phase || (isRemoteCommandError(err) && err.step === "upload" ? "upload" : "");
   if (!isConnectionError(err)) {
     await finish(
       "failed",
@@ -244,13 +249,13 @@ async function failBeforeServing(spec: ServiceSpec, err: unknown, current: strin
   }
   const e = err instanceof Error ? err : new Error(String(err));
   throw deployError(
-    `[${host}] service "${spec.name}": deploy of ${spec.releaseId} failed before serving it; ` +
+    `[${host}] service "${spec.name}": deploy of ${spec.releaseId} failed${where ? ` in its ${where} phase` : ""} before serving it; ` +
       `${switched ? rollback.slice(2) : `the serving release (${current || "none"}) was not touched`}.` +
       (phase === "migrate" ? " The migration failed: whatever it applied before failing stays applied." : "") +
       `\n${e.message}`,
     rollback.includes("CRITICAL")
       ? "critical"
-      : switched
+      : touched
         ? "rollback"
         : phase === "build" || phase === "install" || (isRemoteCommandError(err) && err.step === "install")
           ? "build"
@@ -262,7 +267,9 @@ async function failBeforeServing(spec: ServiceSpec, err: unknown, current: strin
 async function rollbackQuietly(spec: ServiceSpec): Promise<string> {
   try {
     const r = await runScript(spec.connection, rollbackScript(spec), { step: "rollback", secrets: secretsOf(spec) });
-    return `; rolled back to ${parseFacts(r.stdout).one["restored"] ?? "?"} (previous release restored)`;
+    const restored = parseFacts(r.stdout).one["restored"] ?? "?";
+    if (restored === "none") return "; the switch had not changed anything yet, so the serving release was not touched";
+    return `; rolled back to ${restored} (previous release restored)`;
   } catch (e) {
     return `; CRITICAL: rollback failed: ${(e as Error).message}`;
   }
@@ -282,7 +289,8 @@ async function rollBackAndFail(
   // With restoreOnRollback, a release that migrated gives the database back first: stop it (no
   // writes during the restore), restore the pre-deploy backup, then start the previous release.
   const database = migrated && spec.restoreOnRollback ? await restoreDatabase(spec) : undefined;
-  const rolled = await runScript(spec.connection, rollbackScript(spec), {
+  // A release whose migrations were undone with the database must migrate again if deployed again.
+  const rolled = await runScript(spec.connection, rollbackScript(spec, { unstage: database?.ok === true }), {
     step: "rollback",
     secrets,
     timeoutMs: spec.stepTimeoutMs + spec.health.timeoutMs,

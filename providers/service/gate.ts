@@ -32,11 +32,16 @@ export function judge(spec: ServiceSpec, stdout: string, commit: string): Gate {
   return { outcome, verdict: judgeHealth(outcome, spec.health, commit) };
 }
 
-/** The evidence of a failed gate: the last response, the version body, the journal. */
+/**
+ * The evidence of a failed gate: the last response, the version body, the journal. Each is
+ * redacted before it is cut and quoted: quoting escapes a secret's `"` and `\` (so the raw
+ * value no longer matches), and a cut could leave half a secret.
+ */
 export function evidence(outcome: ProbeOutcome, secrets: string[]): string {
-  const parts = [`  last response: HTTP ${outcome.status} ${JSON.stringify(outcome.body.slice(0, 500))}`];
+  const clean = (text: string) => redact(text, secrets);
+  const parts = [`  last response: HTTP ${outcome.status} ${JSON.stringify(clean(outcome.body).slice(0, 500))}`];
   if (outcome.versionBody !== undefined)
-    parts.push(`  version response: ${JSON.stringify(outcome.versionBody.slice(0, 500))}`);
-  if (outcome.journal) parts.push(`  journal (last 50 lines):\n${indent(tail(outcome.journal, 50))}`);
-  return redact(parts.join("\n"), secrets);
+    parts.push(`  version response: ${JSON.stringify(clean(outcome.versionBody).slice(0, 500))}`);
+  if (outcome.journal) parts.push(`  journal (last 50 lines):\n${indent(tail(clean(outcome.journal), 50))}`);
+  return clean(parts.join("\n"));
 }

@@ -34,6 +34,8 @@ export const serviceProvider: pulumi.dynamic.ResourceProvider = {
   },
 
   async update(_id: string, olds: ServiceState, news: ServiceSpec) {
+    // A re-pinned host key or rotated client key: recorded for refresh and destroy, nothing runs.
+    if (diffService(olds, news).recordOnly) return { outs: { ...olds, ...news } };
     // The releases the host kept: switching back to one of them takes a single round trip.
     return { outs: await deployService(news, { retained: olds.retainedReleases ?? [] }) };
   },

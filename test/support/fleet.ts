@@ -53,9 +53,12 @@ export type Inventory = z.infer<typeof InventorySchema>;
 export type TestHost = Inventory["hosts"][number];
 export type PostgresServer = NonNullable<Inventory["postgres"]>;
 
-/** Reads and checks `$FLEET_DIR/fleet.json`; errors name the file and the bad field. */
-export function loadInventory(): Inventory {
-  const file = path.join(FLEET_DIR, "fleet.json");
+/**
+ * Reads and checks `$FLEET_DIR/fleet.json` (or `<dir>/fleet.json`: a fleet of its own, e.g. the
+ * fault suite's); errors name the file and the bad field.
+ */
+export function loadInventory(dir: string = FLEET_DIR): Inventory {
+  const file = path.join(dir, "fleet.json");
   let raw: unknown;
   try {
     raw = JSON.parse(fs.readFileSync(file, "utf8"));
@@ -93,8 +96,7 @@ export function hostAddress(name: string): string {
  * ed25519 host key pinned from the inventory's known_hosts ("ssh-ed25519 AAAA…", host field
  * stripped), so a recreated or impostor server is refused.
  */
-export function connectionFor(hostName: string, user = "root"): SshConnection {
-  const inv = loadInventory();
+export function connectionFor(hostName: string, user = "root", inv: Inventory = loadInventory()): SshConnection {
   const h = testHost(hostName, inv);
   const hostKey = hostKeyFromKnownHosts(fs.readFileSync(inv.known_hosts, "utf8"), h.address, h.port);
   if (!hostKey) throw new Error(`no host key for ${h.address}:${h.port} in ${inv.known_hosts}`);

@@ -191,3 +191,63 @@ describe("commands/backup builders", () => {
     assert.equal(out, "count=empty 0\ncount=items 4\ncount=audit.events 1\n");
   });
 });
+
+describe("commands/backup builders: hostile values (issue #10)", () => {
+  /** Ids as a host's manifest may hold them: anything but whitespace and '/'. */
+  const IDS = [
+    "a$(touch${IFS}PWNED)b",
+    "b;touch${IFS}PWNED",
+    'c"d',
+    "e\\nf",
+    "g\\ch",
+    "'",
+    "`id`",
+    "x;rm",
+    "\\\\",
+    "%s",
+    "-rf",
+  ];
+
+  it("prune and list carry ids read back from the manifest byte-exact, and never run them", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-prune-"));
+    try {
+      const B = path.join(dir, "backups");
+      fs.mkdirSync(B);
+      fs.writeFileSync(path.join(B, "manifest"), IDS.map((id) => `${id} ${"0".repeat(64)} 1 t - -\n`).join(""));
+      for (const id of IDS) fs.writeFileSync(path.join(B, `${id}.sqlite.gz`), "");
+      const spec = { backupsDir: B, engine: "sqlite" as const };
+      const run = (script: string) => execFileSync("/bin/sh", ["-s"], { input: script, cwd: dir, encoding: "utf8" });
+      const listed = parseFacts(run(listScript(spec))).all["backup"] ?? [];
+      assert.deepEqual(
+        listed.map((l) => l.split(" ")[0]),
+        IDS,
+      );
+      const deleted = parseFacts(run(pruneScript(spec, IDS))).all["deleted"];
+      assert.deepEqual(deleted, IDS);
+      assert.equal(fs.readFileSync(path.join(B, "manifest"), "utf8"), "", "every pruned id left the manifest");
+      assert.deepEqual(fs.readdirSync(B).sort(), [".lock", "backup.log", "manifest"]);
+      assert.ok(!fs.existsSync(path.join(dir, "PWNED")));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("pg_restore gets the database as a quoted dbname, never as a connection string", () => {
+    const database = `app=db host=evil.example 'x\\y`;
+    const spec: BackupSetSpec = {
+      ...PG,
+      target: {
+        engine: "postgres",
+        postgres: { ...(PG.target.engine === "postgres" ? PG.target.postgres : ({} as never)), database },
+      },
+    };
+    const line = restoreScript(spec, "appdb-20261101T000000Z-abcdefabcdef", SAFETY)
+      .split("\n")
+      .find((l) => l.startsWith("pg_restore --clean"))!;
+    // The shell's view of the -d argument: a stub pg_restore prints its arguments.
+    const args = execFileSync("/bin/sh", ["-c", `pg_restore() { printf '%s\\n' "$@"; exit 0; }\nT=/tmp; ${line}`], {
+      encoding: "utf8",
+    }).split("\n");
+    assert.equal(args[args.indexOf("-d") + 1], `dbname='app=db host=evil.example \\'x\\\\y'`);
+  });
+});

@@ -166,3 +166,56 @@ describe("commands/service builders", () => {
     assert.equal(f.one["body"], "YQ==");
   });
 });
+
+describe("commands/service builders: hostile values (issue #10)", () => {
+  const fs = require("fs") as typeof import("fs");
+  const os = require("os") as typeof import("os");
+  const path = require("path") as typeof import("path");
+
+  it("the migration's env file cannot redirect the script: D, RUN_AS and PATH in it stay the migration's", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-migrate-"));
+    try {
+      const script = activateScript(
+        { ...spec, migrate: "m" },
+        { stage: true, envFile: renderEnvFile({}, spec.releaseId, spec.commit), onSuccess },
+      );
+      const fn = script.split("\n").find((l) => l.startsWith("migrate_as() "));
+      assert.ok(fn, "the migration runs through migrate_as");
+      assert.match(script, /migrate_as "\$D\/\.migrate-env" "\$RUN_AS" "\$\(id -un\)" m\)/);
+      const envFile = path.join(dir, "env");
+      const out = path.join(dir, "out");
+      fs.writeFileSync(
+        envFile,
+        renderEnvFile({ D: "/nowhere", RUN_AS: "someone-else", PATH: "/nonexistent" }, "r", "c"),
+      );
+      // Run as the current user (so no runuser); the command sees the env, fleet's plumbing does not.
+      execFileSync(
+        "/bin/sh",
+        [
+          "-c",
+          `set -eu\n${fn}\nme=$(id -un)\nmigrate_as "$1" "$me" "$me" 'printf "%s|%s|%s" "$D" "$RUN_AS" "$PATH" > "$OUT"'`,
+          "sh",
+          envFile,
+        ],
+        { env: { ...process.env, OUT: out } },
+      );
+      assert.equal(fs.readFileSync(out, "utf8"), "/nowhere|someone-else|/nonexistent");
+      assert.ok(!fs.existsSync(envFile), "the env file (secrets) is removed even with PATH unusable");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("every health probe passes the URL to curl as given (-g: no {a,b} or [1-3] globbing)", () => {
+    const hostileUrl = { ...spec, health: { ...spec.health, url: "http://127.0.0.1:8080/{a,b}[1-3]" } };
+    for (const script of [
+      activateScript(hostileUrl, { stage: false, envFile: "A=1\n", onSuccess }),
+      rollbackScript(hostileUrl),
+      readScript(hostileUrl),
+    ]) {
+      const curls = script.match(/curl [^\n]*/g) ?? [];
+      assert.ok(curls.length > 0);
+      for (const c of curls) assert.match(c, /^curl -g/, c);
+    }
+  });
+});

@@ -118,3 +118,207 @@ describe("config/schema", () => {
     assert.ok(problems({}).some((x) => x.startsWith("hosts:")));
   });
 });
+
+describe("config/schema: hostile values (issue #10)", () => {
+  const withService = (patch: Record<string, unknown>) => {
+    const cfg = good() as any;
+    Object.assign(cfg.services.web, patch);
+    return cfg;
+  };
+
+  it("a NUL byte or a lone surrogate anywhere is reported at its path, keys included", () => {
+    assert.deepEqual(problems(withService({ build: "make\0" })), [
+      "services.web.build: must not contain a NUL byte (no host can receive one)",
+    ]);
+    assert.deepEqual(problems(withService({ env: { A: "x\ud800" } })), [
+      "services.web.env.A: must be valid Unicode (a lone surrogate has no UTF-8 form)",
+    ]);
+    const p = problems(withService({ env: { "A\0": "x" } }));
+    assert.ok(
+      p.includes('services.web.env["A\\u0000"]: must not contain a NUL byte (no host can receive one)'),
+      p.join("\n"),
+    );
+  });
+
+  it("bad names say what a name must be, and odd keys are printed quoted, never raw", () => {
+    const cfg = good() as any;
+    cfg.hosts["-h"] = cfg.hosts.web1;
+    cfg.services["a b\n  - x: ok"] = cfg.services.web;
+    const p = problems(cfg);
+    assert.ok(
+      p.includes("hosts.-h: must be 1-64 letters, digits, '_', '.', '@' or '-', not starting with '.' or '-'"),
+      p.join("\n"),
+    );
+    assert.ok(
+      p.some((x) => x.startsWith('services["a b\\n  - x: ok"]: must be 1-64 letters')),
+      p.join("\n"),
+    );
+    assert.ok(
+      p.every((x) => !x.includes("\n")),
+      "a problem is one line",
+    );
+  });
+
+  it("names every object has (toString, constructor) are neither names nor references", () => {
+    const cfg = good() as any;
+    cfg.services.toString = cfg.services.web;
+    assert.ok(
+      problems(cfg).some((x) => x.startsWith("services.toString: must not be a JavaScript object member name")),
+    );
+    assert.ok(
+      problems(withService({ host: "toString" })).some((x) =>
+        x.startsWith('services.web.host: unknown host "toString"'),
+      ),
+    );
+    // An env key that every object "has" is still a plain key, not a duplicate of secretEnv.
+    assert.doesNotThrow(() => parseFleetConfig(withService({ env: { constructor: "1" } })));
+    assert.ok(
+      problems(withService({ env: JSON.parse('{"__proto__": "x"}') })).some((x) =>
+        x.startsWith("services.web.env.__proto__:"),
+      ),
+    );
+  });
+
+  it("service and unit names must name a unit systemctl can address as fleet's", () => {
+    const cfg = good() as any;
+    cfg.services["web@"] = cfg.services.web;
+    assert.ok(problems(cfg).some((x) => x.startsWith("services.web@: must not end with '@'")));
+    assert.ok(
+      problems(withService({ unitName: "cron.service" })).some((x) =>
+        x.startsWith('services.web.unitName: must not end with ".service"'),
+      ),
+    );
+    assert.doesNotThrow(() => parseFleetConfig(withService({ unitName: "web@blue" })));
+    assert.doesNotThrow(() => parseFleetConfig(withService({ unitName: "web.v2" })));
+  });
+
+  it("values systemd, grep or curl cannot take as given are refused before anything runs", () => {
+    const unitHostile = "must not contain Unicode noncharacters";
+    assert.ok(problems(withService({ env: { A: "x\uffff" } }))[0]!.startsWith(`services.web.env.A: ${unitHostile}`));
+    assert.ok(problems(withService({ start: "run \u{10ffff}" }))[0]!.startsWith(`services.web.start: ${unitHostile}`));
+    assert.ok(
+      problems(withService({ env: { A: "x".repeat(131_072) } }))[0]!.startsWith("services.web.env.A: must be at most"),
+    );
+    assert.ok(
+      problems(withService({ build: "y".repeat(131_072) }))[0]!.startsWith("services.web.build: must be at most"),
+    );
+    const health = (h: Record<string, unknown>) =>
+      problems(withService({ health: { url: "http://127.0.0.1:8080/health", ...h } }));
+    assert.deepEqual(health({ bodyContains: "a\nb" }), ["services.web.health.bodyContains: must be a single line"]);
+    assert.ok(
+      health({ url: "http://127.0.0.1/\u0007" })[0]!.startsWith("services.web.health.url: must be an http(s) URL"),
+    );
+    assert.ok(health({ url: "http://127.0.0.1/é" })[0]!.startsWith("services.web.health.url: must be an http(s) URL"));
+    assert.doesNotThrow(() => parseFleetConfig(withService({ health: { url: "http://127.0.0.1/{a,b}[1]?q=%C3%A9" } })));
+  });
+
+  it("limits: one exec's environment, PostgreSQL names, URL length; empty means given, blank start is refused", () => {
+    const big = "x".repeat(120_000);
+    const env = Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`V${i}`, big]));
+    assert.ok(
+      problems(withService({ env })).some((x) =>
+        x.startsWith("services.web.env: with fleet:secretEnv, the environment totals"),
+      ),
+    );
+    assert.ok(
+      problems({
+        ...good(),
+        backups: { db: { host: "web1", postgres: { host: "h", database: "d".repeat(64), user: "u" } } },
+        dbPasswords: { db: "p" },
+      })[0]!.startsWith("backups.db.postgres.database: must be at most 63 bytes"),
+    );
+    assert.ok(
+      problems(withService({ health: { url: `http://127.0.0.1/${"a".repeat(8200)}` } }))[0]!.startsWith(
+        "services.web.health.url: must be at most 8192 characters",
+      ),
+    );
+    // An empty value is reported as empty at its own path, not as "missing" somewhere else.
+    assert.deepEqual(problems(withService({ source: { path: "" } })), [
+      "services.web.source.path: Too small: expected string to have >=1 characters",
+    ]);
+    assert.deepEqual(problems(withService({ start: "\t" })), ["services.web.start: start must not be blank"]);
+  });
+
+  it("paths inside the release are normalized; provision scripts are relative, one line each", () => {
+    for (const when of ["a//b", "./a", "a/", "a/../b"]) {
+      assert.ok(
+        problems(withService({ install: { run: "x", when: [when] } })).some((x) =>
+          x.startsWith("services.web.install.when.0: must be a path inside the release"),
+        ),
+        when,
+      );
+    }
+    const img = (provision: Record<string, unknown>) =>
+      problems({
+        ...good(),
+        images: {
+          gold: {
+            kind: "hcloud",
+            baseImage: "debian-12",
+            serverType: "cx22",
+            location: "fsn1",
+            provision: { dir: "./p", ...provision },
+            validate: { check: "true" },
+          },
+        },
+      });
+    assert.ok(img({ run: ["/etc/x"] }).some((x) => x.startsWith("images.gold.provision.run.0: must be a path inside")));
+    assert.ok(img({ run: ["a\nb"] }).some((x) => x.startsWith("images.gold.provision.run.0: must be a single line")));
+    assert.ok(
+      img({ env: { "A-B": "x" } }).some((x) => x.startsWith("images.gold.provision.env.A-B: environment variable")),
+    );
+    assert.ok(
+      img({ env: { A: "x".repeat(140_000) } }).some((x) =>
+        x.startsWith("images.gold.provision.env.A: must be at most"),
+      ),
+    );
+  });
+
+  it("backups, pins, keys and docker images: what the providers and builders need, checked up front", () => {
+    const backups = (b: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+      problems({ ...good(), backups: { db: { host: "web1", ...b } }, ...extra });
+    assert.ok(
+      backups({ sqlite: { path: "/data/it's.db" } })[0]!.startsWith("backups.db.sqlite.path: must be an absolute path"),
+    );
+    assert.ok(
+      backups({ sqlite: { path: "/a/../b.db" } })[0]!.startsWith("backups.db.sqlite.path: must not be / or contain"),
+    );
+    assert.ok(
+      backups({ sqlite: { path: "/d.db" }, restore: "x y" })[0]!.startsWith("backups.db.restore: must be a backup id"),
+    );
+    assert.ok(
+      backups({ sqlite: { path: "/d.db" }, verifyTables: ["Users"] })[0]!.startsWith("backups.db.verifyTables.0:"),
+    );
+    const pg = { postgres: { host: "127.0.0.14", database: "app\ndb", user: "app" } };
+    assert.ok(
+      backups(pg, { dbPasswords: { db: "pw" } })[0]!.startsWith("backups.db.postgres.database: must be a single line"),
+    );
+    const pgOk = { postgres: { host: "127.0.0.14", database: "appdb", user: "app" } };
+    assert.ok(backups(pgOk, { dbPasswords: { db: "p\nw" } })[0]!.startsWith("dbPasswords.db: must be a single line"));
+    assert.ok(
+      problems({ ...good(), pins: { web: { releaseId: "abcdef123456", commit: "abc\nresult=ok" } } })[0]!.startsWith(
+        "pins.web.commit: must be a commit id",
+      ),
+    );
+    const keys = good() as any;
+    keys.hosts.web1.bootstrap = { deployUserKeys: ["ssh-ed25519 AAAAx me\nssh-rsa AAAAother"] };
+    assert.ok(problems(keys)[0]!.startsWith("hosts.web1.bootstrap.deployUserKeys.0: must be one OpenSSH public key"));
+    const docker = (name: string, extra: Record<string, unknown>) =>
+      problems({
+        ...good(),
+        images: { [name]: { kind: "docker", context: "./c", validate: { url: "http://127.0.0.1:1/" }, ...extra } },
+      });
+    assert.ok(
+      docker("App..2", {}).some((x) => x.startsWith('images.App..2: the default repository "fleet/app..2" is not')),
+    );
+    assert.ok(
+      docker("app", { repository: "a//b" })[0]!.startsWith("images.app.repository: must be a docker repository"),
+    );
+    assert.ok(docker("app", { buildArgs: { "A=B": "1" } })[0]!.startsWith('images.app.buildArgs["A=B"]: environment'));
+    assert.ok(
+      docker("app", { validate: { url: "http://127.0.0.1:1/", env: { A: "1\n2" } } })[0]!.startsWith(
+        "images.app.validate.env.A: must be a single line",
+      ),
+    );
+  });
+});

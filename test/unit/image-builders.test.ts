@@ -196,7 +196,7 @@ describe("commands/image-provision (machine image builders)", () => {
     assert.ok(s.indexOf("provision 10-base.sh") < s.indexOf("provision sub/20 app.sh"));
     assert.match(s, /^export GREETING='it'\\''s /m);
     assert.match(s, /\(cd "\$P" && \.\/'sub\/20 app\.sh' <\/dev\/null\) >&2 \|\| rc=\$\?/);
-    assert.match(s, /^echo ran=10-base\.sh$/m);
+    assert.match(s, /^printf '%s\\n' ran=10-base\.sh$/m);
     assert.match(s, /\/etc\/fleet\/image/);
     assert.match(s, /trap 'rm -rf "\$P"' EXIT/);
     parses(s);
@@ -236,5 +236,30 @@ describe("commands/image-provision (machine image builders)", () => {
     assert.match(s, new RegExp(`grep -qxF hash=${"a".repeat(64)} /etc/fleet/image`));
     assert.ok(s.indexOf("phase marker") < s.indexOf("systemctl is-active agent"));
     parses(s);
+  });
+});
+
+describe("commands/image-provision: hostile values (issue #10)", () => {
+  it("ran= facts carry script names byte-exact (printf: dash's echo would expand backslashes)", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-provision-"));
+    try {
+      const P = path.join(dir, "p");
+      const names = ["a\\tb", "c\\cd", "e'f $(g)", "-h"];
+      fs.mkdirSync(P);
+      for (const n of names) fs.writeFileSync(path.join(P, n), "#!/bin/sh\ntrue\n");
+      const marker = path.join(dir, "marker", "image");
+      const script = provisionScript({ run: names, env: {}, imageName: "x", contentHash: "h", dir: P })
+        .split("/etc/fleet/image")
+        .join(marker)
+        .split("mkdir -p /etc/fleet")
+        .join(`mkdir -p ${path.dirname(marker)}`);
+      const out = execFileSync("/bin/sh", ["-s"], { input: script, encoding: "utf8" });
+      assert.deepEqual(
+        out.split("\n").filter((l) => l.startsWith("ran=")),
+        names.map((n) => `ran=${n}`),
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

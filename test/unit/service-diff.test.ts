@@ -29,6 +29,7 @@ describe("decisions/service-diff", () => {
       replaces: [],
       deleteBeforeReplace: false,
       changedKeys: [],
+      recordOnly: false,
     });
   });
 
@@ -61,10 +62,9 @@ describe("decisions/service-diff", () => {
     assert.equal(renamedRoot.deleteBeforeReplace, true, "same host and unit name would collide");
   });
 
-  it("a rotated key, timeouts or the source's local path are no change", () => {
+  it("timeouts or the source's local path are no change (a rotated key is recorded: see below)", () => {
     const d = diffService(olds, {
       ...base,
-      connection: { ...base.connection, privateKey: "k2" },
       stepTimeoutMs: 1,
       breakStaleLock: true,
       source: { kind: "path", path: "/elsewhere", exclude: [] },
@@ -97,5 +97,29 @@ describe("shouldPrewarm (Check opens the connection ahead of a deploy)", () => {
   it("an unknown or missing connection never prewarms (preview of a host still being created)", () => {
     assert.equal(shouldPrewarm({}, { ...spec, connection: { ...connection, host: UNKNOWN } }), false);
     assert.equal(shouldPrewarm({}, { ...spec, connection: UNKNOWN }), false);
+  });
+});
+
+describe("record-only changes (a rebuilt server's new host key, a rotated client key)", () => {
+  const connection = { host: "127.0.0.11", port: 22, user: "root", privateKey: "k", hostKey: "SHA256:old" };
+  const spec = { name: "api", releaseId: "abc123def", connection };
+
+  it("a new hostKey or privateKey is an update that only records it, and opens no connection early", () => {
+    for (const change of [{ hostKey: "SHA256:new" }, { privateKey: "k2" }, { user: "deploy" }]) {
+      const news = { ...spec, connection: { ...connection, ...change } };
+      const d = diffService(spec, news);
+      assert.equal(d.changes, true, JSON.stringify(change));
+      assert.equal(d.recordOnly, true, JSON.stringify(change));
+      assert.equal(shouldPrewarm(spec, news), false);
+    }
+  });
+  it("with a new release as well, it is a deploy", () => {
+    const d = diffService(spec, {
+      ...spec,
+      releaseId: "fff999aaa",
+      connection: { ...connection, hostKey: "SHA256:n" },
+    });
+    assert.equal(d.recordOnly, false);
+    assert.equal(d.changes, true);
   });
 });

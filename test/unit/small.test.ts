@@ -57,3 +57,25 @@ describe("small pure helpers", () => {
     assert.deepEqual(checkServiceInputs({ name: UNKNOWN, root: UNKNOWN, env: UNKNOWN, health: { url: UNKNOWN } }), []);
   });
 });
+
+describe("the provider's check: hostile values (issue #10)", () => {
+  const props = (news: Record<string, unknown>) => checkServiceInputs(news).map((f) => f.property);
+
+  it("refuses unit names systemctl would take for another unit, or a template", () => {
+    assert.deepEqual(props({ unitName: "cron.service" }), ["unitName"]);
+    assert.deepEqual(props({ unitName: "ssh.socket" }), ["unitName"]);
+    assert.deepEqual(props({ unitName: "web@" }), ["unitName"]);
+    assert.deepEqual(props({ unitName: "web@blue" }), []);
+    assert.deepEqual(props({ unitName: "web.v2" }), []);
+  });
+
+  it("refuses a multi-line bodyContains, a non-ASCII URL and env values systemd refuses", () => {
+    assert.deepEqual(props({ health: { url: "http://127.0.0.1/", bodyContains: "a\nb" } }), ["health.bodyContains"]);
+    assert.deepEqual(props({ health: { url: "http://127.0.0.1/é" } }), ["health.url"]);
+    assert.deepEqual(props({ env: { A: "x\ufffe" }, secretEnv: { B: "\u{10ffff}" } }), ["env.A", "secretEnv.B"]);
+    assert.deepEqual(
+      props({ health: { url: "http://127.0.0.1/{a,b}", bodyContains: "ok \"'$" }, env: { A: "ü\n" } }),
+      [],
+    );
+  });
+});
