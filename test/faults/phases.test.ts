@@ -124,15 +124,15 @@ describe("fault matrix (issue #10): phases × faults, on the fault suite's own s
 
   after(async function () {
     this.timeout(5 * 60_000);
-    await host?.stop();
-    if (f1) await removeGates(f1);
-    if (f2) await removeGates(f2);
-    fleetDown();
-    writeResults(RESULTS, {
-      started,
-      seconds: (Date.now() - started.getTime()) / 1000,
-      command: "npm run test:faults",
-    });
+    const seconds = (Date.now() - started.getTime()) / 1000;
+    try {
+      await host?.stop();
+      if (f1) await removeGates(f1);
+      if (f2) await removeGates(f2);
+      fleetDown();
+    } finally {
+      await writeResults(RESULTS, { started, seconds, command: "npm run test:faults" });
+    }
   });
 
   /** A family: its stack, deployed once with a good release before its cells. */

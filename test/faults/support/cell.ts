@@ -12,10 +12,13 @@ import type { Server } from "./servers";
 import { ServeSampler, type FaultStack, type Live } from "./stack";
 
 /**
- * The longest the app may serve nothing outside a server's own downtime: a restart, or the stop
- * → database restore → start of a rollback with `restoreOnRollback`, plus a deploy's restart.
+ * The restart window: the app may serve nothing only while a deploy runs (its restart, or the
+ * stop → database restore → start of a rollback with `restoreOnRollback`), and must serve again
+ * within this long after that deploy ended. Measured against the deploys, not as a fixed time,
+ * so that a loaded machine does not turn a slow restore into a failure, while a gap fleet leaves
+ * behind (or one an orphaned script causes later) still is one.
  */
-export const OUTAGE_LIMIT_MS = 10_000;
+export const AFTER_DEPLOY_GRACE_MS = 3000;
 
 export interface CellContext {
   readonly stack: FaultStack;
@@ -67,6 +70,7 @@ function lockSummary(live: Live): string {
 function consistent(live: Live, recorded: string): boolean {
   return (
     live.current === recorded &&
+    live.runningRelease === recorded &&
     live.servedRelease === recorded &&
     live.envRelease === recorded &&
     live.lock === undefined
@@ -131,14 +135,7 @@ async function judged(
   const t0 = Date.now();
   const deploy = stack.up();
   deploy.catch(() => undefined);
-  let gatePid: number;
-  try {
-    gatePid = await arrived(server, plan.point, deploy);
-  } catch (e) {
-    await disarm(server);
-    await sampler.stop();
-    throw e;
-  }
+  const gatePid = await arrived(server, plan.point, deploy);
   const ctx: CellContext = { stack, server, sampler, gatePid, point: plan.point };
   log(`sync point "${plan.point}" (${plan.mode}) reached by pid ${gatePid} after ${Date.now() - t0} ms`);
   log(`fault: ${await plan.inject(ctx)}`);
@@ -146,6 +143,7 @@ async function judged(
     () => undefined,
     (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
   );
+  const deployEnded = Date.now();
   log(`the deploy ended after ${Date.now() - t0} ms: ${err ? `failed: ${head(err.message, 8)}` : "succeeded"}`);
   if (!plan.serverRestarts) {
     const lingering = await alive(server, gatePid);
@@ -182,10 +180,11 @@ async function judged(
   const read = await stack.read();
   assert.ok(read, "a refresh (Read) finds the service");
   log(
-    `after the fault: current=${live.current}, app serves ${live.servedRelease}, env=${live.envRelease}, unit ${live.active}; ` +
+    `after the fault: current=${live.current}, process runs ${live.runningRelease}, app reports ${live.servedRelease}, env=${live.envRelease}, unit ${live.active}; ` +
       `recorded state ${stack.recordedRelease()}, refresh says ${String(read["releaseId"])}; ${lockSummary(live)}`,
   );
-  assert.equal(live.servedRelease, live.current, "the running app is the release `current` points at");
+  assert.equal(live.runningRelease, live.current, "the unit's process runs from the release `current` points at");
+  assert.equal(live.servedRelease, live.current, "the running app reports the release `current` points at");
   assert.equal(
     live.envRelease,
     live.current,
@@ -225,10 +224,12 @@ async function judged(
   } catch (e) {
     throw new assert.AssertionError({ message: `the next up() did not converge: ${head((e as Error).message, 12)}` });
   }
-  log(`the next up() converged in ${Date.now() - t1} ms`);
+  const t2 = Date.now();
+  log(`the next up() converged in ${t2 - t1} ms`);
   assert.equal(out["releaseId"], newRelease, "the next up() records the new release");
   const after = await stack.live();
   assert.equal(after.current, newRelease, "after the next up(), `current` is the new release");
+  assert.equal(after.runningRelease, newRelease, "after the next up(), the process runs the new release");
   assert.equal(after.servedRelease, newRelease, "after the next up(), the app serves the new release");
   assert.equal(after.servedCommit, newCommit, "after the next up(), the app reports the new commit");
   assert.equal(after.envRelease, newRelease, "after the next up(), the env file is the new release's");
@@ -243,18 +244,26 @@ async function judged(
   assert.equal(refreshed?.plainOutputs["releaseId"], newRelease, "a refresh after convergence agrees");
 
   const sampled = await sampler.stop();
-  log(`served during the cell: ${sampled.releases.join(", ")}; longest outage ${sampled.longestGapMs} ms`);
+  log(
+    `served during the cell: ${sampled.releases.join(", ")}; longest outage ${sampled.longestGapMs} ms` +
+      ` (the failed deploy took ${deployEnded - t0} ms, the next one ${t2 - t1} ms)`,
+  );
   for (const r of sampled.releases) {
     assert.ok([oldRelease, newRelease].includes(r), `the server served ${r}, neither the old nor the new release`);
   }
-  assert.ok(
-    sampled.longestGapMs <= OUTAGE_LIMIT_MS,
-    `the server served nothing for ${sampled.longestGapMs} ms (limit ${OUTAGE_LIMIT_MS} ms)`,
-  );
+  const windows = [
+    { from: t0, to: deployEnded },
+    { from: t1, to: t2 },
+  ];
+  for (const g of sampled.gaps) {
+    const w = windows.find((x) => g.from >= x.from - 200 && g.to <= x.to + AFTER_DEPLOY_GRACE_MS);
+    assert.ok(
+      w,
+      `the server served nothing for ${g.to - g.from} ms from ${g.from - t0} ms into the cell, outside a deploy's ` +
+        `restart window (failed deploy: 0–${deployEnded - t0} ms, next up(): ${t1 - t0}–${t2 - t0} ms, ` +
+        `+${AFTER_DEPLOY_GRACE_MS} ms grace)`,
+    );
+  }
   log(`error: ${err ? err.message.split("\n")[0] : "none: the deploy absorbed the fault"}`);
-  return (
-    `${err ? "deploy failed" : "deploy succeeded"}; then served ${live.current === newRelease ? "new" : "old"}` +
-    `${live.lock === undefined ? ", no lock" : ", stale lock (holder named) broken by next run"}; ` +
-    `max outage ${(sampled.longestGapMs / 1000).toFixed(1)} s; next up() converged`
-  );
+  return `${err ? "failed" : "absorbed"} → ${live.current === newRelease ? "new" : "old"}, ${live.lock === undefined ? "no lock" : "stale lock (broken by the next run)"}, gap ${(sampled.longestGapMs / 1000).toFixed(1)} s`;
 }

@@ -58,8 +58,11 @@ function cellText(r: CellResult | undefined): string {
   return `${mark}: ${oneLine(r.summary, 140).replace(/\|/g, "\\|")}`;
 }
 
-/** Writes RESULTS.md: the matrix, then each cell's details. */
-export function writeResults(file: string, meta: { started: Date; seconds: number; command: string }): void {
+/** Writes RESULTS.md: the matrix, then each cell's details (formatted as `npm run lint` wants it). */
+export async function writeResults(
+  file: string,
+  meta: { started: Date; seconds: number; command: string },
+): Promise<void> {
   const all = [...results.values()];
   const count = (s: CellResult["status"]) => all.filter((r) => r.status === s).length;
   const lines = [
@@ -71,12 +74,18 @@ export function writeResults(file: string, meta: { started: Date; seconds: numbe
     `Cells: ${count("pass")} pass, ${count("fail")} fail, ${count("n/a")} n/a (of ${PHASES.length * FAULTS.length}). ` +
       "Every cell is a mocha `it` with assertions; a failing cell fails the run.",
     "",
-    "After each fault a cell asserts: the server serves the old or the new release (never nothing beyond " +
-      "the restart window, sampled every 100 ms); the state fleet reports (a Read, as `pulumi refresh`) " +
-      "matches the server (`current`, the release the app reports, the env a restart would use); no lock " +
+    "After each fault a cell asserts: the server serves the old or the new release, never anything else, " +
+      "and nothing only inside a deploy's own restart window (sampled every 100 ms; the app must answer " +
+      "again within 3 s of that deploy's end); the state fleet reports (a Read, as `pulumi refresh`) " +
+      "matches the server (`current`, the release dir the process runs from, the release the app reports, the env a restart would use); no lock " +
       "is left, or the one left names its holder and is broken by the next run (`breakStaleLock`); no " +
       "process of the interrupted step lingers; the error names the phase and carries the evidence; and " +
       "a plain `up()` of the same inputs converges (new release served, recorded, migrated).",
+    "",
+    "A pass cell reads: how the deploy ended (failed, or absorbed the fault) → which release the server " +
+      "served once the fault was gone (old/new); whether a lock was left (a stale one names its holder " +
+      "and the next run broke it); gap: the longest time the app answered nothing, outside a server's " +
+      "own downtime (always inside a deploy's restart window, or the cell fails). In every pass cell the next plain `up()` converged. Details per cell below.",
     "",
     `| phase | ${FAULTS.map((f) => FAULT_TITLES[f]).join(" | ")} |`,
     `| --- | ${FAULTS.map(() => "---").join(" | ")} |`,
@@ -97,6 +106,9 @@ export function writeResults(file: string, meta: { started: Date; seconds: numbe
       lines.push("");
     }
   }
+  const prettier = await import("prettier");
+  const options = (await prettier.resolveConfig(file)) ?? {};
+  const text = await prettier.format(lines.join("\n"), { ...options, filepath: file });
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, lines.join("\n"));
+  fs.writeFileSync(file, text);
 }

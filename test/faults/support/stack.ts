@@ -45,6 +45,8 @@ export interface Live {
   readonly current: string;
   /** REVISION of that release. */
   readonly revision: string;
+  /** The release dir the unit's main process runs from (its cwd): the code that really runs. */
+  readonly runningRelease: string;
   /** FLEET_RELEASE in the env file: what a restart of the unit would run as. */
   readonly envRelease: string;
   /** The release the running app reports on /api/version ("" if it does not answer). */
@@ -249,6 +251,8 @@ export class FaultStack {
         `echo "revision=$(cat ${d}/current/REVISION 2>/dev/null)"; ` +
         `echo "env=$(sed -n 's/^FLEET_RELEASE="\\(.*\\)"$/\\1/p' ${d}/shared/env 2>/dev/null)"; ` +
         `echo "active=$(/usr/bin/systemctl is-active ${this.o.name} 2>/dev/null)"; ` +
+        `pid=$(/usr/bin/systemctl show -p MainPID --value ${this.o.name} 2>/dev/null); ` +
+        `run=$(readlink /proc/\${pid:-0}/cwd 2>/dev/null || true); echo "running=\${run##*/}"; ` +
         `if [ -d ${d}/.lock ]; then echo lock=1; sed 's/^/owner./' ${d}/.lock/owner 2>/dev/null; fi; true`,
     );
     const facts: Record<string, string> = {};
@@ -262,6 +266,7 @@ export class FaultStack {
     const served = await this.served();
     return {
       current: facts["current"] ?? "",
+      runningRelease: facts["running"] ?? "",
       revision: facts["revision"] ?? "",
       envRelease: facts["env"] ?? "",
       servedRelease: served?.release ?? "",
@@ -277,15 +282,21 @@ export class FaultStack {
   }
 }
 
+/** A time the app answered nothing (ms since the epoch): from the first unanswered probe to the next answered one. */
+export interface Gap {
+  readonly from: number;
+  readonly to: number;
+}
+
 /**
  * Samples what the app serves (every 100 ms) while a cell runs: which releases it served, and
- * the longest time it served nothing outside the excused windows (a server that is down).
+ * when it served nothing, outside the excused windows (a server that is down on purpose).
  */
 export class ServeSampler {
   private running = true;
   private readonly seen = new Set<string>();
   private gapStart: number | undefined;
-  private longest = 0;
+  private readonly closed: Gap[] = [];
   private excused = false;
   private readonly loop: Promise<void>;
 
@@ -295,16 +306,15 @@ export class ServeSampler {
 
   private async run(): Promise<void> {
     while (this.running) {
+      // The probe's send time: a probe of a hung server takes its whole timeout to fail.
+      const sent = Date.now();
       const s = await this.stack.served();
-      const now = Date.now();
       if (s) {
         this.seen.add(s.release);
-        if (this.gapStart !== undefined) this.longest = Math.max(this.longest, now - this.gapStart);
+        if (this.gapStart !== undefined) this.closed.push({ from: this.gapStart, to: sent });
         this.gapStart = undefined;
-      } else if (this.excused) {
-        this.gapStart = undefined;
-      } else if (this.gapStart === undefined) {
-        this.gapStart = now;
+      } else if (!this.excused && this.gapStart === undefined) {
+        this.gapStart = sent;
       }
       await sleep(100);
     }
@@ -317,11 +327,15 @@ export class ServeSampler {
   }
 
   /** Idempotent: a failed cell stops its sampler in a finally. */
-  async stop(): Promise<{ releases: string[]; longestGapMs: number }> {
+  async stop(): Promise<{ releases: string[]; gaps: Gap[]; longestGapMs: number }> {
     this.running = false;
     await this.loop;
-    const open = this.gapStart !== undefined ? Date.now() - this.gapStart : 0;
-    return { releases: [...this.seen].sort(), longestGapMs: Math.max(this.longest, open) };
+    const gaps = [...this.closed, ...(this.gapStart !== undefined ? [{ from: this.gapStart, to: Date.now() }] : [])];
+    return {
+      releases: [...this.seen].sort(),
+      gaps,
+      longestGapMs: Math.max(0, ...gaps.map((g) => g.to - g.from)),
+    };
   }
 }
 
