@@ -3,7 +3,7 @@ import { randomBytes } from "crypto";
 import * as os from "os";
 import * as path from "path";
 import { shippedProvider } from "../../providers/ship";
-import { connectionFor, postgres, sshRun } from "../support/fleet";
+import { connectionFor, postgres, sh, sshRun } from "../support/fleet";
 import { GitApp } from "../support/git-app";
 import { ProviderError, ProviderHost, SimulatedResource, secret, type Props } from "../support/provider-host";
 import { serviceInputs, type ServiceCase } from "../support/service-inputs";
@@ -29,12 +29,6 @@ const HOST = "web1";
 const TAG = randomBytes(3).toString("hex");
 /** Long enough that the other deploy's first script certainly runs while this one holds the lock. */
 const BUILD = "sleep 2";
-
-async function sh(hostName: string, command: string, input?: string): Promise<string> {
-  const r = await sshRun(hostName, command, input === undefined ? {} : { input });
-  if (r.code !== 0) throw new Error(`ssh ${hostName} ${command} → exit ${r.code}: ${r.stderr}`);
-  return r.stdout.trim();
-}
 
 function psql(sql: string, database: string): Promise<string> {
   return sh("db", `cd / && sudo -u postgres psql -X -q -A -t -v ON_ERROR_STOP=1 -d ${database}`, sql);

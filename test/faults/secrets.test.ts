@@ -9,7 +9,7 @@ import { shippedProvider } from "../../providers/ship";
 import { evidence } from "../../providers/service/gate";
 import { redact } from "../../transport/redact";
 import type { SshConnection } from "../../transport/connection";
-import { connectionFor, loadInventory, postgres, sshRun, testHost } from "../support/fleet";
+import { connectionFor, loadInventory, postgres, sh, sshRun, superuserPsql, testHost } from "../support/fleet";
 import { GitApp } from "../support/git-app";
 import { ProviderError, ProviderHost, SimulatedResource, secret, type Props } from "../support/provider-host";
 import { serviceInputs } from "../support/service-inputs";
@@ -125,16 +125,7 @@ async function receiver(): Promise<{ base: string; received: Received[]; close: 
   };
 }
 
-async function sh(hostName: string, command: string, input?: string): Promise<string> {
-  const r = await sshRun(hostName, command, input === undefined ? {} : { input });
-  if (r.code !== 0) throw new Error(`ssh ${hostName} ${command} → exit ${r.code}: ${r.stderr}`);
-  return r.stdout.trim();
-}
-
-/** SQL as the postgres superuser on the db server (peer auth: no password involved). */
-function psql(sql: string, database = DB): Promise<string> {
-  return sh("db", `cd / && sudo -u postgres psql -X -q -A -t -v ON_ERROR_STOP=1 -d ${database}`, sql);
-}
+const psql = (sql: string, database = DB): Promise<string> => superuserPsql(sql, database);
 
 /** What a thrown error shows anywhere: its message, the engine's message, the host output tail. */
 function errorText(e: unknown): string {

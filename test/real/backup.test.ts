@@ -6,7 +6,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { promisify } from "util";
-import { connectionFor, hostAddress, loadInventory, postgres, sshRun } from "../support/fleet";
+import { connectionFor, hostAddress, loadInventory, postgres, sh, sshRun, superuserPsql } from "../support/fleet";
 import { ProviderHost, ProviderError, SimulatedResource, secret, type Props } from "../support/provider-host";
 
 // What ships in state: the bundled provider (providers/ship.ts), as the components register it.
@@ -33,16 +33,7 @@ const SHIM_MARK = "# fleet backup test shim";
 
 let host: ProviderHost;
 
-async function sh(hostName: string, command: string, input?: string): Promise<string> {
-  const r = await sshRun(hostName, command, input === undefined ? {} : { input });
-  if (r.code !== 0) throw new Error(`ssh ${hostName} ${command} → exit ${r.code}: ${r.stderr}`);
-  return r.stdout.trim();
-}
-
-/** SQL as the postgres superuser on the db node (no password involved), in the test database. */
-function psql(sql: string, database = DB): Promise<string> {
-  return sh("db", `cd / && sudo -u postgres psql -X -q -A -t -v ON_ERROR_STOP=1 -d ${database}`, sql);
-}
+const psql = (sql: string, database = DB): Promise<string> => superuserPsql(sql, database);
 
 /**
  * The sha256 of a query's whole output, computed on the host: exact equality of every row, and

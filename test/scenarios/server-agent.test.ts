@@ -4,7 +4,7 @@ import { randomBytes } from "crypto";
 import * as http from "http";
 import type { AddressInfo } from "net";
 import * as path from "path";
-import { connectionFor, postgres, sshRun } from "../support/fleet";
+import { connectionFor, postgres, sh, sshRun, superuserPsql } from "../support/fleet";
 import { GitApp } from "../support/git-app";
 import { ProviderHost, SimulatedResource, secret, type Props } from "../support/provider-host";
 import { serviceInputs, type ServiceCase } from "../support/service-inputs";
@@ -36,16 +36,7 @@ const DB = ROLE;
 const PASSWORD = `ScAgent-${TAG}-S3cret`;
 const BACKUPS = `${ROOT}/${NAME}-backups`;
 
-async function sh(hostName: string, command: string, input?: string): Promise<string> {
-  const r = await sshRun(hostName, command, input === undefined ? {} : { input });
-  if (r.code !== 0) throw new Error(`ssh ${hostName} ${command} → exit ${r.code}: ${r.stderr}`);
-  return r.stdout.trim();
-}
-
-/** SQL as the postgres superuser on the db server. */
-function psql(sql: string, database = DB): Promise<string> {
-  return sh("db", `cd / && sudo -u postgres psql -X -q -A -t -v ON_ERROR_STOP=1 -d ${database}`, sql);
-}
+const psql = (sql: string, database = DB): Promise<string> => superuserPsql(sql, database);
 
 /** A webhook receiver on loopback that records what it is sent. */
 async function receiver(): Promise<{ url: string; received: Record<string, unknown>[]; close: () => Promise<void> }> {

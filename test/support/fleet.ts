@@ -190,3 +190,15 @@ export function sshRun(hostName: string, command: string, opts: SshRunOptions = 
     child.stdin.end(opts.input ?? "");
   });
 }
+
+/** Runs a command over SSH on a test host; its trimmed stdout, or an error with the exit code and stderr. */
+export async function sh(hostName: string, command: string, input?: string): Promise<string> {
+  const r = await sshRun(hostName, command, input === undefined ? {} : { input });
+  if (r.code !== 0) throw new Error(`ssh ${hostName} ${command} → exit ${r.code}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+/** SQL as the postgres superuser on the db server (peer auth: no password involved). */
+export function superuserPsql(sql: string, database: string): Promise<string> {
+  return sh("db", `cd / && sudo -u postgres psql -X -q -A -t -v ON_ERROR_STOP=1 -d ${database}`, sql);
+}
