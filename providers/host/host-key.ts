@@ -1,4 +1,5 @@
 import type * as pulumi from "@pulumi/pulumi";
+import { generateEd25519 } from "../../transport/keys";
 
 /**
  * An SSH host key made on the deploying machine, once, and kept in state (the private half as a
@@ -7,8 +8,7 @@ import type * as pulumi from "@pulumi/pulumi";
  */
 export const hostKeyProvider: pulumi.dynamic.ResourceProvider = {
   async create() {
-    const { utils } = require("ssh2") as typeof import("ssh2");
-    const pair = utils.generateKeyPairSync("ed25519", { comment: "fleet-host-key" });
+    const pair = generateEd25519("fleet-host-key");
     const publicKey = pair.public.trim().split(/\s+/).slice(0, 2).join(" ");
     const crypto = require("crypto") as typeof import("crypto");
     const blob = Buffer.from(publicKey.split(" ")[1]!, "base64");

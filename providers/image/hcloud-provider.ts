@@ -1,4 +1,5 @@
 import type * as pulumi from "@pulumi/pulumi";
+import { generateEd25519 } from "../../transport/keys";
 import { provisionUploadCommand } from "../../commands/image-provision";
 import { changedFiles, describeChanges } from "../../decisions/image-changes";
 import { MIN_KEEP } from "../../decisions/image-retention";
@@ -19,8 +20,7 @@ export function hcloudDeps(spec: Pick<HcloudImageSpec, "token" | "apiUrl">, poll
       runScript(conn, script, { step, timeoutMs, secrets: [conn.privateKey] }, false),
     upload: (conn, dir, timeoutMs) => uploadDir(conn, dir, timeoutMs),
     keyPair: () => {
-      const { utils } = require("ssh2") as typeof import("ssh2");
-      const pair = utils.generateKeyPairSync("ed25519", { comment: "fleet-image-build" });
+      const pair = generateEd25519("fleet-image-build");
       return { privateKey: pair.private, publicKey: pair.public.trim().split(/\s+/).slice(0, 2).join(" ") };
     },
     readyTimeoutMs: 5 * 60_000,

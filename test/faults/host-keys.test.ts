@@ -1,4 +1,5 @@
 import { strict as assert } from "assert";
+import { generateEd25519 } from "../../transport/keys";
 import { spawn } from "child_process";
 import { createHash, randomBytes } from "crypto";
 import * as fs from "fs";
@@ -47,7 +48,7 @@ const PYAPP = path.resolve(__dirname, "..", "fixtures", "apps", "pyapp");
 const MISMATCH_ADVICE = /If the server was rebuilt on purpose, pin its new key \(hostKey\); otherwise do not connect\./;
 
 type KeyPair = { private: string; public: string };
-const ed25519 = (): KeyPair => utils.generateKeyPairSync("ed25519", { comment: `fleet-hk-${TAG}` });
+const ed25519 = (): KeyPair => generateEd25519(`fleet-hk-${TAG}`);
 
 /** "ssh-ed25519 AAAA…" without the comment: how fleet pins a key. */
 function pin(pair: KeyPair): string {

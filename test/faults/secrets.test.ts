@@ -1,10 +1,10 @@
 import { strict as assert } from "assert";
+import { generateEd25519 } from "../../transport/keys";
 import { randomBytes } from "crypto";
 import * as fs from "fs";
 import * as http from "http";
 import type { AddressInfo } from "net";
 import * as path from "path";
-import { utils } from "ssh2";
 import { shippedProvider } from "../../providers/ship";
 import { evidence } from "../../providers/service/gate";
 import { redact } from "../../transport/redact";
@@ -139,7 +139,7 @@ describe("faults: secrets sweep (web2 + db, through Pulumi's provider host)", fu
   const pg = postgres();
   const web2 = testHost(HOST);
   const dbHost = testHost("db");
-  const pair = utils.generateKeyPairSync("ed25519", { comment: KEY_COMMENT });
+  const pair = generateEd25519(KEY_COMMENT);
   const connection: SshConnection = { ...connectionFor(HOST), privateKey: pair.private };
   const needles: Needle[] = [
     privateKeyNeedle("the SSH private key", pair.private),

@@ -221,6 +221,8 @@ describe("GoldenImage docker: build, validate, ship, run as a Service, retain (r
     ctx.commit("v2", { "app/version.txt": "v2\n", "app/notes.txt": "new file\n" });
     const preview = await image.preview(imageInputs());
     assert.equal(preview.op, "update");
+    // The host's output is read apart from the RPC's answer: wait for the line.
+    await host.waitForLog('image "fleet-img-test-web": 2 files changed');
     assert.match(
       host.logs().slice(before),
       /image "fleet-img-test-web": 2 files changed: \+app\/notes\.txt ~app\/version\.txt; it will be built, validated and shipped to 127\.0\.0\.13/,

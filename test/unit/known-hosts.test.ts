@@ -1,3 +1,4 @@
+import { generateEd25519 } from "../../transport/keys";
 import { strict as assert } from "assert";
 import { hostKeyFromKnownHosts } from "../../transport/known-hosts";
 import { fingerprint, hostKeyAlgorithms, pinnedFingerprint } from "../../transport/ssh";
@@ -32,5 +33,22 @@ describe("transport: known_hosts and host key pins", () => {
     assert.deepEqual(hostKeyAlgorithms("ssh-ed25519 AAAA"), ["ssh-ed25519"]);
     assert.deepEqual(hostKeyAlgorithms("ssh-rsa AAAA"), ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]);
     assert.equal(hostKeyAlgorithms("SHA256:abc"), undefined);
+  });
+});
+
+describe("generateEd25519 (transport/keys.ts)", () => {
+  it("every key it returns parses (ssh2's own generator makes a malformed one about 1 time in 256)", () => {
+    const { utils } = require("ssh2") as typeof import("ssh2");
+    for (let i = 0; i < 1500; i++) {
+      const pair = generateEd25519(`k${i}`);
+      assert.ok(!(utils.parseKey(pair.private) instanceof Error), `key ${i} does not parse`);
+    }
+  });
+  it("a malformed pair from the generator is thrown away and another is made", () => {
+    const good = generateEd25519("good");
+    let calls = 0;
+    const pair = generateEd25519("x", () => (++calls === 1 ? { private: "-----BEGIN junk", public: "" } : good));
+    assert.equal(calls, 2);
+    assert.equal(pair, good);
   });
 });
