@@ -148,14 +148,23 @@ export async function restoreBackup(
   spec: BackupSpec,
   id: string,
 ): Promise<{ record: RestoreRecord; retained: BackupEntry[] }> {
-  const now = new Date();
-  const safety = { id: backupId(spec.name, now, "pre-restore"), time: now.toISOString(), releases: [] };
-  const result = await runScript(
-    spec.connection,
-    restoreScript(setOf(spec), id, safety),
-    { step: "restore", secrets: secretsOf(spec), timeoutMs: spec.stepTimeoutMs },
-    false,
-  );
+  let now = new Date();
+  let result: ExecResult | undefined;
+  // The safety backup's id carries the second: two restores within one second (or a backup
+  // just before) would collide. The script refuses before touching the database; next second.
+  for (let attempt = 0; attempt < 10; attempt++) {
+    now = new Date();
+    const safety = { id: backupId(spec.name, now, "pre-restore"), time: now.toISOString(), releases: [] };
+    result = await runScript(
+      spec.connection,
+      restoreScript(setOf(spec), id, safety),
+      { step: "restore", secrets: secretsOf(spec), timeoutMs: spec.stepTimeoutMs },
+      false,
+    );
+    if (result.code !== BACKUP_EXIT.exists) break;
+    await sleep(1010 - (Date.now() % 1000));
+  }
+  result = result!;
   const facts = parseFacts(result.stdout);
   if (result.code !== 0) {
     const meaning = RESTORE_MEANING[result.code] ?? "the restore failed";
