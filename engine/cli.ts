@@ -1,0 +1,59 @@
+/**
+ * Finding the Pulumi CLI (tools/pulumi/ensure.sh: PATH, a build from source with Go, or the npm
+ * package) and the environment it runs in. One place, used by `npm run pulumi`, the operator
+ * scripts, the demo and the engine tests.
+ */
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+
+export const PROJECT_DIR = path.resolve(__dirname, "..");
+
+export interface PulumiCli {
+  /** The folder that holds `pulumi` (and, from Pulumi's installer, its language hosts). */
+  readonly binDir: string;
+  readonly pulumi: string;
+  /**
+   * Whether `pulumi-language-nodejs` is there. Without it (a CLI built from source: the module
+   * proxy does not serve the language host) the program runs through Pulumi's Automation API
+   * language server instead (engine/run.ts).
+   */
+  readonly languageHost: boolean;
+}
+
+let found: PulumiCli | undefined;
+
+/** Finds or builds the CLI once per process; progress goes to stderr. Throws with what to install. */
+export function pulumiCli(): PulumiCli {
+  if (found) return found;
+  let binDir: string;
+  try {
+    binDir = execFileSync("bash", [path.join(PROJECT_DIR, "tools/pulumi/ensure.sh")], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+    })
+      .trim()
+      .split("\n")
+      .pop()!;
+  } catch {
+    throw new Error("the Pulumi CLI is not available (tools/pulumi/ensure.sh said why, above)");
+  }
+  const languageHost = fs.existsSync(path.join(binDir, "pulumi-language-nodejs"));
+  found = { binDir, pulumi: path.join(binDir, "pulumi"), languageHost };
+  return found;
+}
+
+/**
+ * The CLI's environment: its folder first on PATH (the engine finds plugins there, including the
+ * dynamic-provider shim), no update check, and no plugin downloads unless the caller allows them
+ * (nothing but package registries is reachable from fleet's machines; hcloud and docker load
+ * only when a resource uses them).
+ */
+export function cliEnv(cli: PulumiCli, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return {
+    ...base,
+    PATH: `${cli.binDir}${path.delimiter}${base["PATH"] ?? ""}`,
+    PULUMI_SKIP_UPDATE_CHECK: base["PULUMI_SKIP_UPDATE_CHECK"] ?? "true",
+    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: base["PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION"] ?? "true",
+  };
+}

@@ -1,0 +1,48 @@
+/**
+ * Hosting the program for a CLI that has no Node.js language host: Pulumi's own LanguageRuntime
+ * server from the Node.js SDK (the Automation API serves inline programs with it), on a loopback
+ * port, for `pulumi … --client=<address>`. The SDK marks the class internal, so it is loaded by
+ * path from the exactly pinned @pulumi/pulumi; test/engine proves it against the real CLI.
+ */
+import * as grpc from "@grpc/grpc-js";
+
+interface LanguageServer {
+  onPulumiExit(hasError: boolean): void;
+}
+type LanguageServerClass = new (program: () => Promise<Record<string, unknown>>) => LanguageServer;
+
+/* eslint-disable @typescript-eslint/no-require-imports */
+const { LanguageServer } = require("@pulumi/pulumi/automation/server") as { LanguageServer: LanguageServerClass };
+const langrpc = require("@pulumi/pulumi/proto/language_grpc_pb") as {
+  LanguageRuntimeService: grpc.ServiceDefinition;
+};
+const { grpcChannelOptions } = require("@pulumi/pulumi/runtime") as { grpcChannelOptions: grpc.ChannelOptions };
+/* eslint-enable @typescript-eslint/no-require-imports */
+
+export interface HostedProgram {
+  /** `127.0.0.1:<port>`, for `--client`. */
+  readonly address: string;
+  /** Stops serving once the CLI has exited. */
+  close(cliFailed: boolean): Promise<void>;
+}
+
+export async function hostProgram(program: () => Promise<Record<string, unknown>>): Promise<HostedProgram> {
+  const server = new grpc.Server(grpcChannelOptions);
+  const language = new LanguageServer(program);
+  server.addService(langrpc.LanguageRuntimeService, language as unknown as grpc.UntypedServiceImplementation);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
+  );
+  return {
+    address: `127.0.0.1:${port}`,
+    close: async (cliFailed) => {
+      try {
+        language.onPulumiExit(cliFailed);
+      } finally {
+        server.forceShutdown();
+      }
+    },
+  };
+}
