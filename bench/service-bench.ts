@@ -2,7 +2,7 @@
  * npm run bench: the Service deploy on the 3 real test servers, in parallel, measured per phase:
  * wall time, SSH connections opened per host, remote round trips per host; and the floor (an
  * atomic switch + restart + first healthy probe over an open connection). Prints figures; it
- * asserts nothing (targets live in ../shared/notes/anchors-measured.md and the issues).
+ * asserts nothing (the targets: bench/README.md, "The bar").
  */
 import { execFileSync } from "child_process";
 import * as path from "path";

@@ -3,7 +3,7 @@ import { randomBytes } from "crypto";
 import * as os from "os";
 import * as path from "path";
 import { shippedProvider } from "../../providers/ship";
-import { connectionFor, postgres, sh, sshRun } from "../support/fleet";
+import { connectionFor, postgres, sh, sshRun, type PostgresServer } from "../support/fleet";
 import { GitApp } from "../support/git-app";
 import { ProviderError, ProviderHost, SimulatedResource, secret, type Props } from "../support/provider-host";
 import { serviceInputs, type ServiceCase } from "../support/service-inputs";
@@ -279,7 +279,8 @@ describe("faults: concurrency (web1 + db, through Pulumi's provider host)", func
   });
 
   describe("two backups of one database at once", () => {
-    const pg = postgres();
+    let pg: PostgresServer;
+    before(() => (pg = postgres()));
     const role = `fconc_${TAG}`;
     let dir = "";
     const spec = (over: Props = {}): Props => ({

@@ -15,7 +15,7 @@ import { connectionFor as configConnectionFor } from "../../config/connections";
 import { hostSchema, type FleetConfig } from "../../config/schema";
 import { hostKeyFromKnownHosts } from "../../transport/known-hosts";
 import type { SshConnection } from "../../transport/connection";
-import { connectionFor, loadInventory, sshRun, testHost } from "../support/fleet";
+import { connectionFor, sshRun, testHost } from "../support/fleet";
 import { GitApp } from "../support/git-app";
 import { ProviderError, ProviderHost, SimulatedResource, secret, type Props } from "../support/provider-host";
 import { serviceInputs } from "../support/service-inputs";
@@ -41,8 +41,9 @@ const hostKeyProvider = shippedProvider("hostKey");
 
 const TAG = randomBytes(3).toString("hex");
 const ROOT = "/srv/fleet-hostkeys";
-const ADDRESS = testHost("web3").address;
-const CONTAINER = testHost("web3").container;
+// web3's address and container: read from the inventory in the first hook, once the servers are up.
+let ADDRESS = "";
+let CONTAINER = "";
 const APP_PORT = 2299;
 const PYAPP = path.resolve(__dirname, "..", "fixtures", "apps", "pyapp");
 const MISMATCH_ADVICE = /If the server was rebuilt on purpose, pin its new key \(hostKey\); otherwise do not connect\./;
@@ -235,7 +236,7 @@ describe("faults: host keys (web1, web3 and throwaway sshds, through Pulumi's pr
 
   before(async function () {
     this.timeout(60_000);
-    loadInventory();
+    ({ address: ADDRESS, container: CONTAINER } = testHost("web3"));
     await sh(
       "web3",
       // Also what an interrupted earlier run left (other tags): only this file's units.

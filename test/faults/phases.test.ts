@@ -20,6 +20,7 @@ import {
   type GatePoint,
 } from "./support/inject";
 import { FAULT_TITLES, note, record, writeResults, type Fault, type Phase } from "./support/matrix";
+import { FAULT_RESULTS_EVIDENCE } from "./support/results-file";
 import { fleetDown, fleetUp, servers, type Server } from "./support/servers";
 import { FaultStack } from "./support/stack";
 import type { PostgresServer } from "../support/fleet";
@@ -27,10 +28,10 @@ import type { PostgresServer } from "../support/fleet";
 /**
  * Issue #10, the faults × phases matrix: each fault injected inside each deploy phase on real
  * servers (the suite's own: f1, f2 and the PostgreSQL server fdb, never the shared fleet), with
- * the invariants asserted after each (see support/cell.ts). Results: test/faults/RESULTS.md.
+ * the invariants asserted after each (see support/cell.ts). Results: test-results/faults/RESULTS.md
+ * (ignored; `npm run faults:results` refreshes the committed test/faults/RESULTS.md from it).
  */
 
-const RESULTS = path.resolve(__dirname, "RESULTS.md");
 const ROOT = "/srv/fleet-faults";
 const DISK_ROOT = `${ROOT}/disk`;
 
@@ -131,7 +132,7 @@ describe("fault matrix (issue #10): phases × faults, on the fault suite's own s
       if (f2) await removeGates(f2);
       fleetDown();
     } finally {
-      await writeResults(RESULTS, { started, seconds, command: "npm run test:faults" });
+      await writeResults(FAULT_RESULTS_EVIDENCE, { started, seconds, command: "npm run test:faults" });
     }
   });
 

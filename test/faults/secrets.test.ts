@@ -9,7 +9,17 @@ import { shippedProvider } from "../../providers/ship";
 import { evidence } from "../../providers/service/gate";
 import { redact } from "../../transport/redact";
 import type { SshConnection } from "../../transport/connection";
-import { connectionFor, loadInventory, postgres, sh, sshRun, superuserPsql, testHost } from "../support/fleet";
+import {
+  connectionFor,
+  loadInventory,
+  postgres,
+  sh,
+  sshRun,
+  superuserPsql,
+  testHost,
+  type PostgresServer,
+  type TestHost,
+} from "../support/fleet";
 import { GitApp } from "../support/git-app";
 import { ProviderError, ProviderHost, SimulatedResource, secret, type Props } from "../support/provider-host";
 import { serviceInputs } from "../support/service-inputs";
@@ -136,11 +146,17 @@ function errorText(e: unknown): string {
 describe("faults: secrets sweep (web2 + db, through Pulumi's provider host)", function () {
   this.timeout(300_000);
 
-  const pg = postgres();
-  const web2 = testHost(HOST);
-  const dbHost = testHost("db");
   const pair = generateEd25519(KEY_COMMENT);
-  const connection: SshConnection = { ...connectionFor(HOST), privateKey: pair.private };
+  let pg: PostgresServer;
+  let web2: TestHost;
+  let dbHost: TestHost;
+  let connection: SshConnection;
+  before(() => {
+    pg = postgres();
+    web2 = testHost(HOST);
+    dbHost = testHost("db");
+    connection = { ...connectionFor(HOST), privateKey: pair.private };
+  });
   const needles: Needle[] = [
     privateKeyNeedle("the SSH private key", pair.private),
     needle("the DB password", DB_PASSWORD, DB_CORE),

@@ -110,6 +110,44 @@ configure_postgres() {   # $1 = rootfs with the postgresql package installed
   echo 'host all all 127.0.0.0/8 scram-sha-256' >>"$C"/pg_hba.conf
 }
 
+# ---- apt's mirror, read from the sources of the system this runs on (up.sh: this machine, for
+# the rootfs build; the Dockerfile build: the base image). No mirror is ever named here.
+# FLEET_APT_ETC (default /etc/apt) exists for the tests.
+apt_sources_where() {   # where apt_mirror looks, for messages
+  local etc=${FLEET_APT_ETC:-/etc/apt}
+  echo "\`URIs:\` lines of $etc/sources.list.d/*.sources, \`deb\` lines of $etc/sources.list and $etc/sources.list.d/*.list"
+}
+
+# The first URI of the deb822 (.sources) or one-line (sources.list, *.list) sources that is not a
+# security one; prints nothing if there is none.
+apt_mirror() {
+  local etc=${FLEET_APT_ETC:-/etc/apt}
+  { grep -hE '^URIs:' "$etc"/sources.list.d/*.sources | awk '{print $2}' || true
+    grep -hE '^deb ' "$etc"/sources.list "$etc"/sources.list.d/*.list \
+      | awk '{for(i=2;i<=NF;i++) if ($i ~ /^https?:/) {print $i; break}}' || true
+  } 2>/dev/null | grep -v -- '-security' | head -1 || true
+}
+
+# Points apt at mirror $1 where its sources name apt_mirror's (whole URIs only, so the security
+# sources stay); fails, saying where it looked, when they name none.
+apt_use_mirror() {
+  local to=$1 etc=${FLEET_APT_ETC:-/etc/apt} from f
+  from=$(apt_mirror)
+  if [ -z "$from" ]; then
+    echo "recipe.sh: FLEET_MIRROR=$to, but apt's sources name no Debian mirror to replace" \
+      "(read: $(apt_sources_where))" >&2
+    return 1
+  fi
+  for f in "$etc"/sources.list "$etc"/sources.list.d/*.list "$etc"/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    awk -v from="$from" -v to="$to" '
+      /^(URIs:|deb |deb-src )/ { for (i = 2; i <= NF; i++) if ($i == from || $i == from "/") $i = to }
+      { print }' "$f" >"$f.fleet-new"
+    cat "$f.fleet-new" >"$f"; rm -f "$f.fleet-new"
+  done
+  echo "recipe.sh: apt uses FLEET_MIRROR ($to) instead of $from"
+}
+
 # ---- Dockerfile build steps (run as root inside `docker build`, rootfs = /)
 apt_install() {   # packages...; no service may start inside the build
   printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d
@@ -121,7 +159,7 @@ apt_install() {   # packages...; no service may start inside the build
 
 docker_node() {
   if [ -n "${FLEET_MIRROR:-}" ]; then   # same knob as the rootfs path; security updates stay as they are
-    sed -i "s#^URIs: http://deb.debian.org/debian\$#URIs: $FLEET_MIRROR#" /etc/apt/sources.list.d/debian.sources
+    apt_use_mirror "$FLEET_MIRROR"
   fi
   apt_install ${PKGS//,/ }
   customize_rootfs /

@@ -23,7 +23,8 @@
 #   FLEET_SSH_PORT   sshd port on every node        (default 22)
 #   FLEET_PG_PORT    PostgreSQL port on the db node (default 5432)
 #   FLEET_BUILD      auto (default) | rootfs | dockerfile: how to build the image
-#   FLEET_MIRROR     Debian mirror                  (rootfs default: the first one this machine's apt uses)
+#   FLEET_MIRROR     Debian mirror                  (rootfs default: the first one this machine's apt uses;
+#                    dockerfile: replaces the one the base image's apt uses, default: keep it)
 #   FLEET_BOOTSTRAP  rootfs path: mmdebstrap (~30s) or debootstrap (~60s); default: whichever is installed
 #   FLEET_BASE_IMAGE dockerfile path: base image    (default debian:bookworm)
 #   FLEET_IMAGE_TAG  tag of fleet-node/fleet-db     (default bookworm)
@@ -43,13 +44,7 @@ NODES=${FLEET_NODES:-"web1=127.0.0.11 web2=127.0.0.12 web3=127.0.0.13"}
 DB=${FLEET_DB-"db=127.0.0.14"}
 SSH_PORT=${FLEET_SSH_PORT:-22}
 PG_PORT=${FLEET_PG_PORT:-5432}
-# The Debian mirror this machine's apt already uses (deb822 .sources or one-line sources.list).
-detect_mirror() {
-  { grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' || true
-    grep -hE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | awk '{for(i=2;i<=NF;i++) if ($i ~ /^https?:/) {print $i; break}}' || true
-  } 2>/dev/null | grep -v -- '-security' | head -1 || true
-}
-MIRROR=${FLEET_MIRROR:-$(detect_mirror)}
+MIRROR=${FLEET_MIRROR:-$(apt_mirror)}   # the Debian mirror this machine's apt already uses (recipe.sh)
 if [ -n "${FLEET_BOOTSTRAP:-}" ]; then BOOTSTRAP=$FLEET_BOOTSTRAP
 elif command -v mmdebstrap >/dev/null; then BOOTSTRAP=mmdebstrap
 elif command -v debootstrap >/dev/null; then BOOTSTRAP=debootstrap
@@ -77,7 +72,7 @@ rootfs_blocker() {   # why the rootfs path cannot run on this machine; prints no
   elif [ $IS_ROOT != 1 ]; then echo "not root (mmdebstrap --mode=root, chroot and mount need root)"
   elif ! command -v "$BOOTSTRAP" >/dev/null && ! command -v apt-get >/dev/null; then
     echo "no $BOOTSTRAP and no apt-get to install it (not a Debian-like system)"
-  elif [ -z "$MIRROR" ]; then echo "no Debian mirror in this machine's apt sources (set FLEET_MIRROR)"
+  elif [ -z "$MIRROR" ]; then echo "no Debian mirror in this machine's apt sources (read: $(apt_sources_where)); set FLEET_MIRROR"
   fi
 }
 ROOTFS_BLOCKER=$(rootfs_blocker)

@@ -6,7 +6,7 @@ import { GoldenImage } from "../../components/golden-image";
 import { Host } from "../../components/host";
 import { imageContentHash } from "../../decisions/image-hash";
 import { readImageContext } from "../../providers/image/inputs";
-import { connectionFor } from "../support/fleet";
+import type { SshConnection } from "../../transport/connection";
 import { findByType, findResource, installMocks, isKnown, promiseOf, settle } from "../support/mocks";
 
 const FIXTURES = path.resolve(__dirname, "..", "fixtures", "images");
@@ -14,6 +14,14 @@ const SECRET_KEY = "4dabf18193072939515e22adb298388d";
 const HCLOUD_IMAGE = "pulumi-nodejs:dynamic/fleet:HcloudImage";
 const DOCKER_IMAGE = "pulumi-nodejs:dynamic/fleet:DockerImage";
 const SNAPSHOT_ID = "314159";
+/** A host to ship to: mocks never connect, so no test server (nor its inventory) is needed. */
+const WEB3: SshConnection = {
+  host: "127.0.0.13",
+  port: 22,
+  user: "root",
+  privateKey: "LOGINKEY",
+  hostKey: "ssh-ed25519 AAAAC3NzaWEB3",
+};
 
 function hostMocks(args: pulumi.runtime.MockResourceArgs) {
   if (args.type === "pulumi-nodejs:dynamic/fleet:HostKey")
@@ -158,7 +166,7 @@ describe("GoldenImage (docker) under Pulumi mocks", () => {
       context: path.join(FIXTURES, "web"),
       buildArgs: { VERSION: "1" },
       validate: { url: "http://127.0.0.1:18650/health", env: { APP_PORT: "18650" } },
-      hosts: [connectionFor("web3")],
+      hosts: [WEB3],
     });
     const artifact = await promiseOf(image.artifact);
     await settle();

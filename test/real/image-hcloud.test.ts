@@ -13,6 +13,7 @@ import {
 } from "../../commands/image-provision";
 import type { HcloudImageSpec } from "../../providers/image/hcloud-model";
 import { hcloudDeps } from "../../providers/image/hcloud-provider";
+import type { SshConnection } from "../../transport/connection";
 import { closeAll } from "../../transport/ssh";
 import { connectionFor, sshRun } from "../support/fleet";
 import { ProviderHost, SimulatedResource, makeUrn, secret, withProvider, type Props } from "../support/provider-host";
@@ -41,7 +42,8 @@ async function sh(command: string): Promise<string> {
 describe("hcloud GoldenImage scripts on a real server (web3)", function () {
   this.timeout(60_000);
   const deps = hcloudDeps({ token: "", apiUrl: "http://127.0.0.1:1" });
-  const conn = connectionFor("web3");
+  let conn: SshConnection;
+  before(() => (conn = connectionFor("web3")));
   const cleanup = () => sh(`rm -rf /opt/fleet-image-test ${SCRATCH} ${PROVISION_DIR} ${IMAGE_MARKER}; true`);
 
   before(cleanup);

@@ -6,6 +6,7 @@ import * as os from "os";
 import * as path from "path";
 import { listHistory, missingReleases, pinsForVersion, readCurrentServices } from "../../rollback/history";
 import { recordSuccessfulUpdate } from "../support/diy-backend";
+import type { SshConnection } from "../../transport/connection";
 import { connectionFor, sshRun } from "../support/fleet";
 import { GitApp } from "../support/git-app";
 import { ProviderHost, SimulatedResource, type Props } from "../support/provider-host";
@@ -38,7 +39,8 @@ async function servedCommit(address: string): Promise<string> {
 
 describe("rollback by pins on a real server (through Pulumi's provider host)", function () {
   this.timeout(180_000);
-  const connection = connectionFor(HOST);
+  let connection: SshConnection;
+  before(() => (connection = connectionFor(HOST)));
   const backend = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-rb-backend-"));
   const app = new GitApp(PYAPP);
   let host: ProviderHost;

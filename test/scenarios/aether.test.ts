@@ -5,6 +5,7 @@ import * as os from "os";
 import * as path from "path";
 import { listHistory, missingReleases, pinsForVersion, readCurrentServices } from "../../rollback/history";
 import { recordSuccessfulUpdate } from "../support/diy-backend";
+import type { SshConnection } from "../../transport/connection";
 import { connectionFor, sshRun } from "../support/fleet";
 import { GitApp } from "../support/git-app";
 import { ProviderHost, SimulatedResource, secret, type Props } from "../support/provider-host";
@@ -57,7 +58,8 @@ async function manifest(): Promise<{ id: string; releases: string }[]> {
 
 describe("scenario AETHER: Python service from git + SQLite backup before each deploy (real server web1)", function () {
   this.timeout(180_000);
-  const connection = connectionFor(HOST);
+  let connection: SshConnection;
+  before(() => (connection = connectionFor(HOST)));
   const app = new GitApp(PYAPP);
   const historyDir = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-sc-aether-backend-"));
   let host: ProviderHost;

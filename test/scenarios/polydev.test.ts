@@ -3,6 +3,7 @@ import { shippedProvider } from "../../providers/ship";
 import * as fs from "fs";
 import * as path from "path";
 import { load } from "js-yaml";
+import type { SshConnection } from "../../transport/connection";
 import { connectionFor, sshRun } from "../support/fleet";
 import { GitApp } from "../support/git-app";
 import { ProviderHost, SimulatedResource, type Props } from "../support/provider-host";
@@ -44,8 +45,12 @@ async function served(name: string): Promise<string> {
 
 describe("scenario Polydev: controller + frontend from one repo, build, migrations recorded, rollback to a commit SHA (real server web3)", function () {
   this.timeout(180_000);
-  const connection = connectionFor(HOST);
-  const address = connection.host;
+  let connection: SshConnection;
+  let address: string;
+  before(() => {
+    connection = connectionFor(HOST);
+    address = connection.host;
+  });
   const app = new GitApp(NODEAPP);
   const server = fs.readFileSync(path.join(NODEAPP, "server.js"), "utf8");
   const pkg = fs.readFileSync(path.join(NODEAPP, "package.json"), "utf8");

@@ -4,7 +4,8 @@ import { randomBytes } from "crypto";
 import * as http from "http";
 import type { AddressInfo } from "net";
 import * as path from "path";
-import { connectionFor, postgres, sh, sshRun, superuserPsql } from "../support/fleet";
+import type { SshConnection } from "../../transport/connection";
+import { connectionFor, postgres, sh, sshRun, superuserPsql, type PostgresServer } from "../support/fleet";
 import { GitApp } from "../support/git-app";
 import { ProviderHost, SimulatedResource, secret, type Props } from "../support/provider-host";
 import { serviceInputs, type ServiceCase } from "../support/service-inputs";
@@ -65,8 +66,12 @@ const MIGRATION_2 =
 
 describe("scenario Server Agent: PostgreSQL backup, migrations, health, rollback with restore, notifications (real servers web1 + db)", function () {
   this.timeout(180_000);
-  const connection = connectionFor(HOST);
-  const pg = postgres();
+  let connection: SshConnection;
+  let pg: PostgresServer;
+  before(() => {
+    connection = connectionFor(HOST);
+    pg = postgres();
+  });
   const app = new GitApp(PYAPP);
   let host: ProviderHost;
   let service: SimulatedResource;

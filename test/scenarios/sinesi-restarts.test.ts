@@ -3,6 +3,7 @@ import { shippedProvider } from "../../providers/ship";
 import * as fs from "fs";
 import * as path from "path";
 import { GitApp } from "../support/git-app";
+import type { SshConnection } from "../../transport/connection";
 import { connectionFor, hostAddress, sshRun } from "../support/fleet";
 import { ProviderHost, SimulatedResource, type Props } from "../support/provider-host";
 import { serviceInputs } from "../support/service-inputs";
@@ -20,7 +21,8 @@ describe("scenario sinesiAI: a commit restarts only the service whose part chang
   const app = new GitApp(path.resolve(__dirname, "..", "fixtures", "apps", "pyapp"));
   const appPy = fs.readFileSync(path.join(app.dir, "app.py"), "utf8");
   app.commit("split", { "backend/app.py": appPy, "frontend/app.py": appPy, "app.py": null });
-  const conn = connectionFor("web2");
+  let conn: SshConnection;
+  before(() => (conn = connectionFor("web2")));
   const inputs = (part: "backend" | "frontend", port: number): Props =>
     serviceInputs({
       name: `sc-${part}-paths`,

@@ -2,6 +2,7 @@ import { strict as assert } from "assert";
 import { shippedProvider } from "../../providers/ship";
 import * as fs from "fs";
 import * as path from "path";
+import type { SshConnection } from "../../transport/connection";
 import { connectionFor, sshRun } from "../support/fleet";
 import { GitApp } from "../support/git-app";
 import { ProviderHost, SimulatedResource, type Props } from "../support/provider-host";
@@ -45,8 +46,12 @@ async function get(port: number, route: string): Promise<Record<string, unknown>
 
 describe("scenario sinesiAI: backend + frontend from one repo on one host (real server web2)", function () {
   this.timeout(180_000);
-  const connection = connectionFor(HOST);
-  const address = connection.host;
+  let connection: SshConnection;
+  let address: string;
+  before(() => {
+    connection = connectionFor(HOST);
+    address = connection.host;
+  });
   // One repository: backend/ (Python) and frontend/ (Node), as in sinesiAI.
   const app = new GitApp(path.join(FIXTURES, "pyapp"));
   app.commit("split into backend/ and frontend/", {

@@ -16,6 +16,9 @@ import { hostKeyFromKnownHosts } from "../../transport/known-hosts";
 
 export const FLEET_DIR = process.env["FLEET_DIR"] ?? "/tmp/fleet";
 
+/** Set by test/hooks/no-servers.ts: this run (test:unit) has no test servers, so no inventory to read. */
+export const NO_SERVERS_ENV = "FLEET_TEST_NO_SERVERS";
+
 const loopback = z.string().regex(/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/, "test servers must be on 127.0.0.0/8");
 const port = z.number().int().min(1).max(65535);
 
@@ -56,8 +59,19 @@ export type PostgresServer = NonNullable<Inventory["postgres"]>;
 /**
  * Reads and checks `$FLEET_DIR/fleet.json` (or `<dir>/fleet.json`: a fleet of its own, e.g. the
  * fault suite's); errors name the file and the bad field.
+ *
+ * Call it (and everything below that reads the inventory) in a hook or a test, never in a
+ * describe body or at module scope: mocha runs those while it loads the files, before the root
+ * hook has started the servers, so on a fresh machine the file does not exist yet.
  */
 export function loadInventory(dir: string = FLEET_DIR): Inventory {
+  if (process.env[NO_SERVERS_ENV] === "1") {
+    throw new Error(
+      "this run has no test servers (test/.mocharc.unit.json: unit, mocks, provider host), so it never " +
+        "reads their inventory: give the code under test a fixed fake SshConnection instead, or move the " +
+        "test to test/real/ (test/.mocharc.all.json starts the servers).",
+    );
+  }
   const file = path.join(dir, "fleet.json");
   let raw: unknown;
   try {
@@ -66,7 +80,9 @@ export function loadInventory(dir: string = FLEET_DIR): Inventory {
     const why = (err as NodeJS.ErrnoException).code === "ENOENT" ? "missing" : String(err);
     throw new Error(
       `test-server inventory ${file}: ${why}. The servers are not up: run the suite with ` +
-        "`npm test` (its root hook test/hooks/servers.ts starts them) or `bash test/hosts/up.sh`.",
+        "`npm test` (its root hook test/hooks/servers.ts starts them) or `bash test/hosts/up.sh`. " +
+        "If this happens while mocha loads the test files, a describe body or module scope reads the " +
+        "inventory: read it in a before() hook or a test instead.",
     );
   }
   const parsed = InventorySchema.safeParse(raw);

@@ -1,7 +1,7 @@
 /**
  * The phases × faults matrix of issue #10: every cell is a mocha `it`; its outcome (pass, fail
- * with the reason, or n/a with why) is recorded here and written to test/faults/RESULTS.md at
- * the end of the run.
+ * with the reason, or n/a with why) is recorded here and written to the run's evidence at the end
+ * of the run (test-results/faults/RESULTS.md, see results-file.ts).
  */
 import * as fs from "fs";
 import * as path from "path";
