@@ -207,6 +207,21 @@ describe("index.ts under Pulumi mocks", () => {
     );
   });
 
+  it("a pinned service's pre-deploy backup is keyed by the pinned release (the one it is about to get)", async () => {
+    await runProgram(
+      config({
+        "fleet:backups": JSON.stringify({
+          appdb: { host: "web1", sqlite: { path: "/srv/app.db" }, protects: ["web"] },
+        }),
+        "fleet:pins": JSON.stringify({ web: { releaseId: "d-0123456789abcdef", commit: "d-0123456789abcdef" } }),
+      }),
+    );
+    const set = findResource("pulumi-nodejs:dynamic/fleet:BackupSet", "appdb-set");
+    const release = findResource(SERVICE_RELEASE, "web-release");
+    assert.equal(release.inputs["releaseId"], "d-0123456789abcdef");
+    assert.deepEqual(set.inputs["releases"], ["d-0123456789abcdef"], "the backup is named after the pinned release");
+  });
+
   it("golden images from config: an hcloud host boots from its snapshot, a service deploys a docker image", async () => {
     const IMAGE_ID = "sha256:" + "b".repeat(64);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-images-"));
