@@ -7,6 +7,7 @@ import { GoldenImage } from "./components/golden-image";
 import type { ImageArtifact } from "./providers/image/model";
 import { planBatches } from "./decisions/rollout";
 import { parseFleetConfig, type FleetConfig } from "./config/schema";
+import { backupsProtecting, restoreBackupOf } from "./config/restore-on-rollback";
 import { connectionFor, privateKeyFor, readFileFor } from "./config/connections";
 
 /**
@@ -107,9 +108,8 @@ for (const [name, b] of Object.entries(fleet.backups)) {
 
 const deployed: Record<string, Service> = {};
 for (const [name, s] of Object.entries(fleet.services)) {
-  const protectedBy = Object.entries(fleet.backups)
-    .filter(([, b]) => b.protects.includes(name))
-    .map(([b]) => backups[b]!);
+  const protectedBy = backupsProtecting(fleet.backups, name).map((b) => backups[b]!);
+  const restoreFrom = restoreBackupOf(fleet, name);
   const args = (hostName: string): ServiceArgs => ({
     host: hosts[hostName]!,
     serviceName: name,
@@ -126,6 +126,7 @@ for (const [name, s] of Object.entries(fleet.services)) {
     breakStaleLock: s.breakStaleLock,
     stepTimeout: s.stepTimeout,
     minFreeDiskMb: s.minFreeDiskMb,
+    ...(restoreFrom ? { restoreOnRollback: backups[restoreFrom]! } : {}),
     notify: pulumi.secret(
       fleet.notify
         .filter((t) => !t.services || t.services.includes(name))
