@@ -1,13 +1,13 @@
 import * as pulumi from "@pulumi/pulumi";
 import { Host, type HostArgs } from "./components/host";
-import { Service } from "./components/service";
-import { DatabaseBackup, plannedReleaseId } from "./components/database-backup";
+import { Service, plannedRelease, type ServiceArgs } from "./components/service";
+import { DatabaseBackup } from "./components/database-backup";
 import type { SourceArgs } from "./source/resolve";
 import { GoldenImage } from "./components/golden-image";
 import type { ImageArtifact } from "./providers/image/model";
-import { imageReleaseId } from "./decisions/release-id";
 import { planBatches } from "./decisions/rollout";
 import { parseFleetConfig, type FleetConfig } from "./config/schema";
+import { backupsProtecting, restoreBackupOf } from "./config/restore-on-rollback";
 import { connectionFor, privateKeyFor, readFileFor } from "./config/connections";
 
 /**
@@ -73,13 +73,20 @@ function sourceOf(s: ServiceConfig): SourceArgs | { image: pulumi.Output<ImageAr
     : { path: s.source.path!, exclude: s.source.exclude };
 }
 
-/** The release a service is about to deploy (a backup is keyed by it and taken before it switches). */
-function plannedRelease(name: string): pulumi.Input<string> {
+/** What decides a configured service's release: the same arguments for its Services and its backups. */
+function releaseArgs(name: string) {
   const s = fleet.services[name]!;
-  const source = sourceOf(s);
-  return "image" in source
-    ? source.image.apply((a) => imageReleaseId(a.imageId))
-    : plannedReleaseId(source, s.build, `services.${name}`);
+  return {
+    source: sourceOf(s),
+    install: s.install,
+    build: s.build,
+    ...(fleet.pins[name] ? { pin: fleet.pins[name] } : {}),
+  };
+}
+
+/** The release a service is about to deploy, pins included (a backup is keyed by it and taken before it switches). */
+function plannedReleaseId(name: string): pulumi.Input<string> {
+  return pulumi.output(plannedRelease(name, releaseArgs(name))).apply((r) => r.releaseId);
 }
 
 // Backups first: each is keyed by the releases its services are about to deploy, and those
@@ -90,7 +97,7 @@ for (const [name, b] of Object.entries(fleet.backups)) {
     host: hosts[b.host]!,
     ...(b.postgres ? { postgres: { ...b.postgres, password: pulumi.secret(fleet.dbPasswords[name]!) } } : {}),
     ...(b.sqlite ? { sqlite: b.sqlite } : {}),
-    releases: b.protects.map(plannedRelease),
+    releases: b.protects.map(plannedReleaseId),
     keep: b.keep,
     keepDays: b.keepDays,
     verifyTables: b.verifyTables,
@@ -101,15 +108,12 @@ for (const [name, b] of Object.entries(fleet.backups)) {
 
 const deployed: Record<string, Service> = {};
 for (const [name, s] of Object.entries(fleet.services)) {
-  const protectedBy = Object.entries(fleet.backups)
-    .filter(([, b]) => b.protects.includes(name))
-    .map(([b]) => backups[b]!);
-  const args = (hostName: string) => ({
+  const protectedBy = backupsProtecting(fleet.backups, name).map((b) => backups[b]!);
+  const restoreFrom = restoreBackupOf(fleet, name);
+  const args = (hostName: string): ServiceArgs => ({
     host: hosts[hostName]!,
     serviceName: name,
-    source: sourceOf(s),
-    install: s.install,
-    build: s.build,
+    ...releaseArgs(name),
     migrate: s.migrate,
     start: s.start,
     env: s.env,
@@ -122,7 +126,7 @@ for (const [name, s] of Object.entries(fleet.services)) {
     breakStaleLock: s.breakStaleLock,
     stepTimeout: s.stepTimeout,
     minFreeDiskMb: s.minFreeDiskMb,
-    ...(fleet.pins[name] ? { pin: fleet.pins[name] } : {}),
+    ...(restoreFrom ? { restoreOnRollback: backups[restoreFrom]! } : {}),
     notify: pulumi.secret(
       fleet.notify
         .filter((t) => !t.services || t.services.includes(name))

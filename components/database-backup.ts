@@ -3,7 +3,6 @@ import { shippedProvider } from "../providers/ship";
 import { defaultBackupsDir } from "../commands/backup";
 import type { BackupSpec, PostgresTarget, RestorePoint } from "../model/backup";
 import { parseDuration } from "../model/duration";
-import { resolveRelease, type SourceArgs } from "../source/resolve";
 import type { SshConnection } from "../transport/connection";
 import { Host } from "./host";
 import { DYNAMIC_MODULE, DYNAMIC_TYPES, TOKENS } from "./tokens";
@@ -27,14 +26,16 @@ export interface DatabaseBackupArgs {
   /** A SQLite database file on `host`. Exactly one of postgres and sqlite. */
   readonly sqlite?: { readonly path: pulumi.Input<string> };
   /**
-   * The release ids the protected services are ABOUT to deploy (plain strings known while the
-   * program runs, see `plannedReleaseId`): a new release means a new backup, named after it.
-   * The backup must run before the services switch, so the services depend on the backup, never
-   * the other way round (their `releaseId` outputs would be a cycle):
+   * The release ids the protected services are ABOUT to deploy (known while the program runs,
+   * from the same plan the Service makes: `plannedRelease` in ./service, pins included): a new
+   * release means a new backup, named after it. The backup must run before the services switch,
+   * so the services depend on the backup, never the other way round (their `releaseId` outputs
+   * would be a cycle):
    *
-   *     const releases = [plannedReleaseId(webSource)];
+   *     const web = { source: webSource, build, pin };
+   *     const releases = [pulumi.output(plannedRelease("web", web)).releaseId];
    *     const db = new DatabaseBackup("appdb", { host, postgres, releases });
-   *     new Service("web", { source: webSource, … }, { dependsOn: [db] });
+   *     new Service("web", { ...web, … }, { dependsOn: [db] });
    *
    * Default []: only `trigger` (and the first `pulumi up`) takes a backup.
    */
@@ -67,11 +68,6 @@ export interface DatabaseBackupArgs {
   readonly stepTimeout?: string;
   /** Delete the backup files when this resource is destroyed. Default false: backups outlive it. */
   readonly deleteBackupsOnDestroy?: boolean;
-}
-
-/** The release id a Service will deploy from `source` (the same computation Service makes). */
-export function plannedReleaseId(source: SourceArgs, build?: string, label = "backup.releases"): string {
-  return resolveRelease(source, build, label).releaseId;
 }
 
 type Inputs<T> = { [K in keyof T]: pulumi.Input<T[K]> };

@@ -4,6 +4,7 @@ import { DURATION_PATTERN } from "../model/duration";
 import { ENV_KEY_PATTERN, NAME_PATTERN, hasNoncharacter, unitNameProblem } from "../providers/service/check";
 import { BACKUP_ID_PATTERN, SAFE_PATH_PATTERN } from "../providers/backup/check";
 import { TABLE_PATTERN } from "../commands/backup-engines";
+import { restoreOnRollbackProblems } from "./restore-on-rollback";
 
 /**
  * The stack configuration's schema (`fleet:hosts`, `fleet:services`, and the secret
@@ -261,6 +262,8 @@ export const serviceSchema = z
     breakStaleLock: z.boolean().optional(),
     stepTimeout: duration.optional(),
     minFreeDiskMb: z.number().int().min(0).optional(),
+    /** After an automatic rollback that followed a migration, restore the pre-deploy backup of the set protecting it. */
+    restoreOnRollback: z.boolean().optional(),
   })
   .superRefine((s, ctx) => {
     if (!s.host === !s.hosts)
@@ -496,6 +499,7 @@ export function crossReferenceProblems(raw: unknown): string[] {
       );
     }
   }
+  for (const p of restoreOnRollbackProblems(cfg)) problems.push(`${at(...p.path)}: ${p.message}`);
   const images = obj(cfg["images"]) as NonNullable<Loose>;
   const imageKind = (n: unknown) => obj(own(images, n))["kind"];
   for (const [svc, s] of Object.entries(services)) {

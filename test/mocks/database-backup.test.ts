@@ -1,9 +1,9 @@
 import { strict as assert } from "assert";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
-import { DatabaseBackup, plannedReleaseId } from "../../components/database-backup";
+import { DatabaseBackup } from "../../components/database-backup";
 import { Host } from "../../components/host";
-import { Service } from "../../components/service";
+import { Service, plannedRelease } from "../../components/service";
 import { findResource, installMocks, promiseOf, settle } from "../support/mocks";
 import { SECRET_SIG_KEY } from "../support/provider-host";
 
@@ -84,8 +84,8 @@ describe("DatabaseBackup under Pulumi mocks", () => {
     );
   });
 
-  it("plannedReleaseId is the release the Service will deploy (so the backup can run before it)", async () => {
-    const planned = plannedReleaseId({ path: APP });
+  it("plannedRelease is the release the Service will deploy (so the backup can run before it)", async () => {
+    const planned = pulumi.output(plannedRelease("web", { source: { path: APP } })).releaseId;
     const svc = new Service("web", {
       host: connection,
       source: { path: APP },
@@ -93,6 +93,6 @@ describe("DatabaseBackup under Pulumi mocks", () => {
       health: { url: "http://127.0.0.11:8080/health" },
     });
     await settle();
-    assert.equal(await promiseOf(svc.releaseId), planned);
+    assert.equal(await promiseOf(svc.releaseId), await promiseOf(planned));
   });
 });

@@ -114,6 +114,15 @@ describe("Pulumi.prod.yaml under Pulumi mocks (the preview's resource graph)", f
     assert.ok(dependenciesOf(SERVICE_RELEASE, "server-agent-release").some((u) => u.endsWith("::server-agent-db-set")));
   });
 
+  it("Server Agent's rollback restores its database (restoreOnRollback: the server-agent-db set)", () => {
+    const point = findResource(SERVICE_RELEASE, "server-agent-release").inputs["restoreOnRollback"] as
+      Record<string, unknown> | undefined;
+    assert.ok(point && SECRET_SIG_KEY in point, "the restore point is given, and secret");
+    const { backup } = point["value"] as { backup: { name: string; engine: string } };
+    assert.deepEqual([backup.name, backup.engine], ["server-agent-db", "postgres"]);
+    assert.equal(findResource(SERVICE_RELEASE, "aether-core-release").inputs["restoreOnRollback"], undefined);
+  });
+
   it("images come before what uses them: the golden snapshot before the VM host, the docker image before its service", () => {
     assert.equal(findResource("hcloud:index/server:Server", "polydev-vm-server").inputs["image"], "777");
     assert.ok(
@@ -139,10 +148,14 @@ describe("Pulumi.prod.yaml under Pulumi mocks (the preview's resource graph)", f
         connection: null,
         secretEnv: null,
         notify: null,
+        restoreOnRollback: null,
         __provider: null,
       })),
     );
     assert.ok(!plain.includes("DEPLOYKEY") && !plain.includes("PG-PROD-SECRET"));
+    // The restore point carries the backup set's connection and password: secret as a whole.
+    for (const r of findByType(SERVICE_RELEASE).filter((r) => r.inputs["restoreOnRollback"] !== undefined))
+      assert.ok(SECRET_SIG_KEY in (r.inputs["restoreOnRollback"] as object), r.name);
     const pg = set.inputs["postgres"] as Record<string, unknown>;
     assert.ok(SECRET_SIG_KEY in pg || SECRET_SIG_KEY in (pg["password"] as object));
     for (const r of findByType(SERVICE_RELEASE))

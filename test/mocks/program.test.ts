@@ -207,6 +207,93 @@ describe("index.ts under Pulumi mocks", () => {
     );
   });
 
+  it("a pinned service's pre-deploy backup is keyed by the pinned release (the one it is about to get)", async () => {
+    await runProgram(
+      config({
+        "fleet:backups": JSON.stringify({
+          appdb: { host: "web1", sqlite: { path: "/srv/app.db" }, protects: ["web"] },
+        }),
+        "fleet:pins": JSON.stringify({ web: { releaseId: "d-0123456789abcdef", commit: "d-0123456789abcdef" } }),
+      }),
+    );
+    const set = findResource("pulumi-nodejs:dynamic/fleet:BackupSet", "appdb-set");
+    const release = findResource(SERVICE_RELEASE, "web-release");
+    assert.equal(release.inputs["releaseId"], "d-0123456789abcdef");
+    assert.deepEqual(set.inputs["releases"], ["d-0123456789abcdef"], "the backup is named after the pinned release");
+  });
+
+  it("restoreOnRollback: true gives the Service the restore point of the backup set protecting it", async () => {
+    const services = (extra: Record<string, unknown>) =>
+      JSON.stringify({
+        web: {
+          host: "web1",
+          source: { path: APP },
+          start: "python3 app.py",
+          migrate: "python3 migrate.py",
+          health: { url: "http://127.0.0.11:18080/api/health" },
+          ...extra,
+        },
+      });
+    const LATEST = "appdb-20260101T000000Z-d-0123456789ab";
+    await runProgram(
+      config({
+        "fleet:services": services({ restoreOnRollback: true }),
+        "fleet:backups": JSON.stringify({
+          appdb: { host: "web1", sqlite: { path: "/srv/app.db" }, protects: ["web"] },
+        }),
+      }),
+      {
+        newResource: (args) =>
+          args.type === "pulumi-nodejs:dynamic/fleet:BackupSet" ? { state: { latestId: LATEST } } : undefined,
+      },
+    );
+    const release = findResource(SERVICE_RELEASE, "web-release");
+    const point = release.inputs["restoreOnRollback"] as Record<string, unknown> | undefined;
+    assert.ok(isSecretMarker(point), `the restore point is secret (it holds the backup's connection): ${typeof point}`);
+    const value = point!["value"] as { backup: Record<string, unknown>; backupId: string };
+    assert.equal(value.backup["name"], "appdb");
+    assert.equal(value.backup["engine"], "sqlite");
+    assert.equal(value.backupId, LATEST, "the backup taken before this deploy");
+    assert.ok(
+      dependenciesOf(SERVICE_RELEASE, "web-release").some((urn) => urn.endsWith("::appdb-set")),
+      "the release waits for the backup it would restore",
+    );
+
+    // Without it, no restore point.
+    await runProgram(
+      config({
+        "fleet:services": services({}),
+        "fleet:backups": JSON.stringify({
+          appdb: { host: "web1", sqlite: { path: "/srv/app.db" }, protects: ["web"] },
+        }),
+      }),
+    );
+    assert.equal(findResource(SERVICE_RELEASE, "web-release").inputs["restoreOnRollback"], undefined);
+  });
+
+  it("restoreOnRollback needs exactly one backup set protecting the service, refused by path otherwise", async () => {
+    const withBackups = (backups: Record<string, unknown>) =>
+      config({
+        "fleet:services": JSON.stringify({
+          web: {
+            host: "web1",
+            source: { path: APP },
+            start: "python3 app.py",
+            health: { url: "http://127.0.0.11:18080/api/health" },
+            restoreOnRollback: true,
+          },
+        }),
+        "fleet:backups": JSON.stringify(backups),
+      });
+    await assert.rejects(runProgram(withBackups({})), /services\.web\.restoreOnRollback: no backup set protects "web"/);
+    assert.deepEqual(allRegistrations(), []);
+    const sqlite = (p: string) => ({ host: "web1", sqlite: { path: p }, protects: ["web"] });
+    await assert.rejects(
+      runProgram(withBackups({ a: sqlite("/srv/a.db"), b: sqlite("/srv/b.db") })),
+      /services\.web\.restoreOnRollback: 2 backup sets protect "web" \("a", "b"\)/,
+    );
+  });
+
   it("golden images from config: an hcloud host boots from its snapshot, a service deploys a docker image", async () => {
     const IMAGE_ID = "sha256:" + "b".repeat(64);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-images-"));

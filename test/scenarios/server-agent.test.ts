@@ -1,14 +1,18 @@
 import { strict as assert } from "assert";
 import { shippedProvider } from "../../providers/ship";
 import { randomBytes } from "crypto";
+import * as fs from "fs";
 import * as http from "http";
+import { load } from "js-yaml";
 import type { AddressInfo } from "net";
 import * as path from "path";
 import type { SshConnection } from "../../transport/connection";
+import { parseFleetConfig } from "../../config/schema";
+import { restoreBackupOf } from "../../config/restore-on-rollback";
 import { connectionFor, postgres, sh, sshRun, superuserPsql, type PostgresServer } from "../support/fleet";
 import { GitApp } from "../support/git-app";
 import { ProviderHost, SimulatedResource, secret, type Props } from "../support/provider-host";
-import { serviceInputs, type ServiceCase } from "../support/service-inputs";
+import { serviceInputs } from "../support/service-inputs";
 
 // What ships in state: the bundled provider (providers/ship.ts), as the components register it.
 const serviceProvider = shippedProvider("service");
@@ -20,7 +24,9 @@ const backupProvider = shippedProvider("backup");
  * real servers through Pulumi's dynamic-provider host: the service on web1, its database on the
  * db server (127.0.0.14), dumped from web1 over the network before each deploy. The database
  * password reaches the migration only through the service's secretEnv (PGPASSWORD). Outcomes
- * are announced to a webhook receiver on loopback.
+ * are announced to a webhook receiver on loopback. The service and its backup set are stack
+ * config, parsed by the schema as index.ts does; `restoreOnRollback` is Pulumi.prod.yaml's own
+ * (server-agent's), and the set it restores is the one config says (the set protecting it).
  *
  * Not here (see test/scenarios/README.md): the Docker image source (test/real/image-docker.test.ts),
  * the pre-deploy checks and exit codes (test/unit/deploy-command.test.ts, test/real/outcome.test.ts).
@@ -38,6 +44,14 @@ const PASSWORD = `ScAgent-${TAG}-S3cret`;
 const BACKUPS = `${ROOT}/${NAME}-backups`;
 
 const psql = (sql: string, database = DB): Promise<string> => superuserPsql(sql, database);
+
+/** Pulumi.prod.yaml's Server Agent service entry. */
+function prodServerAgent(): Record<string, unknown> {
+  const stack = load(fs.readFileSync(path.resolve(__dirname, "..", "..", "Pulumi.prod.yaml"), "utf8")) as {
+    config: Record<string, Record<string, Record<string, unknown>>>;
+  };
+  return stack.config["fleet:services"]!["server-agent"]!;
+}
 
 /** A webhook receiver on loopback that records what it is sent. */
 async function receiver(): Promise<{ url: string; received: Record<string, unknown>[]; close: () => Promise<void> }> {
@@ -79,46 +93,94 @@ describe("scenario Server Agent: PostgreSQL backup, migrations, health, rollback
   let hook: Awaited<ReturnType<typeof receiver>>;
   let good = "";
 
-  const backupSpec = (release: string) => ({
-    name: `${NAME}-db`,
-    connection,
-    engine: "postgres",
-    postgres: { host: pg.host, port: pg.port, database: DB, user: ROLE, password: PASSWORD },
-    backupsDir: BACKUPS,
-    keep: 7,
-    keepDays: 7,
-    protectReleases: [] as string[],
-    verifyTables: ["tasks"],
-    releases: [release],
-    trigger: "",
-    restore: "",
-    stepTimeoutMs: 60_000,
-    deleteBackupsOnDestroy: true,
-  });
+  /** The stack config of this scenario, validated by the schema as index.ts validates it. */
+  const stack = () =>
+    parseFleetConfig({
+      hosts: {
+        [HOST]: {
+          address: connection.host,
+          user: connection.user,
+          privateKeyFile: "/unused",
+          hostKey: "ssh-ed25519 AAAA",
+        },
+      },
+      services: {
+        [NAME]: {
+          host: HOST,
+          source: { git: app.dir, ref: "main" },
+          start: "python3 app.py",
+          migrate: 'psql -X -q -v ON_ERROR_STOP=1 -v release="$FLEET_RELEASE" -f migrate.sql',
+          env: { APP_HOST: connection.host, APP_PORT: String(PORT), PGHOST: pg.host, PGUSER: ROLE, PGDATABASE: DB },
+          health: {
+            url: `http://${connection.host}:${PORT}/api/health`,
+            bodyContains: '"status": "ok"',
+            version: { url: `http://${connection.host}:${PORT}/api/version`, field: "commit" },
+            timeout: "6s",
+            interval: "50ms",
+          },
+          keepReleases: 3,
+          root: ROOT,
+          restoreOnRollback: prodServerAgent()["restoreOnRollback"],
+        },
+      },
+      backups: {
+        [`${NAME}-db`]: {
+          host: HOST,
+          postgres: { host: pg.host, port: pg.port, database: DB, user: ROLE },
+          protects: [NAME],
+          keep: 7,
+          keepDays: 7,
+          verifyTables: ["tasks"],
+        },
+      },
+      secretEnv: { [NAME]: { PGPASSWORD: PASSWORD } },
+      dbPasswords: { [`${NAME}-db`]: PASSWORD },
+    });
+  /** The backup set a rollback of the service restores, as index.ts finds it. */
+  const restoreFrom = () => restoreBackupOf(stack(), NAME);
 
-  const serviceCase = (): Props =>
-    serviceInputs({
+  const backupSpec = (release: string) => {
+    const cfg = stack();
+    const db = cfg.backups[`${NAME}-db`]!;
+    return {
+      name: `${NAME}-db`,
+      connection,
+      engine: "postgres",
+      postgres: { ...db.postgres!, password: cfg.dbPasswords[`${NAME}-db`]! },
+      backupsDir: BACKUPS,
+      keep: db.keep,
+      keepDays: db.keepDays,
+      protectReleases: [] as string[],
+      verifyTables: db.verifyTables,
+      releases: [release],
+      trigger: "",
+      restore: "",
+      stepTimeoutMs: 60_000,
+      deleteBackupsOnDestroy: true,
+    };
+  };
+
+  const serviceCase = (): Props => {
+    const cfg = stack();
+    const agent = cfg.services[NAME]!;
+    return serviceInputs({
       name: NAME,
       connection,
-      root: ROOT,
-      source: { git: app.dir, ref: "main" },
-      start: "python3 app.py",
-      migrate: 'psql -X -q -v ON_ERROR_STOP=1 -v release="$FLEET_RELEASE" -f migrate.sql',
-      env: { APP_HOST: connection.host, APP_PORT: String(PORT), PGHOST: pg.host, PGUSER: ROLE, PGDATABASE: DB },
-      secretEnv: { PGPASSWORD: PASSWORD },
-      health: {
-        url: `http://${connection.host}:${PORT}/api/health`,
-        bodyContains: '"status": "ok"',
-        version: { url: `http://${connection.host}:${PORT}/api/version`, field: "commit" },
-        timeout: "6s",
-        interval: "50ms",
-      },
-      keepReleases: 3,
-    } satisfies ServiceCase);
+      root: agent.root,
+      source: { git: agent.source.git!, ref: agent.source.ref },
+      start: agent.start,
+      migrate: agent.migrate,
+      env: agent.env,
+      secretEnv: cfg.secretEnv[NAME],
+      health: agent.health,
+      keepReleases: agent.keepReleases,
+    });
+  };
 
   /**
    * One `pulumi up` as the engine orders it: the backup set (releases = the release about to
-   * deploy), then the service with `restoreOnRollback` pointing at that backup.
+   * deploy), then the service with, as config says (`restoreOnRollback`), the restore point of
+   * that backup.
    */
   async function deploy(): Promise<{ backupId: string; run: Promise<Props> }> {
     const inputs = serviceCase();
@@ -132,7 +194,7 @@ describe("scenario Server Agent: PostgreSQL backup, migrations, health, rollback
     const run = service
       .up({
         ...inputs,
-        restoreOnRollback: secret({ backup: spec, backupId }),
+        ...(restoreFrom() === spec.name ? { restoreOnRollback: secret({ backup: spec, backupId }) } : {}),
         notify: secret([{ kind: "webhook", url: hook.url }]),
       })
       .then((r) => r.state!.plainOutputs);
@@ -223,6 +285,7 @@ describe("scenario Server Agent: PostgreSQL backup, migrations, health, rollback
   });
 
   it("a migration, then a failing health gate: automatic rollback and the pre-deploy backup restored; a rollback notification", async () => {
+    assert.equal(restoreFrom(), `${NAME}-db`, "config: restoreOnRollback restores the set protecting the service");
     const recorded = await migrations();
     const bad = app.commit("migrate then break", { "migrate.sql": MIGRATION_2, "mode.txt": "unhealthy\n" });
     const { backupId, run } = await deploy();
