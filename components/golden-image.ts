@@ -33,7 +33,7 @@ export interface DockerGoldenImageArgs {
   readonly dockerfile?: string;
   /** Part of the content hash. Visible in the image history: not for secrets. Default {}. */
   readonly buildArgs?: Readonly<Record<string, string>>;
-  /** Names left out of the context (tar patterns), besides ".git". Default []. */
+  /** What is left out of the context, besides ".git": a path source's exclude patterns (source/files.ts). Default []. */
   readonly exclude?: readonly string[];
   /** Repository of the tags. Default "fleet/<name>". */
   readonly repository?: string;

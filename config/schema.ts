@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { outcomeMarker } from "../decisions/outcome";
 import { DURATION_PATTERN } from "../model/duration";
+import { excludePatternProblem } from "../model/exclude-pattern";
 import { ENV_KEY_PATTERN, NAME_PATTERN, hasNoncharacter, unitNameProblem } from "../providers/service/check";
 import { BACKUP_ID_PATTERN, SAFE_PATH_PATTERN } from "../providers/backup/check";
 import { TABLE_PATTERN } from "../commands/backup-engines";
@@ -69,6 +70,11 @@ const relativePath = z
     (p) => p.split("/").every((part) => part !== "" && part !== "." && part !== ".."),
     "must be a path inside the release (relative, without '..', '.' or empty parts)",
   );
+/** An exclude pattern (gitignore-like, see source/files.ts): the matcher's own rule. */
+const excludePattern = z.string().superRefine((p, ctx) => {
+  const problem = excludePatternProblem(p);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
 /** One line of text (no newline, no NUL). */
 const line = z.string().regex(/^[^\n\r\0]*$/, "must be a single line");
 /** A PostgreSQL database or role name: one line (it goes into a pgpass line), at most 63 bytes (NAMEDATALEN). */
@@ -205,7 +211,7 @@ export const serviceSchema = z
         ref: z.string().min(1).optional(),
         allowDirty: z.boolean().optional(),
         path: z.string().min(1).optional(),
-        exclude: z.array(z.string().min(1)).optional(),
+        exclude: z.array(excludePattern).optional(),
         /** A `fleet:images` entry of kind docker: the release is the image. */
         image: name.optional(),
         /** With git: the parts of the repo this service is made of; other commits leave it alone. */
@@ -309,7 +315,7 @@ export const imageSchema = z.discriminatedUnion("kind", [
     context: z.string().min(1),
     dockerfile: z.string().min(1).optional(),
     buildArgs: z.record(envKey, z.string()).optional(),
-    exclude: z.array(z.string().min(1)).optional(),
+    exclude: z.array(excludePattern).optional(),
     repository: z.string().regex(DOCKER_REPOSITORY, "must be a docker repository name").optional(),
     validate: z.strictObject({
       url: httpUrl,

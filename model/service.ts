@@ -7,7 +7,7 @@ import type { ImageArtifact } from "../providers/image/model";
 export type ResolvedSource =
   /** A commit of a local git repository, packed with `git archive`. */
   | { readonly kind: "git"; readonly repo: string; readonly commit: string }
-  /** A local directory, packed with tar; `exclude` holds tar patterns. */
+  /** A local directory, packed with tar; `exclude` holds its patterns (source/files.ts), defaults included. */
   | { readonly kind: "path"; readonly path: string; readonly exclude: readonly string[] }
   /** A GoldenImage (docker): the release is the image, loaded into the host's engine. */
   | ({ readonly kind: "image" } & ImageArtifact);

@@ -1,5 +1,6 @@
 import type { Readable } from "stream";
 import type { ResolvedSource } from "../model/service";
+import { releaseFiles } from "./files";
 
 /** A gzipped tar of the release on a stream, and a promise that settles when packing ends. */
 export interface PackedSource {
@@ -9,28 +10,26 @@ export interface PackedSource {
 
 /**
  * Packs the release on the deploying machine: `git archive` of the exact commit (never the
- * working tree), or `tar` of the directory with the same excludes as its content hash.
+ * working tree), or `tar` of exactly the directory's release files (source/files.ts, the list
+ * its content hash is made of), fed to tar by name so tar applies no patterns of its own.
  * Runs inside the provider, so `child_process` is required here, not captured.
  */
 export function packSource(source: ResolvedSource): PackedSource {
   const { spawn } = require("child_process") as typeof import("child_process");
   const { PassThrough } = require("stream") as typeof import("stream");
-  const [cmd, args] =
-    source.kind === "git"
-      ? ["git", ["-C", source.repo, "archive", "--format=tar.gz", source.commit]]
-      : source.kind === "image"
-        ? // The release of an image is one file naming it; the image itself is loaded apart.
-          [
-            "sh",
-            [
-              "-c",
-              'd=$(mktemp -d) && printf "%s\\n" "$1" > "$d/IMAGE" && tar -czf - -C "$d" IMAGE; rc=$?; rm -rf "$d"; exit $rc',
-              "sh",
-              source.imageId,
-            ],
-          ]
-        : ["tar", ["-czf", "-", ...source.exclude.map((p) => `--exclude=${p}`), "-C", source.path, "."]];
-  const child = spawn(cmd as string, args as string[], { stdio: ["ignore", "pipe", "pipe"] });
+  let command: PackCommand;
+  try {
+    command = packCommand(source);
+  } catch (e) {
+    return failedPack(new Error(`packing the release failed: ${(e as Error).message}`));
+  }
+  const { cmd, args, stdin } = command;
+  const child = spawn(cmd, args, { stdio: [stdin === undefined ? "ignore" : "pipe", "pipe", "pipe"] });
+  if (stdin !== undefined) {
+    // A tar that dies early closes its stdin: its exit code and stderr say why, not the EPIPE.
+    child.stdin!.on("error", () => undefined);
+    child.stdin!.end(stdin);
+  }
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
   const done = new Promise<void>((resolve, reject) => {
@@ -43,6 +42,52 @@ export function packSource(source: ResolvedSource): PackedSource {
   // release is packed before the SSH channel that will read it is open.
   const stream = new PassThrough();
   child.stdout!.pipe(stream);
+  return { stream, done };
+}
+
+interface PackCommand {
+  readonly cmd: string;
+  readonly args: string[];
+  /** What the command reads on stdin, if anything. */
+  readonly stdin?: string;
+}
+
+function packCommand(source: ResolvedSource): PackCommand {
+  switch (source.kind) {
+    case "git":
+      return { cmd: "git", args: ["-C", source.repo, "archive", "--format=tar.gz", source.commit] };
+    case "image":
+      // The release of an image is one file naming it; the image itself is loaded apart.
+      return {
+        cmd: "sh",
+        args: [
+          "-c",
+          'd=$(mktemp -d) && printf "%s\\n" "$1" > "$d/IMAGE" && tar -czf - -C "$d" IMAGE; rc=$?; rm -rf "$d"; exit $rc',
+          "sh",
+          source.imageId,
+        ],
+      };
+    case "path":
+      // NUL-separated names, each as ./name: no name is read as an option or a pattern, and a
+      // newline in a name is just a character. --no-recursion: a listed name is that entry only.
+      return {
+        cmd: "tar",
+        args: ["-czf", "-", "-C", source.path, "--no-recursion", "--null", "-T", "-"],
+        stdin: releaseFiles(source.path, source.exclude)
+          .map((f) => `./${f}\0`)
+          .join(""),
+      };
+  }
+}
+
+/** A pack that failed before anything ran: an empty stream, and `done` rejecting with why. */
+function failedPack(error: Error): PackedSource {
+  const { PassThrough } = require("stream") as typeof import("stream");
+  const stream = new PassThrough();
+  stream.end();
+  const done = Promise.reject(error);
+  // Marked handled: a caller that stops at the empty stream must not crash the process.
+  done.catch(() => undefined);
   return { stream, done };
 }
 

@@ -9,7 +9,9 @@ import {
   treeHash,
   type TreeEntry,
 } from "../decisions/release-id";
+import { excludePatternProblem } from "../model/exclude-pattern";
 import type { ResolvedSource } from "../model/service";
+import { releaseFiles } from "./files";
 
 /**
  * Resolves a service's source on the deploying machine, while the program runs (so that
@@ -27,7 +29,19 @@ export type SourceArgs =
        */
       readonly paths?: readonly string[];
     }
-  | { readonly path: string; readonly exclude?: readonly string[] };
+  | {
+      readonly path: string;
+      /**
+       * What of the directory is not part of the release (beyond DEFAULT_EXCLUDES): neither
+       * hashed into its id nor deployed. gitignore-like patterns, relative to the directory
+       * (full rules in source/files.ts): `*.log` or `node_modules` (no slash) match a name at any
+       * depth; `data/*.db` (a slash) is anchored at the directory, and `*` stops at `/`;
+       * `**` spans directories; a matching directory is left out with everything below it, and
+       * `data/` matches directories only; wildcards match dotfiles; symlinks are never
+       * followed. Absolute patterns, `..` and a leading `!` are refused.
+       */
+      readonly exclude?: readonly string[];
+    };
 
 export interface ResolvedRelease {
   readonly source: ResolvedSource;
@@ -93,6 +107,10 @@ export function resolveRelease(args: SourceArgs, build: string | undefined, labe
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
     throw new Error(`${label}.source.path: ${dir} is not a directory`);
   }
+  (args.exclude ?? []).forEach((pattern, i) => {
+    const problem = excludePatternProblem(pattern);
+    if (problem) throw new Error(`${label}.source.exclude.${i}: ${problem}`);
+  });
   const exclude = [...DEFAULT_EXCLUDES, ...(args.exclude ?? [])];
   const releaseId = releaseIdFor(pathReleaseBase(treeHash(walkTree(dir, exclude))), build);
   return {
@@ -115,51 +133,16 @@ export function resolveDepsHash(release: ResolvedRelease, when: readonly string[
   );
 }
 
-/** Turns a tar-style name pattern (`*.log`, `dist`) into a matcher of single path components. */
-function nameMatcher(patterns: readonly string[]): (name: string) => boolean {
-  const regexes = patterns.map(
-    (p) =>
-      new RegExp(
-        "^" +
-          p
-            .replace(/[.+^${}()|[\]\\]/g, "\\$&")
-            .replace(/\*/g, ".*")
-            .replace(/\?/g, ".") +
-          "$",
-      ),
-  );
-  return (name) => regexes.some((r) => r.test(name));
-}
-
-/** Every file and symlink below `root`, minus excluded names (same rule as tar --exclude). */
+/**
+ * Every file and symlink of the release below `root` (source/files.ts `releaseFiles`: the same
+ * list the pack holds), with what the content hash needs.
+ */
 export function walkTree(root: string, exclude: readonly string[]): TreeEntry[] {
-  const excluded = nameMatcher(exclude);
-  const entries: TreeEntry[] = [];
-  const visit = (dir: string, rel: string) => {
-    for (const name of fs.readdirSync(dir).sort()) {
-      if (excluded(name)) continue;
-      const full = path.join(dir, name);
-      const relative = rel ? `${rel}/${name}` : name;
-      const stat = fs.lstatSync(full);
-      if (stat.isSymbolicLink()) {
-        entries.push({
-          path: relative,
-          kind: "symlink",
-          executable: false,
-          content: Buffer.from(fs.readlinkSync(full)),
-        });
-      } else if (stat.isDirectory()) {
-        visit(full, relative);
-      } else if (stat.isFile()) {
-        entries.push({
-          path: relative,
-          kind: "file",
-          executable: (stat.mode & 0o111) !== 0,
-          content: fs.readFileSync(full),
-        });
-      }
-    }
-  };
-  visit(root, "");
-  return entries;
+  return releaseFiles(root, exclude).map((relative) => {
+    const full = path.join(root, relative);
+    const stat = fs.lstatSync(full);
+    return stat.isSymbolicLink()
+      ? { path: relative, kind: "symlink", executable: false, content: Buffer.from(fs.readlinkSync(full)) }
+      : { path: relative, kind: "file", executable: (stat.mode & 0o111) !== 0, content: fs.readFileSync(full) };
+  });
 }

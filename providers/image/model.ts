@@ -21,7 +21,7 @@ export interface DockerImageSpec {
   readonly repository: string;
   /** Absolute path of the build context. */
   readonly contextDir: string;
-  /** tar --exclude patterns, the same the manifest was made with. */
+  /** Exclude patterns (source/files.ts), the same the manifest was made with. */
   readonly exclude: readonly string[];
   readonly dockerfile: string;
   readonly buildArgs: Readonly<Record<string, string>>;
