@@ -7,6 +7,7 @@ import type { ImageArtifact } from "../providers/image/model";
 import { dockerRunCommand } from "../commands/image";
 import { imageReleaseId } from "../decisions/release-id";
 import { parseDuration } from "../model/duration";
+import { IMAGE_BUILDS_ITSELF, START_REQUIRED } from "../model/rules/service";
 import { resolveDepsHash, resolveRelease, type SourceArgs } from "../source/resolve";
 import type { SshConnection } from "../transport/connection";
 import type { NotifyTarget } from "../model/notify";
@@ -138,8 +139,7 @@ interface PlannedRelease {
 function releaseOf(name: string, args: ServiceArgs, unitName: string): PlannedRelease {
   const label = `services.${name}`;
   if ("image" in args.source) {
-    if (args.install || args.build)
-      throw new Error(`${label}: install and build go with git or path sources; an image is built by its GoldenImage`);
+    if (args.install || args.build) throw new Error(`${label}: ${IMAGE_BUILDS_ITSELF}`);
     const artifact = pulumi.output(args.source.image);
     const releaseId = artifact.apply((a) => imageReleaseId(a.imageId));
     const envKeys = pulumi
@@ -161,7 +161,7 @@ function releaseOf(name: string, args: ServiceArgs, unitName: string): PlannedRe
           .apply(([a, keys]) => dockerRunCommand({ container: unitName, image: a.imageId, envKeys: keys })),
     };
   }
-  if (!args.start) throw new Error(`${label}.start: give the command that runs the service`);
+  if (!args.start) throw new Error(`${label}.start: ${START_REQUIRED}`);
   // A pinned git service resolves the pinned commit (its install hash is that commit's).
   const source =
     args.pin && "git" in args.source ? { ...args.source, ref: args.pin.commit, allowDirty: true } : args.source;
