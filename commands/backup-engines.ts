@@ -14,9 +14,6 @@ import type { BackupTarget, PostgresTarget } from "../model/backup";
 /** File extension of a backup: `pg_dump -Fc` output is compressed already; SQLite copies are gzipped. */
 export const BACKUP_EXT = { postgres: "dump", sqlite: "sqlite.gz" } as const;
 
-/** A `verifyTables` entry: `table` or `schema.table`, lowercase (names are interpolated into SQL). */
-export const TABLE_PATTERN = /^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$/;
-
 export const BACKUP_EXIT = {
   missingTool: 68,
   locked: 75,
@@ -29,7 +26,7 @@ export const BACKUP_EXIT = {
   countsMismatch: 86,
 } as const;
 
-/** `"schema"."table"` for SQL; the pattern above already keeps quotes out. */
+/** `"schema"."table"` for SQL; TABLE_PATTERN (model/rules/backup.ts) already keeps quotes out. */
 function sqlName(table: string): string {
   return table
     .split(".")

@@ -3,6 +3,7 @@ import { shippedProvider } from "../providers/ship";
 import { defaultBackupsDir } from "../commands/backup";
 import type { BackupSpec, PostgresTarget, RestorePoint } from "../model/backup";
 import { parseDuration } from "../model/duration";
+import { ONE_ENGINE, hasOneEngine } from "../model/rules/backup";
 import type { SshConnection } from "../transport/connection";
 import { Host } from "./host";
 import { DYNAMIC_MODULE, DYNAMIC_TYPES, TOKENS } from "./tokens";
@@ -124,8 +125,8 @@ export class DatabaseBackup extends pulumi.ComponentResource {
 
   constructor(name: string, args: DatabaseBackupArgs, opts?: pulumi.ComponentResourceOptions) {
     super(TOKENS.databaseBackup, name, {}, opts);
-    if (!args.postgres === !args.sqlite) {
-      throw new pulumi.ResourceError(`backups.${name}: give exactly one of postgres and sqlite`, this);
+    if (!hasOneEngine(args)) {
+      throw new pulumi.ResourceError(`backups.${name}: ${ONE_ENGINE}`, this);
     }
     const root = args.root ?? "/srv/fleet";
     const connection = pulumi.secret(args.host instanceof Host ? args.host.connection : pulumi.output(args.host));

@@ -6,6 +6,7 @@ import { bootstrapScript } from "../commands/host";
 import { cloudInitUserData } from "../commands/cloud-init";
 import type { BootstrapSpec, HostFacts } from "../model/host";
 import { parseDuration } from "../model/duration";
+import { SSH_FROM_REQUIRED } from "../model/rules/network";
 import { type HostBootstrapSpec } from "../providers/host/provider";
 import type { SshConnection } from "../transport/connection";
 import { DYNAMIC_MODULE, DYNAMIC_TYPES, TOKENS } from "./tokens";
@@ -82,8 +83,7 @@ export function bootstrapSpec(args: BootstrapArgs): BootstrapSpec {
 
 /** Firewall rules: SSH from the given CIDRs only, plus the extra inbound rules. */
 export function firewallRules(args: Pick<HcloudHostArgs, "sshFrom" | "inbound">): hcloud.types.input.FirewallRule[] {
-  if (args.sshFrom.length === 0)
-    throw new Error("sshFrom must name at least one CIDR, or fleet could not reach the server");
+  if (args.sshFrom.length === 0) throw new Error(`sshFrom ${SSH_FROM_REQUIRED}`);
   return [
     { direction: "in", protocol: "tcp", port: "22", sourceIps: [...args.sshFrom], description: "SSH (fleet)" },
     ...(args.inbound ?? []).map((r) => ({

@@ -1,109 +1,45 @@
 import { z } from "zod";
 import { outcomeMarker } from "../decisions/outcome";
-import { DURATION_PATTERN } from "../model/duration";
-import { excludePatternProblem } from "../model/exclude-pattern";
-import { ENV_KEY_PATTERN, NAME_PATTERN, hasNoncharacter, unitNameProblem } from "../providers/service/check";
-import { BACKUP_ID_PATTERN, SAFE_PATH_PATTERN } from "../providers/backup/check";
-import { TABLE_PATTERN } from "../commands/backup-engines";
+import {
+  ONE_ENGINE,
+  backupDays,
+  backupsKept,
+  hasOneEngine,
+  pgHost,
+  pgName,
+  pgPassword,
+  restoreId,
+  tableName,
+} from "../model/rules/backup";
+import { duration, timeout } from "../model/rules/duration";
+import { envKey, execEnv, serviceEnv, serviceEnvTotalProblem } from "../model/rules/env";
+import { httpStatus, probeUrl } from "../model/rules/http";
+import { DOCKER_REPOSITORY_PATTERN, dockerRepository } from "../model/rules/image";
+import { PLAIN_SEGMENT, formatFieldPath, issueMessage } from "../model/rules/issues";
+import { commitId, name, releaseId, unitName, unixUser } from "../model/rules/names";
+import { SSH_FROM_REQUIRED, cidr, hostAddress, port } from "../model/rules/network";
+import { notifyTargetShape, telegramChatProblem } from "../model/rules/notify";
+import { excludePattern, fleetRoot, releasePath, safeAbsolutePath } from "../model/rules/paths";
 import { restoreOnRollbackProblems } from "./restore-on-rollback";
+import {
+  IMAGE_BUILDS_ITSELF,
+  START_REQUIRED,
+  bodyContains,
+  installRun,
+  keepReleases,
+  minFreeDiskMb,
+  startCommand,
+  versionField,
+} from "../model/rules/service";
+import { command, line, unrepresentable } from "../model/rules/text";
+
+export { formatFieldPath } from "../model/rules/issues";
 
 /**
  * The stack configuration's schema (`fleet:hosts`, `fleet:services`, and the secret
- * `fleet:secretEnv` / `fleet:privateKeys`). Used only by index.ts: zod must never be captured
- * by a dynamic provider (it does not survive serialization).
+ * `fleet:secretEnv` / `fleet:privateKeys`), built from the model's rules (model/rules/), which
+ * the providers' checks use too: one rule, one verdict. Used only by index.ts and the scripts.
  */
-
-const duration = z.string().regex(DURATION_PATTERN, 'must be a duration like "500ms", "30s" or "2m"');
-/**
- * Names that are properties of every JavaScript object: a lookup by such a name (`pins[name]`,
- * `hosts[host]`) finds Object.prototype's member where no entry exists.
- */
-const OBJECT_MEMBERS = new Set(Object.getOwnPropertyNames(Object.prototype));
-const name = z
-  .string()
-  .regex(NAME_PATTERN, "must be 1-64 letters, digits, '_', '.', '@' or '-', not starting with '.' or '-'")
-  .refine((v) => !OBJECT_MEMBERS.has(v), "must not be a JavaScript object member name (constructor, toString, …)");
-/** A service's name or unitName: it names the systemd unit too. */
-const unitName = name.superRefine((v, ctx) => {
-  const problem = unitNameProblem(v);
-  if (problem) ctx.addIssue({ code: "custom", message: problem });
-});
-const unixUser = z
-  .string()
-  .regex(/^[a-z_][a-z0-9_-]{0,31}$/, "must be a Unix user name (lowercase letters, digits, '_', '-')");
-/**
- * Linux's limit for one argument or environment entry (MAX_ARG_STRLEN, with its NUL): a longer
- * command or variable makes the exec fail with E2BIG.
- */
-export const MAX_ARG_BYTES = 131_071;
-const fitsExec = (v: string) => Buffer.byteLength(v) <= MAX_ARG_BYTES;
-/**
- * A process's whole environment, `KEY=value` entries together: half of Linux's default limit for
- * arguments and environment (ARG_MAX, 2 MiB), the rest left for what systemd and sh add.
- */
-export const MAX_ENV_BYTES = 1_048_576;
-const envBytes = (env: Record<string, unknown>) =>
-  Object.entries(env).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(String(v)) + 2, 0);
-const envTooBig = (n: number) =>
-  `the environment totals ${n} bytes; a process gets at most ${MAX_ENV_BYTES} (Linux's limit for arguments and environment is 2 MiB)`;
-const tooLong = `must be at most ${MAX_ARG_BYTES} bytes (Linux's limit for one argument or environment entry)`;
-const NONCHARACTER =
-  "must not contain Unicode noncharacters (U+FDD0–U+FDEF, U+FFFE, U+FFFF, …): systemd refuses text holding them";
-/** A shell command run as `sh -c <command>`. */
-const command = z.string().min(1).refine(fitsExec, tooLong);
-const oneLine = (what: string) =>
-  z
-    .string()
-    .min(1, `${what} must not be empty`)
-    .regex(/^[^\n\r\0]*$/, `${what} must be a single line`)
-    .refine(fitsExec, tooLong);
-/** Printable ASCII only: curl refuses control characters and sends other bytes unencoded. */
-const httpUrl = z
-  .string()
-  .regex(/^https?:\/\/[\x21-\x7e]+$/, "must be an http(s) URL")
-  .max(8192, "must be at most 8192 characters (HTTP servers refuse longer request lines)");
-/** Relative, normalized (no empty, '.' or '..' parts): these become file names in the release. */
-const relativePath = z
-  .string()
-  .min(1)
-  .refine(
-    (p) => p.split("/").every((part) => part !== "" && part !== "." && part !== ".."),
-    "must be a path inside the release (relative, without '..', '.' or empty parts)",
-  );
-/** An exclude pattern (gitignore-like, see source/files.ts): the matcher's own rule. */
-const excludePattern = z.string().superRefine((p, ctx) => {
-  const problem = excludePatternProblem(p);
-  if (problem) ctx.addIssue({ code: "custom", message: problem });
-});
-/** One line of text (no newline, no NUL). */
-const line = z.string().regex(/^[^\n\r\0]*$/, "must be a single line");
-/** A PostgreSQL database or role name: one line (it goes into a pgpass line), at most 63 bytes (NAMEDATALEN). */
-const pgName = line
-  .min(1)
-  .refine((v) => Buffer.byteLength(v) <= 63, "must be at most 63 bytes (PostgreSQL's limit for names)");
-
-/** Environment maps; key errors are reported at the key's own path. */
-const envMap = z.record(z.string(), z.string()).superRefine((env, ctx) => {
-  for (const key of Object.keys(env)) {
-    if (!fitsExec(`${key}=${env[key]}`)) ctx.addIssue({ code: "custom", path: [key], message: tooLong });
-    if (hasNoncharacter(env[key]!)) ctx.addIssue({ code: "custom", path: [key], message: NONCHARACTER });
-    if (!ENV_KEY_PATTERN.test(key)) {
-      ctx.addIssue({
-        code: "custom",
-        path: [key],
-        message: "environment variable names are letters, digits and '_', not starting with a digit",
-      });
-    } else if (key.startsWith("FLEET_")) {
-      ctx.addIssue({
-        code: "custom",
-        path: [key],
-        message: "FLEET_* variables are set by fleet (FLEET_RELEASE, FLEET_COMMIT)",
-      });
-    }
-  }
-});
-
-const cidr = z.string().regex(/^[0-9a-fA-F.:]+\/\d{1,3}$/, 'must be a CIDR such as "203.0.113.7/32"');
 
 const bootstrapSchema = z
   .strictObject({
@@ -117,10 +53,7 @@ const bootstrapSchema = z
       )
       .optional(),
     sudo: z.boolean().optional(),
-    root: z
-      .string()
-      .regex(/^\/[A-Za-z0-9_./-]+$/, "must be an absolute path")
-      .optional(),
+    root: fleetRoot.optional(),
     packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/, "must be a Debian package name")).optional(),
     journalMaxUse: z
       .string()
@@ -130,21 +63,21 @@ const bootstrapSchema = z
       .string()
       .regex(/^[A-Za-z0-9_+-]+(\/[A-Za-z0-9_+-]+)*$/, 'must be a time zone name such as "Europe/Berlin"')
       .optional(),
-    readyTimeout: duration.optional(),
-    stepTimeout: duration.optional(),
+    readyTimeout: timeout.optional(),
+    stepTimeout: timeout.optional(),
   })
   .optional();
 
 const existingHostSchema = z
   .strictObject({
     kind: z.literal("existing"),
-    address: z.string().regex(/^[A-Za-z0-9.:_-]+$/, "must be a host name or an IP address"),
-    port: z.number().int().min(1).max(65535).default(22),
+    address: hostAddress,
+    port: port.default(22),
     user: unixUser.default("root"),
     privateKeyFile: z.string().min(1).optional(),
     hostKey: z.string().min(1).optional(),
     knownHostsFile: z.string().min(1).optional(),
-    connectTimeout: duration.optional(),
+    connectTimeout: timeout.optional(),
     /** Another configured host to reach this one through (ssh -J). */
     jump: name.optional(),
     bootstrap: bootstrapSchema,
@@ -167,7 +100,7 @@ const hcloudHostSchema = z.strictObject({
   image: z.string().min(1).optional(),
   goldenImage: name.optional(),
   labels: z.record(z.string(), z.string()).default({}),
-  sshFrom: z.array(cidr).min(1, "name at least one CIDR allowed to reach SSH"),
+  sshFrom: z.array(cidr).min(1, SSH_FROM_REQUIRED),
   inbound: z
     .array(
       z.strictObject({
@@ -180,7 +113,7 @@ const hcloudHostSchema = z.strictObject({
   user: unixUser.default("root"),
   privateKeyFile: z.string().min(1).optional(),
   publicKeyFile: z.string().min(1),
-  connectTimeout: duration.optional(),
+  connectTimeout: timeout.optional(),
   bootstrap: bootstrapSchema,
 });
 
@@ -215,7 +148,7 @@ export const serviceSchema = z
         /** A `fleet:images` entry of kind docker: the release is the image. */
         image: name.optional(),
         /** With git: the parts of the repo this service is made of; other commits leave it alone. */
-        paths: z.array(relativePath).min(1).optional(),
+        paths: z.array(releasePath).min(1).optional(),
       })
       .superRefine((s, ctx) => {
         // Given, not truthy: an empty path is reported as empty, not as missing.
@@ -232,42 +165,29 @@ export const serviceSchema = z
       }),
     install: z
       .strictObject({
-        run: oneLine("install.run"),
-        when: z.array(relativePath).default([]),
+        run: installRun,
+        when: z.array(releasePath).default([]),
       })
       .optional(),
     build: command.optional(),
     migrate: command.optional(),
-    // Rendered into the unit file, whose lines systemd drops when they hold a noncharacter.
-    start: oneLine("start")
-      .refine((v) => v.trim() !== "", "start must not be blank")
-      .refine((v) => !hasNoncharacter(v), NONCHARACTER)
-      .optional(),
-    env: envMap.default({}),
+    start: startCommand.optional(),
+    env: serviceEnv.default({}),
     health: z.strictObject({
-      url: httpUrl,
-      expectStatus: z.number().int().min(100).max(599).default(200),
-      // grep -F takes each line of a multi-line pattern as a pattern of its own.
-      bodyContains: line.optional(),
-      version: z.strictObject({ url: httpUrl, field: z.string().min(1).default("commit") }).optional(),
+      url: probeUrl,
+      expectStatus: httpStatus.default(200),
+      bodyContains: bodyContains.optional(),
+      version: z.strictObject({ url: probeUrl, field: versionField.default("commit") }).optional(),
       timeout: duration.default("30s"),
       interval: duration.optional(),
     }),
-    keepReleases: z
-      .number()
-      .int()
-      .min(2, "must be at least 2 (the serving release and the rollback target)")
-      .default(5),
-    root: z
-      .string()
-      .regex(/^\/[A-Za-z0-9_./-]*$/, "must be an absolute path without spaces or quotes")
-      .refine((p) => p !== "/" && !p.split("/").includes(".."), "must not be / or contain '..'")
-      .default("/srv/fleet"),
+    keepReleases: keepReleases.default(5),
+    root: fleetRoot.default("/srv/fleet"),
     runAs: unixUser.optional(),
     unitName: unitName.optional(),
     breakStaleLock: z.boolean().optional(),
-    stepTimeout: duration.optional(),
-    minFreeDiskMb: z.number().int().min(0).optional(),
+    stepTimeout: timeout.optional(),
+    minFreeDiskMb: minFreeDiskMb.optional(),
     /** After an automatic rollback that followed a migration, restore the pre-deploy backup of the set protecting it. */
     restoreOnRollback: z.boolean().optional(),
   })
@@ -277,35 +197,13 @@ export const serviceSchema = z
     if (s.rollout && !s.hosts)
       ctx.addIssue({ code: "custom", path: ["rollout"], message: "rollout goes with hosts (several hosts)" });
     if (s.start === undefined && s.source.image === undefined)
-      ctx.addIssue({
-        code: "custom",
-        path: ["start"],
-        message: "give the command that runs the service (only image sources have a default)",
-      });
+      ctx.addIssue({ code: "custom", path: ["start"], message: START_REQUIRED });
     if (s.source.image !== undefined && (s.install || s.build !== undefined))
-      ctx.addIssue({
-        code: "custom",
-        path: ["source", "image"],
-        message: "install and build go with git or path sources; an image is built by its fleet:images entry",
-      });
+      ctx.addIssue({ code: "custom", path: ["source", "image"], message: IMAGE_BUILDS_ITSELF });
     for (const c of s.rollout?.canary ?? []) {
       if (!s.hosts?.includes(c))
         ctx.addIssue({ code: "custom", path: ["rollout", "canary"], message: `"${c}" is not in hosts` });
     }
-  });
-
-/** Docker's repository grammar (commands/image.ts imageTag checks the same). */
-export const DOCKER_REPOSITORY = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/;
-const envKey = z
-  .string()
-  .regex(ENV_KEY_PATTERN, "environment variable names are letters, digits and '_', not starting with a digit");
-
-/** An environment for a process: each `KEY=value` entry within the exec limit. */
-const execEnv = (value: z.ZodString) =>
-  z.record(envKey, value).superRefine((env, ctx) => {
-    for (const [k, v] of Object.entries(env))
-      if (!fitsExec(`${k}=${v}`)) ctx.addIssue({ code: "custom", path: [k], message: tooLong });
-    if (envBytes(env) > MAX_ENV_BYTES) ctx.addIssue({ code: "custom", message: envTooBig(envBytes(env)) });
   });
 
 /** Golden images (`fleet:images`): docker images for services, hcloud snapshots for hosts. */
@@ -316,14 +214,14 @@ export const imageSchema = z.discriminatedUnion("kind", [
     dockerfile: z.string().min(1).optional(),
     buildArgs: z.record(envKey, z.string()).optional(),
     exclude: z.array(excludePattern).optional(),
-    repository: z.string().regex(DOCKER_REPOSITORY, "must be a docker repository name").optional(),
+    repository: dockerRepository.optional(),
     validate: z.strictObject({
-      url: httpUrl,
-      expectStatus: z.number().int().min(100).max(599).optional(),
+      url: probeUrl,
+      expectStatus: httpStatus.optional(),
       bodyContains: z.string().optional(),
       // A Docker --env-file: literal KEY=value lines.
       env: execEnv(line).optional(),
-      timeout: duration.optional(),
+      timeout: timeout.optional(),
       interval: duration.optional(),
     }),
     /** Hosts to ship it to ahead of the services that run it. */
@@ -338,29 +236,20 @@ export const imageSchema = z.discriminatedUnion("kind", [
     provision: z.strictObject({
       dir: z.string().min(1),
       // One line each: every script reports itself as a `ran=<name>` line.
-      run: z.array(relativePath.regex(/^[^\n\r]*$/, "must be a single line")).optional(),
+      run: z.array(releasePath.regex(/^[^\n\r]*$/, "must be a single line")).optional(),
       // Exported to every script: an entry over the exec limit makes every command fail.
       env: execEnv(z.string()).optional(),
     }),
-    validate: z.strictObject({ check: z.string().min(1), timeout: duration.optional() }),
+    validate: z.strictObject({ check: z.string().min(1), timeout: timeout.optional() }),
     keep: z.number().int().min(2).optional(),
     labels: z.record(z.string(), z.string()).optional(),
   }),
 ]);
 
 /** Rollback pins (`npm run rollback`): the release each service must run. */
-export const pinsSchema = z.record(
-  name,
-  z.strictObject({
-    releaseId: z.string().regex(/^[a-z0-9][a-z0-9-]{5,63}$/, "must be a release id"),
-    // A git commit, or a release id: it lands in REVISION and in facts the deploy reads back.
-    commit: z
-      .string()
-      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, "must be a commit id (letters, digits, '.', '_', '-')"),
-  }),
-);
+export const pinsSchema = z.record(name, z.strictObject({ releaseId, commit: commitId }));
 
-const secretEnvSchema = z.record(name, envMap);
+const secretEnvSchema = z.record(name, serviceEnv);
 
 /** Database backups taken before the services they protect switch (`fleet:backups`). */
 export const backupSchema = z
@@ -369,58 +258,35 @@ export const backupSchema = z
     host: name,
     postgres: z
       .strictObject({
-        host: z.string().regex(/^[A-Za-z0-9.:_-]+$/, "must be a host name or an IP address"),
-        port: z.number().int().min(1).max(65535).default(5432),
-        // One line each: they are written into a pgpass line.
+        host: pgHost,
+        port: port.default(5432),
         database: pgName,
         user: pgName,
       })
       .optional(),
-    sqlite: z
-      .strictObject({
-        // What the backup provider accepts: the path goes into sqlite dot-commands and double quotes.
-        path: z
-          .string()
-          .regex(SAFE_PATH_PATTERN, "must be an absolute path of letters, digits and _ . / @ + -")
-          .refine((p) => p !== "/" && !p.split("/").includes(".."), "must not be / or contain '..'"),
-      })
-      .optional(),
+    sqlite: z.strictObject({ path: safeAbsolutePath }).optional(),
     /** Services that wait for this backup; a new release of any of them takes a new backup. */
     protects: z.array(name).default([]),
-    keep: z.number().int().min(0).default(5),
-    keepDays: z.number().int().min(0).default(0),
-    verifyTables: z
-      .array(z.string().regex(TABLE_PATTERN, "must be table or schema.table (lowercase letters, digits, '_')"))
-      .default([]),
+    keep: backupsKept.default(5),
+    keepDays: backupDays.default(0),
+    verifyTables: z.array(tableName).default([]),
     /** A backup id to restore on the next `pulumi up` (explicit only). */
-    restore: z
-      .string()
-      .refine((id) => id === "" || BACKUP_ID_PATTERN.test(id), "must be a backup id (`<name>-<time>-<release>`)")
-      .optional(),
+    restore: restoreId.optional(),
     trigger: z.string().optional(),
   })
   .superRefine((b, ctx) => {
-    if (!b.postgres === !b.sqlite) ctx.addIssue({ code: "custom", message: "give exactly one of postgres and sqlite" });
+    if (!hasOneEngine(b)) ctx.addIssue({ code: "custom", message: ONE_ENGINE });
   });
 
 /** Notification targets (secret config: their URLs carry tokens). */
 export const notifySchema = z.array(
   z
     .strictObject({
-      kind: z.enum(["webhook", "slack", "discord", "telegram"]),
-      url: z.string().regex(/^https?:\/\/\S+$/, "must be an http(s) URL"),
-      chatId: z.string().min(1).optional(),
-      events: z
-        .array(z.enum(["success", "failure", "rollback", "critical"]))
-        .min(1)
-        .optional(),
+      ...notifyTargetShape,
       /** Only for these services. Default: all. */
       services: z.array(name).optional(),
     })
-    .superRefine((t, ctx) => {
-      if (t.kind === "telegram" && !t.chatId)
-        ctx.addIssue({ code: "custom", path: ["chatId"], message: "a telegram target needs chatId" });
-    }),
+    .superRefine(telegramChatProblem),
 );
 
 export const fleetConfigSchema = z.strictObject({
@@ -437,7 +303,7 @@ export const fleetConfigSchema = z.strictObject({
     .array(z.strictObject({ name: z.string().min(1), run: z.string().min(1), cwd: z.string().min(1).optional() }))
     .default([]),
   /** Secret: the PostgreSQL password of each postgres backup, by backup name. */
-  dbPasswords: z.record(name, line.min(1)).default({}),
+  dbPasswords: z.record(name, pgPassword).default({}),
 });
 
 type Loose = Record<string, Record<string, unknown> | undefined> | undefined;
@@ -476,9 +342,8 @@ export function crossReferenceProblems(raw: unknown): string[] {
         problems.push(`${at("services", svc, "env", key)}: is also in fleet:secretEnv; keep it in one place`);
     }
     // env and secretEnv land in one EnvironmentFile, and the service's exec must take it all.
-    const total = envBytes(obj(obj(s)["env"])) + envBytes(obj(own(secretEnv, svc)));
-    if (total > MAX_ENV_BYTES)
-      problems.push(`${at("services", svc, "env")}: with fleet:secretEnv, ${envTooBig(total)}`);
+    const tooBig = serviceEnvTotalProblem(obj(obj(s)["env"]), obj(own(secretEnv, svc)));
+    if (tooBig) problems.push(`${at("services", svc, "env")}: with fleet:secretEnv, ${tooBig}`);
   }
   const notify = Array.isArray(cfg["notify"]) ? (cfg["notify"] as unknown[]) : [];
   notify.forEach((t, i) => {
@@ -505,7 +370,6 @@ export function crossReferenceProblems(raw: unknown): string[] {
       );
     }
   }
-  for (const p of restoreOnRollbackProblems(cfg)) problems.push(`${at(...p.path)}: ${p.message}`);
   const images = obj(cfg["images"]) as NonNullable<Loose>;
   const imageKind = (n: unknown) => obj(own(images, n))["kind"];
   for (const [svc, s] of Object.entries(services)) {
@@ -535,7 +399,7 @@ export function crossReferenceProblems(raw: unknown): string[] {
     if (
       obj(spec)["kind"] === "docker" &&
       obj(spec)["repository"] === undefined &&
-      !DOCKER_REPOSITORY.test(repository)
+      !DOCKER_REPOSITORY_PATTERN.test(repository)
     ) {
       problems.push(
         `${at("images", img)}: the default repository ${q(repository)} is not a valid Docker name; give repository (e.g. "fleet/app")`,
@@ -563,47 +427,8 @@ export function crossReferenceProblems(raw: unknown): string[] {
       );
     }
   }
+  for (const p of restoreOnRollbackProblems(cfg)) problems.push(`${at(...p.path)}: ${p.message}`);
   return problems;
-}
-
-/**
- * Strings no host can receive as given: a NUL byte (no shell word, C string, file or unit can
- * hold one) and a lone UTF-16 surrogate (it has no UTF-8 form; it would arrive as U+FFFD).
- * Keys included, each reported at its path; and the key "__proto__", which zod's records drop.
- */
-function unrepresentable(value: unknown, path: (string | number)[] = []): string[] {
-  const check = (s: string, at: (string | number)[]) => {
-    if (s.includes("\0")) return [`${formatFieldPath(at)}: must not contain a NUL byte (no host can receive one)`];
-    if (/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(s))
-      return [`${formatFieldPath(at)}: must be valid Unicode (a lone surrogate has no UTF-8 form)`];
-    return [];
-  };
-  if (typeof value === "string") return check(value, path);
-  if (Array.isArray(value)) return value.flatMap((v, i) => unrepresentable(v, [...path, i]));
-  // "__proto__" (a JSON key like any other) sets an object's prototype when assigned: it would be lost.
-  const proto = (k: string) =>
-    k === "__proto__" ? [`${formatFieldPath([...path, k])}: "__proto__" cannot be a name`] : [];
-  if (value && typeof value === "object")
-    return Object.entries(value).flatMap(([k, v]) => [
-      ...check(k, [...path, k]),
-      ...proto(k),
-      ...unrepresentable(v, [...path, k]),
-    ]);
-  return [];
-}
-
-/** Plain path parts print as they are; any other (spaces, controls, quotes) as a JSON string. */
-const PLAIN_SEGMENT = /^[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]*$/;
-
-/** A field's path as problems name it: `services.web.env.PORT`, `services["a b"].host`. */
-export function formatFieldPath(path: readonly (string | number | symbol)[]): string {
-  let out = "";
-  for (const seg of path) {
-    const s = typeof seg === "symbol" ? String(seg) : seg;
-    if (typeof s === "number" || PLAIN_SEGMENT.test(s)) out += `${out ? "." : ""}${s}`;
-    else out += `[${JSON.stringify(s)}]`;
-  }
-  return out;
 }
 
 export type FleetConfig = z.output<typeof fleetConfigSchema>;
@@ -625,16 +450,11 @@ export class FleetConfigError extends Error {
 /** Validates raw config; throws FleetConfigError naming each bad field by its path. */
 export function parseFleetConfig(raw: unknown): FleetConfig {
   const result = fleetConfigSchema.safeParse(raw);
-  // A bad record key's own message says what a name must be ("Invalid key in record" does not).
-  const message = (issue: z.core.$ZodIssue) =>
-    issue.code === "invalid_key" && issue.issues.length > 0
-      ? issue.issues.map((i) => i.message).join("; ")
-      : issue.message;
   const problems = [
-    ...unrepresentable(raw),
+    ...unrepresentable(raw).map((p) => `${formatFieldPath(p.path)}: ${p.message}`),
     ...(result.success
       ? []
-      : result.error.issues.map((issue) => `${formatFieldPath(issue.path) || "(root)"}: ${message(issue)}`)),
+      : result.error.issues.map((issue) => `${formatFieldPath(issue.path) || "(root)"}: ${issueMessage(issue)}`)),
     ...crossReferenceProblems(raw),
   ];
   if (problems.length > 0 || !result.success) throw new FleetConfigError([...new Set(problems)]);

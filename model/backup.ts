@@ -1,4 +1,4 @@
-import type { SshConnection } from "../transport/connection";
+import type { SshConnection } from "./connection";
 
 /** The database engines DatabaseBackup knows. */
 export type BackupEngine = "postgres" | "sqlite";

@@ -1,7 +1,7 @@
-import type { SshConnection } from "../transport/connection";
+import type { SshConnection } from "./connection";
 import type { NotifyTarget } from "./notify";
 import type { RestorePoint } from "./backup";
-import type { ImageArtifact } from "../providers/image/model";
+import type { ImageArtifact } from "./image";
 
 /** Where a release's files come from, resolved by the program before the provider runs. */
 export type ResolvedSource =

@@ -1,3 +1,4 @@
+import { IMAGE_BUILDS_ITSELF, START_REQUIRED } from "../model/rules/service";
 import { dockerRunCommand } from "../commands/image";
 import { serviceLayout } from "../commands/layout";
 import { renderUnit } from "../commands/unit";
@@ -147,11 +148,8 @@ export function healthSpec(args: HealthArgs, at: string): HealthSpec {
 /** What a source cannot go with; checked as soon as the arguments are known. */
 function sourceProblem(args: ReleaseArgs<unknown> & { readonly start?: string }): string | undefined {
   const at = label(args.name);
-  if ("image" in args.source)
-    return args.install || args.build
-      ? `${at}: install and build go with git or path sources; an image is built by its GoldenImage`
-      : undefined;
-  return args.start === undefined ? `${at}.start: give the command that runs the service` : undefined;
+  if ("image" in args.source) return args.install || args.build ? `${at}: ${IMAGE_BUILDS_ITSELF}` : undefined;
+  return args.start === undefined ? `${at}.start: ${START_REQUIRED}` : undefined;
 }
 
 /** The build of an image that a pin names: the current one, or one its history still keeps. */
@@ -224,7 +222,7 @@ export function startCommand(
   secretEnvKeys: readonly string[],
 ): string {
   if (args.start !== undefined) return args.start;
-  if (source.kind !== "image") throw new Error(`${label(args.name)}.start: give the command that runs the service`);
+  if (source.kind !== "image") throw new Error(`${label(args.name)}.start: ${START_REQUIRED}`);
   const envKeys = [...Object.keys(args.env ?? {}), ...secretEnvKeys, "FLEET_RELEASE", "FLEET_COMMIT"];
   return dockerRunCommand({ container: args.unitName ?? args.name, image: source.imageId, envKeys });
 }

@@ -73,12 +73,5 @@ export interface DockerImageState extends DockerImageSpec {
   readonly pruned: PruneResult[];
 }
 
-/** Everything a Service needs to make sure a host has the image, and to prune it there. */
-export interface ImageArtifact {
-  readonly name: string;
-  readonly imageId: string;
-  readonly tags: readonly string[];
-  readonly dockerHost: string;
-  readonly keep: number;
-  readonly history: readonly string[];
-}
+// A Service's source when it runs an image: a model type, since model/service.ts names it.
+export type { ImageArtifact } from "../../model/image";

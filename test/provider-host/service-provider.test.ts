@@ -74,6 +74,26 @@ describe("Service provider in Pulumi's provider host (preview path)", function (
     assert.deepEqual(bad.failures.map((f) => f.property).sort(), ["keepReleases", "name"]);
   });
 
+  it("check runs the model's rules inside the host (the bundle requires zod there)", async () => {
+    const r = await host.check(
+      "urn:pulumi:test::fleet::x::web",
+      {},
+      await withProvider(serviceProvider, {
+        ...spec,
+        // The longest URL the config accepts, a body line with a carriage return, an unknown value.
+        health: { ...spec.health, url: `http://h/${"a".repeat(8183)}`, bodyContains: "a\rb" },
+        env: { PORT: UNKNOWN, "A-B": "1" },
+      } as never),
+    );
+    assert.deepEqual(r.failures, [
+      {
+        property: "env.A-B",
+        reason: "environment variable names are letters, digits and '_', not starting with a digit",
+      },
+      { property: "health.bodyContains", reason: "must be a single line" },
+    ]);
+  });
+
   it("check lets preview's unknowns through", async () => {
     const r = await host.check(
       "urn:pulumi:test::fleet::x::web",

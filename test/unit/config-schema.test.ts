@@ -322,3 +322,42 @@ describe("config/schema: hostile values (issue #10)", () => {
     );
   });
 });
+
+describe("config/schema: rules shared with the providers (model/rules)", () => {
+  const withService = (patch: Record<string, unknown>) => {
+    const cfg = good() as any;
+    Object.assign(cfg.services.web, patch);
+    return cfg;
+  };
+
+  it("a zero step or connect timeout is refused: it would fail every step before it starts", () => {
+    assert.deepEqual(problems(withService({ stepTimeout: "0s" })), ["services.web.stepTimeout: must be longer than 0"]);
+    const cfg = good() as any;
+    cfg.hosts.web1.connectTimeout = "0ms";
+    cfg.hosts.web1.bootstrap = { stepTimeout: "0.0m" };
+    assert.deepEqual(problems(cfg), [
+      "hosts.web1.connectTimeout: must be longer than 0",
+      "hosts.web1.bootstrap.stepTimeout: must be longer than 0",
+    ]);
+    assert.doesNotThrow(() =>
+      parseFleetConfig(withService({ stepTimeout: "0.5s", health: { ...good().services.web.health, timeout: "0s" } })),
+    );
+  });
+
+  it("a bootstrap root is fleet's root, as a service's is: never / or escaping with '..'", () => {
+    const cfg = good() as any;
+    cfg.hosts.web1.bootstrap = { root: "/srv/../etc" };
+    assert.deepEqual(problems(cfg), ["hosts.web1.bootstrap.root: must not be / or contain '..'"]);
+  });
+
+  it("a PostgreSQL host may be a socket directory, as model/backup.ts documents", () => {
+    const backups = (host: string) => ({
+      ...good(),
+      backups: { db: { host: "web1", postgres: { host, database: "appdb", user: "app" } } },
+      dbPasswords: { db: "pw" },
+    });
+    assert.doesNotThrow(() => parseFleetConfig(backups("/var/run/postgresql")));
+    assert.ok(problems(backups("/var/../run"))[0]!.startsWith("backups.db.postgres.host: must be a host name"));
+    assert.ok(problems(backups("db host"))[0]!.startsWith("backups.db.postgres.host: must be a host name"));
+  });
+});

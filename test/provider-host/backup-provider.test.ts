@@ -1,0 +1,58 @@
+import { strict as assert } from "assert";
+import { shippedProvider } from "../../providers/ship";
+import { ProviderHost, UNKNOWN, withProvider } from "../support/provider-host";
+
+// What ships in state: the bundled provider (providers/ship.ts), as DatabaseBackup registers it.
+const backupProvider = shippedProvider("backup");
+
+const spec = {
+  name: "db",
+  connection: { host: "127.0.0.11", port: 22, user: "root", privateKey: "KEY", hostKey: "ssh-ed25519 AAAA" },
+  engine: "postgres",
+  postgres: { host: "127.0.0.14", port: 5432, database: "appdb", user: "app", password: "pw" },
+  backupsDir: "/srv/fleet/.backups/db",
+  keep: 5,
+  keepDays: 0,
+  protectReleases: [],
+  verifyTables: ["users"],
+  releases: ["r1r1r1"],
+  trigger: "",
+  restore: "",
+  stepTimeoutMs: 600_000,
+  deleteBackupsOnDestroy: false,
+};
+
+/** The backup provider's check inside Pulumi's real provider host: the model's rules, as config applies them. */
+describe("Backup provider's check in Pulumi's provider host", function () {
+  this.timeout(30_000);
+  let host: ProviderHost;
+  before(async () => {
+    host = await ProviderHost.start();
+  });
+  after(async () => {
+    await host.stop();
+  });
+
+  const check = async (over: object) =>
+    (await host.check("urn:pulumi:test::fleet::x::db", {}, await withProvider(backupProvider, { ...spec, ...over })))
+      .failures;
+
+  it("accepts a valid spec and names each bad field", async () => {
+    assert.deepEqual(await check({}), []);
+    const failures = await check({
+      postgres: { ...spec.postgres, database: "d".repeat(64), port: 65536 },
+      verifyTables: ["users", "Users"],
+      restore: "../etc",
+    });
+    assert.deepEqual(failures.map((f) => f.property).sort(), [
+      "postgres.database",
+      "postgres.port",
+      "restore",
+      "verifyTables[1]",
+    ]);
+  });
+
+  it("lets preview's unknowns through", async () => {
+    assert.deepEqual(await check({ connection: UNKNOWN, releases: [UNKNOWN], postgres: UNKNOWN }), []);
+  });
+});
