@@ -10,8 +10,11 @@ import { evidence, judge, type Gate } from "./gate";
 import { deployError, secretsOf, type FailureKind } from "./lock";
 import { finish, type DeployContext } from "./context";
 
-/** The phases from which on the activation may have changed what serves: a failure there is undone. */
-const SWITCHED_PHASES: ReadonlySet<string> = new Set(["switch", "restart", "health", "finalize"]);
+/**
+ * The phases from which on the activation may have changed what serves: a failure there is undone.
+ * (An array: Pulumi's closure serializer captures a module-level Set as a plain object.)
+ */
+const SWITCHED_PHASES: readonly string[] = ["switch", "restart", "health", "finalize"];
 
 /** The phase a failed script reached, from its `fleet-phase:` lines. */
 function failedPhase(err: unknown): string {
@@ -71,7 +74,7 @@ export async function failStep(ctx: DeployContext, err: unknown, at: StepFailure
   const phase = failedPhase(err);
   const step = isRemoteCommandError(err) ? err.step : "";
   // A switch stopped part-way may have written the new env and unit already: undo it too.
-  const switched = at.afterSwitch === true || SWITCHED_PHASES.has(phase);
+  const switched = at.afterSwitch === true || SWITCHED_PHASES.includes(phase);
   const rollback = switched ? await rollBackStep(spec) : undefined;
   const rolledBack = rollback ? `; ${describeStepRollback(rollback)}` : "";
   // The upload names no phase of its own (it is tar, not a script): its step is the phase.
