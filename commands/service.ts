@@ -209,24 +209,23 @@ export interface ActivatePlan {
   readonly stage: boolean;
   /** The env file content (secrets included: this script travels on stdin). */
   readonly envFile: string;
-  /** What to finish on the host when the gate passes there: retention and the audit line. */
-  readonly onSuccess: FinalizeArgs;
 }
 
 /**
- * Step 4: stage (deps, REVISION, build), migrate, switch, restart and pass the health gate, in
+ * Step 4: stage (deps, REVISION, build), migrate, switch, restart and probe the health gate, in
  * one round trip. Saves what it replaces into `.rollback/` first, so the rollback script can put
  * back the exact previous state: `current`, unit, env. Everything before the `switch` phase
- * leaves the serving release untouched.
+ * leaves the serving release untouched. It ends holding the lock and judging nothing: the
+ * deploying side judges the probe's evidence (decisions/health.ts), then finalizes or rolls back.
  */
 export function activateScript(spec: ServiceSpec, plan: ActivatePlan): string {
   return header(layoutOf(spec), spec.runAs) + activateLines(spec, plan).join("\n");
 }
 
 /**
- * The one-round-trip path for a release the host still has (a rollback, a re-apply): checks,
- * lock, then the activation. If the release or its deps turn out to be gone, it releases the
- * lock and prints `fast=0`, and the caller takes the full path.
+ * The one-round-trip path to the gate for a release the host still has (a rollback, a
+ * re-apply): checks, lock, then the activation. If the release or its deps turn out to be gone,
+ * it releases the lock and prints `fast=0`, and the caller takes the full path.
  */
 export function fastActivateScript(spec: ServiceSpec, owner: LockOwner, plan: ActivatePlan): string {
   const layout = layoutOf(spec);
@@ -319,38 +318,8 @@ function activateLines(spec: ServiceSpec, plan: ActivatePlan): string[] {
     "phase restart",
     restartLines(spec.unitName),
     ...probeLines(spec),
-    ...hostVerdictLines(spec),
-    `if [ $host_ok = 1 ]; then`,
-    ...finalizeLines(spec, plan.onSuccess).map((l) => `  ${l}`),
-    `  echo finalized=1`,
-    `fi`,
     "",
   );
-  return lines;
-}
-
-/**
- * The gate's verdict on the host, so a passing deploy finishes without another round trip:
- * the probe passed and, with a version endpoint, its field reports this commit (equal, or one a
- * 7+ character prefix of the other). The deploying side checks again with a real JSON parser.
- */
-function hostVerdictLines(spec: ServiceSpec): string[] {
-  const lines = [`host_ok=0; [ $result = ok ] && host_ok=1`];
-  const version = spec.health.version;
-  if (version) {
-    const field = version.field
-      .split(".")
-      .pop()!
-      .replace(/[^A-Za-z0-9_-]/g, ".");
-    lines.push(
-      `if [ $host_ok = 1 ]; then`,
-      `  v=$(sed -n ${shq(`s/.*"${field}"[[:space:]]*:[[:space:]]*"\\([^"]*\\)".*/\\1/p`)} "$tmp/version" | head -1)`,
-      `  c=${shq(spec.commit)}; host_ok=0`,
-      `  case "$c" in "$v") host_ok=1;; "$v"*) [ \${#v} -ge 7 ] && host_ok=1;; esac`,
-      `  case "$v" in "$c"?*) [ \${#c} -ge 7 ] && host_ok=1;; esac`,
-      `fi`,
-    );
-  }
   return lines;
 }
 
@@ -378,11 +347,12 @@ function restartLines(unitName: string): string {
 }
 
 /**
- * The health gate, polled on the host (no round trip per probe) right after the restart, in the
- * same script. Waits until the URL answers the expected status (and body), or the timeout, or
- * the started process (`$pid`, set by the restart) exits. Prints
- * `result=ok|timeout|exited`, the last status, the bodies (base64) and, on failure, this
- * attempt's journal lines (base64) as evidence.
+ * The health gate's probe, polled on the host (no round trip per probe) right after the restart,
+ * in the same script. Waits until the URL answers the expected status (and body), or the timeout,
+ * or the started process (`$pid`, set by the restart) exits; then, with a version endpoint, until
+ * that answers 200 within the same deadline. Prints `result=ok|timeout|exited`, the last status,
+ * the bodies (base64) and, on failure, this attempt's journal lines (base64). It reads no field
+ * of the version body: that verdict is judgeHealth's alone (decisions/health.ts).
  */
 function probeLines(spec: ServiceSpec): string[] {
   const h = spec.health;
@@ -479,8 +449,8 @@ export function rollbackScript(spec: ServiceSpec, options: { unstage?: boolean }
 /** One line of deploy.log: when, who, from → to, result, duration, note. */
 export interface AuditEntry {
   readonly who: string;
-  /** The release before; omitted inside the activation, where the host knows it (`$prev`). */
-  readonly from?: string;
+  /** The release before ("" for none). */
+  readonly from: string;
   readonly to: string;
   readonly result: "ok" | "failed" | "rolled-back" | "critical";
   readonly note?: string;
@@ -495,16 +465,20 @@ export interface FinalizeArgs {
 }
 
 /**
- * Finishing a deploy: prune releases and the deps sets no remaining release uses, drop staging,
- * append the audit line (with the duration), release the lock. `.rollback/` stays until the
- * next switch, so the deploying side can still put the previous release back.
+ * The last step of every deploy, run once its outcome is decided (the gate judged on the
+ * deploying side, or a step failed): prune releases and the deps sets no remaining release uses,
+ * drop staging, append the audit line (with the duration), release the lock. `.rollback/` stays
+ * until the next switch, so the deploying side can still put the previous release back.
  */
-function finalizeLines(spec: ServiceSpec, args: FinalizeArgs): string[] {
+export function finalizeScript(spec: ServiceSpec, args: FinalizeArgs): string {
   const layout = layoutOf(spec);
   const a = args.audit;
   const note = a.note ? ` ${a.note.replace(/\s+/g, " ").slice(0, 300)}` : "";
-  const from = a.from !== undefined ? shq(a.from || "-") : `"\${prev##*/}"`;
-  return [
+  const lines = [
+    // After a lost connection the deploy's last script may live on: stop it before releasing the lock.
+    REAP_SCRIPT,
+    "reap",
+    "t0=$(date +%s%3N)",
     "phase finalize",
     ...args.deleteReleases.map((id) => `rm -rf ${shq(releaseDir(layout, id))}`),
     // Deps sets only lose their last user when a release goes.
@@ -516,20 +490,12 @@ function finalizeLines(spec: ServiceSpec, args: FinalizeArgs): string[] {
         ]
       : []),
     `rm -rf "$D/.staging"`,
-    `ms=$(( ${Math.max(0, Math.round(args.elapsedBeforeMs))} + $(date +%s%3N) - \${t0:-$(date +%s%3N)} ))`,
-    `from=${from}`,
-    `printf '%s %s %s -> %s %s %d.%03ds%s\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" ${shq(a.who)} "\${from:--}" ${shq(a.to)} ${shq(a.result)} $((ms / 1000)) $((ms % 1000)) ${shq(note)} >> ${shq(layout.auditLog)}`,
+    `ms=$(( ${Math.max(0, Math.round(args.elapsedBeforeMs))} + $(date +%s%3N) - t0 ))`,
+    `printf '%s %s %s -> %s %s %d.%03ds%s\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" ${shq(a.who)} ${shq(a.from || "-")} ${shq(a.to)} ${shq(a.result)} $((ms / 1000)) $((ms % 1000)) ${shq(note)} >> ${shq(layout.auditLog)}`,
     `rm -rf "$D/.lock"`,
+    "",
   ];
-}
-
-/** The last step when the deploy did not finish on the host: see finalizeLines. */
-export function finalizeScript(spec: ServiceSpec, args: FinalizeArgs): string {
-  // After a lost connection the deploy's last script may live on: stop it before releasing the lock.
-  return (
-    header(layoutOf(spec), spec.runAs) +
-    [REAP_SCRIPT, "reap", "t0=$(date +%s%3N)", ...finalizeLines(spec, args), ""].join("\n")
-  );
+  return header(layout, spec.runAs) + lines.join("\n");
 }
 
 /** `pulumi refresh`: what is live on the host. */

@@ -1,7 +1,12 @@
 import type { HealthSpec } from "../model/service";
 
-/** What the probe script saw on the host. */
+/**
+ * What the probe saw on the host (commands/service.ts, probeLines): evidence, not a verdict. The
+ * probe polls until the health URL answers as expected (`result`), then until the version
+ * endpoint answers at all; it reads nothing inside the version body.
+ */
 export interface ProbeOutcome {
+  /** How the health URL's poll ended: its expected status (and body) seen, the deadline, or the process gone. */
   readonly result: "ok" | "timeout" | "exited";
   readonly status: string;
   readonly body: string;
@@ -44,7 +49,10 @@ export function commitMatches(reported: string, expected: string): boolean {
   return Math.min(a.length, b.length) >= 7 && (a.startsWith(b) || b.startsWith(a));
 }
 
-/** The health gate's verdict on one probe outcome. */
+/**
+ * The health gate's verdict on one probe outcome: the only one. The deploying side finalizes
+ * (retention, the audit line, the unlock) or rolls back on it, and on nothing else.
+ */
 export function judgeHealth(outcome: ProbeOutcome, health: HealthSpec, expectedCommit: string): HealthVerdict {
   if (outcome.result === "exited") {
     const restarts = outcome.restarts

@@ -30,12 +30,14 @@ import {
   activateScript,
   deleteScript,
   fastActivateScript,
+  finalizeScript,
   installScript,
   prepareScript,
   readScript,
   rollbackScript,
   uploadCommand,
   type ActivatePlan,
+  type FinalizeArgs,
 } from "../../commands/service";
 import { statusScript } from "../../commands/status";
 import { parseFacts, decodeBase64 } from "../../commands/facts";
@@ -43,6 +45,7 @@ import { backupScript, listScript, pruneScript, restoreScript, type BackupSetSpe
 import { connectionEnv, restoreLines } from "../../commands/backup-engines";
 import { IMAGE_MARKER, provisionScript } from "../../commands/image-provision";
 import { closeAll } from "../../transport/ssh";
+import { judge } from "../../providers/service/gate";
 import type { ServiceSpec } from "../../model/service";
 import { CANARY_DIR, hostileString, urlLike } from "./support/hostile-arbitraries";
 import {
@@ -470,8 +473,13 @@ describe("hostile input (issue #10)", function () {
         const plan: ActivatePlan = {
           stage: true,
           envFile: renderEnvFile({ ...env, ...secretEnv }, releaseId, commit),
-          onSuccess: { deleteReleases: [], audit: { who, to: releaseId, result: "ok", note }, elapsedBeforeMs: 1 },
         };
+        // What the provider finalizes once the gate passed: from the release before (none, then itself).
+        const ending = (from: string): FinalizeArgs => ({
+          deleteReleases: [],
+          audit: { who, from, to: releaseId, result: "ok", note },
+          elapsedBeforeMs: 1,
+        });
         const owner = {
           who,
           machine: "canary",
@@ -503,19 +511,23 @@ describe("hostile input (issue #10)", function () {
             fail(`prepare facts ${JSON.stringify(prep)}`);
           await step(`printf '%s' ${tarball.toString("base64")} | base64 -d | { ${uploadCommand(spec)}; }\n`, "upload");
           await step(installScript(spec, true), "install");
-          const act = parseFacts((await step(activateScript(spec, plan), "activate")).stdout).one;
-          if (act["result"] !== "ok" || act["finalized"] !== "1" || act["migrated"] !== "1")
-            fail(`activation facts ${JSON.stringify(act)}`);
-          const again = parseFacts(
-            (
-              await step(
-                fastActivateScript(spec, { ...owner, token: `u${i}` }, { ...plan, stage: false }),
-                "fast activate",
-              )
-            ).stdout,
-          ).one;
-          if (again["result"] !== "ok" || again["finalized"] !== "1" || again["fast"] === "0")
-            fail(`re-activation facts ${JSON.stringify(again)}`);
+          const activated = (await step(activateScript(spec, plan), "activate")).stdout;
+          const act = parseFacts(activated).one;
+          const gate = judge(spec, activated, commit).verdict;
+          if (act["result"] !== "ok" || act["migrated"] !== "1" || !gate.ok)
+            fail(`activation facts ${JSON.stringify(act)}, gate ${JSON.stringify(gate)}`);
+          await step(finalizeScript(spec, ending("")), "finalize");
+          const reactivated = (
+            await step(
+              fastActivateScript(spec, { ...owner, token: `u${i}` }, { ...plan, stage: false }),
+              "fast activate",
+            )
+          ).stdout;
+          const again = parseFacts(reactivated).one;
+          const regate = judge(spec, reactivated, commit).verdict;
+          if (again["result"] !== "ok" || again["fast"] === "0" || !regate.ok)
+            fail(`re-activation facts ${JSON.stringify(again)}, gate ${JSON.stringify(regate)}`);
+          await step(finalizeScript(spec, ending(releaseId)), "finalize again");
           const read = parseFacts((await step(readScript(spec), "read")).stdout).one;
           if (
             read["current"] !== releaseId ||

@@ -257,12 +257,7 @@ describe("fault matrix (issue #10): phases × faults, on the fault suite's own s
       const startsNothing = (script: string, where: string) => {
         assert.doesNotMatch(script, /systemctl (re)?start|systemctl restart/, `${where} starts the app`);
       };
-      const activate = () =>
-        activateScript(spec(), {
-          stage: true,
-          envFile: "",
-          onSuccess: { deleteReleases: [], audit: { who: "t", to: "r", result: "ok" }, elapsedBeforeMs: 0 },
-        });
+      const activate = () => activateScript(spec(), { stage: true, envFile: "" });
       const section = (from: string, to: string) => {
         const s = activate();
         const a = s.indexOf(`phase ${from}`);

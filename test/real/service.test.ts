@@ -559,6 +559,94 @@ describe("Service provider on real servers (through Pulumi's provider host)", fu
     });
   });
 
+  describe("one health verdict (the version field is judged once, on the deploying side, before anything is finalized)", () => {
+    // A server whose version body is version-body.txt with @COMMIT@ replaced by FLEET_COMMIT.
+    const JUDGE_APP = [
+      "import os",
+      "from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer",
+      'BODY = open("version-body.txt").read().replace("@COMMIT@", os.environ["FLEET_COMMIT"]).encode()',
+      "class Handler(BaseHTTPRequestHandler):",
+      "    def do_GET(self):",
+      '        body = BODY if self.path == "/api/version" else b\'{"status": "ok"}\'',
+      "        self.send_response(200)",
+      '        self.send_header("Content-Length", str(len(body)))',
+      "        self.end_headers()",
+      "        self.wfile.write(body)",
+      "    def log_message(self, *args):",
+      "        pass",
+      'ThreadingHTTPServer((os.environ["APP_HOST"], int(os.environ["APP_PORT"])), Handler).serve_forever()',
+      "",
+    ].join("\n");
+    // Text matching (sed's greedy `.*"commit"`) reads the last "commit" on the line; the field is nested.commit.
+    const versionBody = (nested: string, last: string) => `{"nested": {"commit": "${nested}"}, "commit": "${last}"}\n`;
+    let svc: PyCase;
+    const inputs = () =>
+      svc.inputs({
+        start: ".venv/bin/python judge.py",
+        keepReleases: 2,
+        health: {
+          url: `http://${svc.address}:${svc.port}/api/health`,
+          version: { url: `http://${svc.address}:${svc.port}/api/version`, field: "nested.commit" },
+          timeout: "8s",
+          interval: "50ms",
+        },
+      });
+    const dir = `${ROOT}/judged`;
+    const logLines = async () =>
+      (await sh("web3", `cat ${dir}/deploy.log 2>/dev/null || true`)).split("\n").filter(Boolean);
+    const nestedCommit = async () => (await appGet(svc.address, svc.port, "/api/version")).body.nested.commit;
+
+    before(() => {
+      svc = pyService("web3", "judged");
+    });
+    after(async () => {
+      await svc.resource.destroy().catch(() => undefined);
+    });
+
+    it("a good release whose body text matching would misread is finalized once, with retention applied", async () => {
+      const releases: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const commit = svc.app.commit(`good ${i}`, {
+          "judge.py": JUDGE_APP,
+          "version-body.txt": versionBody("@COMMIT@", "0000000"),
+          "n.txt": `${i}\n`,
+        });
+        const before = (await logLines()).length;
+        const { state } = await svc.resource.up(inputs());
+        releases.push(state!.plainOutputs["releaseId"] as string);
+        assert.equal(await nestedCommit(), commit);
+        const lines = await logLines();
+        assert.equal(lines.length, before + 1, `one deploy.log line per deploy:\n${lines.join("\n")}`);
+        assert.match(lines.at(-1)!, new RegExp(` -> ${releases.at(-1)} ok `));
+      }
+      // Retention ran on the host, as the recorded state says it did.
+      const onHost = (await sh("web3", `ls ${dir}/releases`)).split("\n").sort();
+      assert.deepEqual(onHost, [...releases.slice(1)].sort());
+      assert.deepEqual(svc.resource.state!.plainOutputs["retainedReleases"], onHost);
+      assert.equal(await sh("web3", `test -d ${dir}/.lock && echo held || echo free`), "free");
+    });
+
+    it("a release whose nested field is wrong fails before anything is finalized: no ok line, no pruning, rolled back", async () => {
+      const good = await nestedCommit();
+      const retained = svc.resource.state!.plainOutputs["retainedReleases"] as string[];
+      svc.app.commit("wrong nested commit", { "version-body.txt": versionBody("0000000", "@COMMIT@") });
+      const bad = inputs()["releaseId"] as string;
+      const before = (await logLines()).length;
+      await assert.rejects(svc.resource.up(inputs()), (err: Error) => {
+        assert.match(err.message, /failed its health gate: version endpoint .* reports nested\.commit="0000000"/);
+        assert.match(err.message, /Rolled back automatically/);
+        return true;
+      });
+      assert.equal(await nestedCommit(), good, "the previous release serves again");
+      const lines = (await logLines()).slice(before);
+      assert.equal(lines.length, 1, `one deploy.log line for the failed deploy:\n${lines.join("\n")}`);
+      assert.match(lines[0]!, new RegExp(` -> ${bad} rolled-back `));
+      const onHost = (await sh("web3", `ls ${dir}/releases`)).split("\n");
+      for (const id of retained) assert.ok(onHost.includes(id), `retained release ${id} is still on the host`);
+      assert.equal(await sh("web3", `test -d ${dir}/.lock && echo held || echo free`), "free");
+    });
+  });
+
   describe("the sinesiAI-like Node app", () => {
     it("installs node_modules once per package.json, links them into each release, and serves", async () => {
       const app = new GitApp(NODEAPP);

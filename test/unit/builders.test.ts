@@ -51,11 +51,6 @@ const spec: ServiceSpec = {
   stepTimeoutMs: 60000,
   minFreeDiskMb: 512,
 };
-const onSuccess = {
-  deleteReleases: ["old"],
-  audit: { who: "me@box", to: "0123456789ab", result: "ok" as const },
-  elapsedBeforeMs: 5,
-};
 const owner = {
   who: "me@box",
   machine: "box",
@@ -76,13 +71,9 @@ describe("commands/service builders", () => {
     breakLock: breakLockScript(spec, "who=x\npid=1\n"),
     installFromStaging: installScript(spec, true),
     installFromRelease: installScript(spec, false),
-    activateNew: activateScript(spec, {
-      stage: true,
-      envFile: renderEnvFile(spec.env, spec.releaseId, spec.commit),
-      onSuccess,
-    }),
-    activateRetained: activateScript(spec, { stage: false, envFile: "A=1\n", onSuccess }),
-    fastActivate: fastActivateScript(spec, owner, { stage: false, envFile: "A=1\n", onSuccess }),
+    activateNew: activateScript(spec, { stage: true, envFile: renderEnvFile(spec.env, spec.releaseId, spec.commit) }),
+    activateRetained: activateScript(spec, { stage: false, envFile: "A=1\n" }),
+    fastActivate: fastActivateScript(spec, owner, { stage: false, envFile: "A=1\n" }),
     rollback: rollbackScript(spec),
     finalize: finalizeScript(spec, {
       deleteReleases: ["old1", "old2"],
@@ -137,9 +128,30 @@ describe("commands/service builders", () => {
     );
   });
 
-  it("finalize deletes exactly the releases it is given", () => {
+  it("the activation only gathers the gate's evidence: it reads no version field and finalizes nothing (one judge)", () => {
+    for (const name of ["activateNew", "activateRetained", "fastActivate"]) {
+      const s = scripts[name]!;
+      // The version body is reported whole (base64) for the deploying side's judgeHealth ...
+      assert.match(s, /echo "version_body=\$\(head -c 4096 "\$tmp\/version"/, name);
+      // ... and never matched on the host (a sed of the field, a compare with the commit).
+      assert.doesNotMatch(s, /sed[^\n]*commit|\$tmp\/version" \|/, name);
+      // (only a new release's REVISION names the commit: nothing compares it)
+      if (name !== "activateNew") assert.ok(!s.includes(spec.commit), `${name} compares the commit`);
+      // No retention, no audit line, no unlock: the lock is held until the verdict is in.
+      assert.doesNotMatch(s, /phase finalize|deploy\.log|releases\/old/, name);
+      const unlocks = s.match(/rm -rf "\$D\/\.lock"/g) ?? [];
+      // (the fast path gives the lock back only when the release is gone: `fast=0`, nothing switched)
+      assert.equal(unlocks.length, name === "fastActivate" ? 1 : 0, name);
+      assert.match(s, /phase health[\s\S]*echo "result=\$result"\n[\s\S]*$/, name);
+    }
+    assert.match(scripts["fastActivate"]!, /rm -rf "\$D\/\.lock"; echo fast=0; exit 0/);
+  });
+
+  it("finalize deletes exactly the releases it is given, and writes the audit line with the release before", () => {
     const s = scripts["finalize"]!;
     assert.match(s, /rm -rf \/srv\/fleet\/web\/releases\/old1\nrm -rf \/srv\/fleet\/web\/releases\/old2/);
+    assert.match(s, / me@box a b failed /);
+    assert.ok(s.indexOf("deploy.log") < s.lastIndexOf('rm -rf "$D/.lock"'), "the lock goes last");
   });
 
   it("the unit runs from current, reads env from shared/ and disables the start limit", () => {
@@ -177,7 +189,7 @@ describe("commands/service builders: hostile values (issue #10)", () => {
     try {
       const script = activateScript(
         { ...spec, migrate: "m" },
-        { stage: true, envFile: renderEnvFile({}, spec.releaseId, spec.commit), onSuccess },
+        { stage: true, envFile: renderEnvFile({}, spec.releaseId, spec.commit) },
       );
       const fn = script.split("\n").find((l) => l.startsWith("migrate_as() "));
       assert.ok(fn, "the migration runs through migrate_as");
@@ -209,7 +221,7 @@ describe("commands/service builders: hostile values (issue #10)", () => {
   it("every health probe passes the URL to curl as given (-g: no {a,b} or [1-3] globbing)", () => {
     const hostileUrl = { ...spec, health: { ...spec.health, url: "http://127.0.0.1:8080/{a,b}[1-3]" } };
     for (const script of [
-      activateScript(hostileUrl, { stage: false, envFile: "A=1\n", onSuccess }),
+      activateScript(hostileUrl, { stage: false, envFile: "A=1\n" }),
       rollbackScript(hostileUrl),
       readScript(hostileUrl),
     ]) {

@@ -86,7 +86,6 @@ describe("fixes from the fault matrix (issue #10)", () => {
     const s = activateScript(specAt("/srv/fleet"), {
       stage: true,
       envFile: "A=1\n",
-      onSuccess: { deleteReleases: [], audit: { who: "w", to: "t", result: "ok" }, elapsedBeforeMs: 0 },
     });
     const staged = s.indexOf('.fleet-staged"');
     assert.ok(staged > s.indexOf("phase migrate") && staged < s.indexOf("phase switch"));
@@ -96,7 +95,6 @@ describe("fixes from the fault matrix (issue #10)", () => {
     const s = activateScript(specAt("/srv/fleet"), {
       stage: false,
       envFile: "A=1\n",
-      onSuccess: { deleteReleases: [], audit: { who: "w", to: "t", result: "ok" }, elapsedBeforeMs: 0 },
     });
     const at = (needle: string) => {
       const i = s.indexOf(needle, s.indexOf("phase switch"));

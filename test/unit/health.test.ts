@@ -43,6 +43,18 @@ describe("decisions/health", () => {
     assert.equal(judgeHealth({ ...ok, versionStatus: "200", versionBody: "not json" }, withVersion, COMMIT).ok, false);
   });
 
+  it("reads the version field by its JSON path, whatever the text around it (the gate's one definition)", () => {
+    const verdict = (versionBody: string) =>
+      judgeHealth({ ...ok, versionStatus: "200", versionBody }, withVersion, COMMIT).ok;
+    // Another field of the same name, before or after the one configured.
+    assert.equal(verdict(JSON.stringify({ build: { commit: "0000000" }, commit: COMMIT })), false);
+    assert.equal(verdict(JSON.stringify({ commit: "0000000", build: { commit: COMMIT } })), true);
+    // Escaped quotes, white space, case, and a body spread over lines.
+    assert.equal(verdict(JSON.stringify({ note: 'say "commit": "x"', build: { commit: COMMIT } })), true);
+    assert.equal(verdict(`{ "build" : {\n  "commit" :\t" ${COMMIT.toUpperCase()} "\n} }`), true);
+    assert.equal(verdict(`{"build": {"commit": "${COMMIT}"}, "build": {"commit": "0000000"}}`), false);
+  });
+
   it("commitMatches needs 7 characters for a prefix match", () => {
     assert.equal(commitMatches("012345", COMMIT), false);
     assert.equal(commitMatches("0123456", COMMIT), true);

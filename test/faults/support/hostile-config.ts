@@ -396,11 +396,11 @@ export function buildEverything(cfg: FleetConfig): string | undefined {
     const plan = {
       stage: true,
       envFile: renderEnvFile({ ...spec.env, ...spec.secretEnv }, spec.releaseId, spec.commit),
-      onSuccess: {
-        deleteReleases: [],
-        audit: { who: "me", to: spec.releaseId, result: "ok" as const },
-        elapsedBeforeMs: 1,
-      },
+    };
+    const ending = {
+      deleteReleases: [],
+      audit: { who: "me", from: "", to: spec.releaseId, result: "ok" as const },
+      elapsedBeforeMs: 1,
     };
     problems.push(
       step(`services.${name}: provider check`, () =>
@@ -414,7 +414,7 @@ export function buildEverything(cfg: FleetConfig): string | undefined {
       step(`services.${name}: readScript`, () => readScript(spec)),
       step(`services.${name}: deleteScript`, () => deleteScript(spec)),
       step(`services.${name}: breakLockScript`, () => breakLockScript(spec, "owner")),
-      step(`services.${name}: finalizeScript`, () => finalizeScript(spec, plan.onSuccess)),
+      step(`services.${name}: finalizeScript`, () => finalizeScript(spec, ending)),
       step(`services.${name}: statusScript`, () =>
         statusScript({ root: spec.root, name, unitName: spec.unitName, healthUrl: spec.health.url }),
       ),

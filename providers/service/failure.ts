@@ -1,0 +1,207 @@
+import type { ServiceSpec } from "../../model/service";
+import { isConnectionError, isRemoteCommandError } from "../../transport/errors";
+import { connectionKey, runScript } from "../../transport/ssh";
+import { rollbackScript } from "../../commands/service";
+import { parseFacts } from "../../commands/facts";
+import { shq } from "../../commands/quote";
+import { redact } from "../../transport/redact";
+import { restoreBackup } from "../backup/operations";
+import { evidence, judge, type Gate } from "./gate";
+import { deployError, secretsOf, type FailureKind } from "./lock";
+import { finish, type DeployContext } from "./context";
+
+/**
+ * The phases from which on the activation may have changed what serves: a failure there is undone.
+ * (An array: Pulumi's closure serializer captures a module-level Set as a plain object.)
+ */
+const SWITCHED_PHASES: readonly string[] = ["switch", "restart", "health", "finalize"];
+
+/** The phase a failed script reached, from its `fleet-phase:` lines. */
+function failedPhase(err: unknown): string {
+  if (!isRemoteCommandError(err)) return "";
+  // From all of stderr: a step's own output (a long build log, systemctl status) can push the
+  // marker out of the tail, and a restart failure would then not be rolled back.
+  return err.phase;
+}
+
+/** What the rollback after a failed step did. */
+type StepRollback =
+  | { readonly kind: "untouched" }
+  | { readonly kind: "restored"; readonly release: string }
+  | { readonly kind: "failed"; readonly reason: string };
+
+function describeStepRollback(r: StepRollback): string {
+  switch (r.kind) {
+    case "untouched":
+      return "the switch had not changed anything yet, so the serving release was not touched";
+    case "restored":
+      return `rolled back to ${r.release} (previous release restored)`;
+    case "failed":
+      return `CRITICAL: rollback failed: ${r.reason}`;
+  }
+}
+
+async function rollBackStep(spec: ServiceSpec): Promise<StepRollback> {
+  try {
+    const r = await runScript(spec.connection, rollbackScript(spec), { step: "rollback", secrets: secretsOf(spec) });
+    const restored = parseFacts(r.stdout).one["restored"] ?? "?";
+    return restored === "none" ? { kind: "untouched" } : { kind: "restored", release: restored };
+  } catch (e) {
+    return { kind: "failed", reason: (e as Error).message };
+  }
+}
+
+export interface StepFailure {
+  /** The release that served before this deploy ("" for none). */
+  readonly current: string;
+  /**
+   * The step ran after the switch whatever phase it names (the finalize of a release that
+   * passed its gate): undo the switch even when the failure names no phase (a lost connection).
+   */
+  readonly afterSwitch?: boolean;
+}
+
+/**
+ * A step failed before the new release was recorded as serving: restore if the switch had
+ * begun, record, fail with the step's evidence. Anything but a remote step's failure or a lost
+ * connection (a refused lock) is rethrown as it is: nothing was started, so nothing is undone.
+ */
+export async function failStep(ctx: DeployContext, err: unknown, at: StepFailure): Promise<never> {
+  if (!isRemoteCommandError(err) && !isConnectionError(err)) throw err;
+  const { spec } = ctx;
+  const { current } = at;
+  const host = connectionKey(spec.connection);
+  const phase = failedPhase(err);
+  const step = isRemoteCommandError(err) ? err.step : "";
+  // A switch stopped part-way may have written the new env and unit already: undo it too.
+  const switched = at.afterSwitch === true || SWITCHED_PHASES.includes(phase);
+  const rollback = switched ? await rollBackStep(spec) : undefined;
+  const rolledBack = rollback ? `; ${describeStepRollback(rollback)}` : "";
+  // The upload names no phase of its own (it is tar, not a script): its step is the phase.
+  const where = phase || (step === "upload" ? "upload" : "");
+  if (!isConnectionError(err)) {
+    await finish(ctx, {
+      result: "failed",
+      from: current,
+      note: `failed at ${phase || step || "connect"}${rolledBack}`,
+    }).catch((e) => console.error(`[${host}] could not finalize after failure: ${(e as Error).message}`));
+  }
+  const e = err as Error;
+  const kind: FailureKind =
+    rollback?.kind === "failed"
+      ? "critical"
+      : rollback?.kind === "restored"
+        ? "rollback"
+        : phase === "build" || phase === "install" || step === "install"
+          ? "build"
+          : "failure";
+  throw deployError(
+    `[${host}] service "${spec.name}": deploy of ${spec.releaseId} failed${where ? ` in its ${where} phase` : ""} before serving it; ` +
+      `${rollback ? describeStepRollback(rollback) : `the serving release (${current || "none"}) was not touched`}.` +
+      (phase === "migrate" ? " The migration failed: whatever it applied before failing stays applied." : "") +
+      `\n${e.message}`,
+    kind,
+    current,
+  );
+}
+
+/** What the deploy learned from the activation that the rollback after a failed gate needs. */
+export interface GateFailure {
+  /** The release that served before the switch ("" for none). */
+  readonly previousReleaseId: string;
+  /** The new release ran its migrations. */
+  readonly migrated: boolean;
+}
+
+/** Where the rollback after a failed gate left the host. */
+interface GateRollback {
+  readonly critical: boolean;
+  /** What the user reads about it. */
+  readonly outcome: string;
+}
+
+/** The gate failed: put the previous release back, prove it serves, record, and fail loudly. */
+export async function rollBackAndFail(ctx: DeployContext, gate: Gate, at: GateFailure): Promise<never> {
+  const { spec, secrets } = ctx;
+  const host = connectionKey(spec.connection);
+  const failure = `${gate.verdict.failedCheck}\n${evidence(gate.outcome, secrets)}`;
+  // With restoreOnRollback, a release that migrated gives the database back first: stop it (no
+  // writes during the restore), restore the pre-deploy backup, then start the previous release.
+  const database = at.migrated && spec.restoreOnRollback ? await restoreDatabase(spec) : undefined;
+  const back = await rollBackGate(ctx, at.migrated, database);
+  const critical = back.critical || database?.ok === false;
+  const outcome = database && !database.ok ? `${back.outcome}\n${database.message}` : back.outcome;
+  await finish(ctx, {
+    result: critical ? "critical" : "rolled-back",
+    from: at.previousReleaseId,
+    note: failure.split("\n")[0] ?? "",
+  }).catch(() => undefined);
+  throw deployError(
+    `[${host}] service "${spec.name}": release ${spec.releaseId} (commit ${spec.commit}) failed its health gate: ${failure}\n${outcome}`,
+    critical ? "critical" : "rollback",
+    at.previousReleaseId,
+  );
+}
+
+/** Runs the rollback (the previous release's own gate included) and judges where it left the host. */
+async function rollBackGate(ctx: DeployContext, migrated: boolean, database?: DatabaseRestore): Promise<GateRollback> {
+  const { spec, secrets } = ctx;
+  // A release whose migrations were undone with the database must migrate again if deployed again.
+  const rolled = await runScript(spec.connection, rollbackScript(spec, { unstage: database?.ok === true }), {
+    step: "rollback",
+    secrets,
+    timeoutMs: spec.stepTimeoutMs + spec.health.timeoutMs,
+  }).then(
+    (r) => ({ stdout: r.stdout }),
+    (e: Error) => ({ error: e }),
+  );
+  if ("error" in rolled) {
+    return {
+      critical: true,
+      outcome: `CRITICAL: the rollback itself failed, the host may be serving the broken release:\n${redact(rolled.error.message, secrets)}`,
+    };
+  }
+  const facts = parseFacts(rolled.stdout).one;
+  const restored = facts["restored"] ?? "";
+  const restoredCommit = facts["restored_commit"] ?? "";
+  if (restored === "nothing") {
+    return { critical: false, outcome: "There was no previous release: the service was stopped and its unit removed." };
+  }
+  const back = judge(spec, rolled.stdout, restoredCommit || spec.commit);
+  // A previous release without REVISION (deployed by hand) cannot be version-checked.
+  if (back.verdict.ok || (!restoredCommit && back.outcome.result === "ok")) {
+    let outcome = `Rolled back automatically: ${restored} is serving and healthy again.`;
+    if (database) outcome += ` ${database.message}`;
+    else if (migrated)
+      outcome += ` The migrations ${spec.releaseId} ran (${spec.migrate}) stay applied: the database was not rolled back.`;
+    return { critical: false, outcome };
+  }
+  return {
+    critical: true,
+    outcome: `CRITICAL: rolled back to ${restored}, but it is not healthy either: ${back.verdict.failedCheck}\n${evidence(back.outcome, secrets)}`,
+  };
+}
+
+interface DatabaseRestore {
+  readonly ok: boolean;
+  readonly message: string;
+}
+
+/** Stops the failed release and restores the pre-deploy backup; never throws (the rollback goes on). */
+async function restoreDatabase(spec: ServiceSpec): Promise<DatabaseRestore> {
+  const point = spec.restoreOnRollback!;
+  const secrets = secretsOf(spec);
+  try {
+    await runScript(spec.connection, `systemctl stop ${shq(spec.unitName)}\n`, { step: "stop for restore", secrets });
+    const { record } = await restoreBackup(point.backup, point.backupId);
+    return {
+      ok: true,
+      message: `The database was restored from the pre-deploy backup ${record.id}; the migrated state is kept in the safety backup ${record.safetyBackupId}.`,
+    };
+  } catch (err) {
+    return {
+      ok: false,
+      message: `CRITICAL: restoring the pre-deploy backup ${point.backupId} failed, so the previous release runs on the migrated database: ${redact((err as Error).message, secrets)}`,
+    };
+  }
+}
