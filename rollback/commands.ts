@@ -10,7 +10,7 @@
  * `config rm` of an absent key succeeds (map.go Remove without --path is a plain delete).
  */
 import { shq } from "../commands/quote";
-import type { HistoryEntry, Pins } from "./history";
+import { serviceReleases, type HistoryEntry, type Pins } from "./history";
 
 export const PINS_KEY = "fleet:pins";
 
@@ -116,16 +116,19 @@ export function parseArgs(
   return { mode: "version", version, ...common };
 }
 
-/** `--list`: one line per update: version, time, git head, result, service=release. */
+/**
+ * `--list`: one line per update: version, time, git head, result, and each resource's release
+ * (`web=…` for a service on one host, `api@web1=… api@web2=…` for one on several).
+ */
 export function historyTable(entries: readonly HistoryEntry[]): string {
   const rows = entries.map((e) => [
     String(e.version),
     new Date(e.startTime * 1000).toISOString().replace(".000Z", "Z"),
     e.gitHead ? e.gitHead.slice(0, 8) : "-",
     e.kind === "update" ? e.result : `${e.kind} ${e.result}`,
-    Object.entries(e.services)
-      .sort(([a], [b]) => a.localeCompare(b))
-      .map(([s, r]) => `${s}=${r.releaseId}`)
+    Object.values(e.releases)
+      .sort((a, b) => a.resource.localeCompare(b.resource))
+      .map((r) => `${r.resource}=${r.releaseId}`)
       .join(" ") || "-",
   ]);
   const all = [["VERSION", "TIME", "GIT HEAD", "RESULT", "SERVICES"], ...rows];
@@ -135,8 +138,14 @@ export function historyTable(entries: readonly HistoryEntry[]): string {
     .join("\n");
 }
 
-/** `--service <name> <release>`: the commit it was built from, from the newest update that had it. */
+/**
+ * `--service <name> <release>`: one release on every host of the service, with the commit it was
+ * built from, from the newest update in which any of its hosts had it.
+ */
 export function pinOneService(entries: readonly HistoryEntry[], name: string, releaseId: string): Pins {
-  const seen = [...entries].reverse().find((e) => e.services[name]?.releaseId === releaseId);
-  return { [name]: { releaseId, commit: seen?.services[name]?.commit ?? releaseId } };
+  for (const e of [...entries].reverse()) {
+    const seen = serviceReleases(e.releases, name).find((r) => r.releaseId === releaseId);
+    if (seen) return { [name]: { releaseId, commit: seen.commit } };
+  }
+  return { [name]: { releaseId, commit: releaseId } };
 }

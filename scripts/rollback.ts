@@ -11,7 +11,7 @@
 import { spawnSync } from "child_process";
 import * as os from "os";
 import * as path from "path";
-import { listHistory, missingReleases, pinsForVersion, readCurrentServices, type Pins } from "../rollback/history";
+import { listHistory, missingReleases, pinsForVersion, readCurrentReleases, type Pins } from "../rollback/history";
 import { historyTable, parseArgs, pinOneService, pulumiCommands, shellLine, unpinCommands } from "../rollback/commands";
 
 const PROJECT = "fleet";
@@ -50,7 +50,7 @@ function run(commands: string[][], dryRun: boolean): number {
 }
 
 function applyPins(pins: Pins, args: ReturnType<typeof parseArgs>): number {
-  const missing = missingReleases(pins, readCurrentServices(args.backendDir, PROJECT, args.stack));
+  const missing = missingReleases(pins, readCurrentReleases(args.backendDir, PROJECT, args.stack));
   if (missing.length > 0) {
     for (const m of missing) console.error(m.message);
     console.error("rollback: nothing was changed.");
