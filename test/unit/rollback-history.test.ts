@@ -12,7 +12,13 @@ import {
   serviceReleases,
   type HistoryEntry,
 } from "../../rollback/history";
-import { defaultBackendDir, historyTable, parseArgs, pinOneService, pulumiCommands } from "../../rollback/commands";
+import {
+  historyTable,
+  parseRollbackArgs,
+  pinOneService,
+  pulumiCommands,
+  type RollbackArgs,
+} from "../../rollback/commands";
 import { serviceReleaseResource, versionedCheckpoint, writeUpdate, type UpdateRecord } from "../support/diy-backend";
 
 /**
@@ -315,25 +321,51 @@ describe("rollback: command lines and arguments", () => {
   });
 
   it("parses the arguments, with the stack and backend defaults", () => {
+    const run = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
+      const line = parseRollbackArgs(argv, env, "/proj", "/home/u");
+      assert.equal(line.kind, "run", JSON.stringify(line));
+      return (line as { args: RollbackArgs }).args;
+    };
+    const problem = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
+      const line = parseRollbackArgs(argv, env, "/proj", "/home/u");
+      assert.equal(line.kind, "usage", JSON.stringify(line));
+      return (line as { problem: string }).problem;
+    };
     const env = { PULUMI_STACK: "prod", PULUMI_BACKEND_URL: "file://~/state" };
-    assert.deepEqual(parseArgs(["3", "--dry-run"], env, "/proj", "/home/u"), {
+    assert.deepEqual(run(["3", "--dry-run"], env), {
       mode: "version",
       version: 3,
       stack: "prod",
+      cwd: "/proj",
       backendDir: "/home/u/state",
       dryRun: true,
     });
-    assert.equal(parseArgs(["--list"], {}, "/proj", "/h").backendDir, "/proj");
-    assert.equal(parseArgs(["--list"], {}, "/proj", "/h").stack, "dev");
-    assert.deepEqual(parseArgs(["--service", "api", "abc", "--stack", "x"], {}, "/p", "/h").service, {
-      name: "api",
-      releaseId: "abc",
-    });
-    assert.equal(parseArgs(["--unpin"], {}, "/p", "/h").mode, "unpin");
-    assert.throws(() => parseArgs(["--list", "2"], {}, "/p", "/h"), /usage/);
-    assert.throws(() => parseArgs(["two"], {}, "/p", "/h"), /not a version number: two/);
-    assert.throws(() => parseArgs(["--bogus"], {}, "/p", "/h"), /unknown option --bogus/);
-    assert.equal(defaultBackendDir({ PULUMI_BACKEND_URL: "s3://bucket" }, "/p", "/h"), "/p");
+    assert.equal(run(["--list"]).backendDir, "/proj");
+    assert.equal(run(["--list"]).stack, "dev");
+    assert.equal(run(["--list", "-C", "sub"]).backendDir, "/proj/sub", "the project folder is --cwd");
+    assert.equal(run(["--list"], { PULUMI_BACKEND_URL: "file://./state" }).backendDir, "/proj/state");
+    assert.equal(run(["--list", "--backend-dir", "b"]).backendDir, "/proj/b");
+    assert.deepEqual(run(["--service", "api", "abc", "--stack", "x"]).service, { name: "api", releaseId: "abc" });
+    assert.equal(run(["--unpin", "-s", "x"]).stack, "x");
+    assert.match(problem(["--list", "2"]), /^rollback: unexpected argument "2" \(see npm run rollback -- --help\)$/);
+    assert.match(problem(["--list", "--unpin"]), /give one of --list, --unpin/);
+    assert.match(problem(["--service", "api"]), /--service api needs the release: --service <name> <release>/);
+    assert.match(problem(["--service"]), /--service needs a value: --service <name>/);
+    assert.match(problem(["two"]), /not a version number: two/);
+    assert.match(problem(["1e3"]), /not a version number: 1e3/);
+    assert.match(problem([]), /give --list, --unpin, --service <name> <release> or a <version>/);
+    assert.match(problem(["--bogus"]), /^rollback: unknown option --bogus \(see npm run rollback -- --help\)$/);
+    assert.match(
+      problem(["--list"], { PULUMI_BACKEND_URL: "s3://bucket" }),
+      /the stack's backend is S3 bucket bucket.*: rollback reads a file backend's history on this machine; give --backend-dir/,
+    );
+    assert.match(
+      problem(["--list"], { PULUMI_BACKEND_URL: "file://" }),
+      /PULUMI_BACKEND_URL=file:\/\/: file:\/\/ needs a folder/,
+    );
+    const help = parseRollbackArgs(["--list", "-h"], {}, "/p", "/h");
+    assert.equal(help.kind, "help");
+    assert.match((help as { text: string }).text, /--service <name> <release>[\s\S]*--backend-dir <dir>[\s\S]*127 /);
   });
 
   it("the --list table and --service pins come from the history", () => {
