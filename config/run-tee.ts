@@ -1,9 +1,9 @@
 import { spawn } from "child_process";
 
 /** Runs a command (the Pulumi CLI), passing its output through, and returns its status and output. */
-export function runTee(cmd: string, args: string[]): Promise<{ status: number; output: string }> {
+export function runTee(cmd: string, args: string[], cwd?: string): Promise<{ status: number; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], ...(cwd ? { cwd } : {}) });
     let output = "";
     const tee = (stream: NodeJS.WriteStream) => (d: Buffer) => {
       output += d.toString("utf8");

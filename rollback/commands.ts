@@ -9,8 +9,18 @@
  * object is set as one JSON string, which the SDK's `config.requireObject` parses the same way.
  * `config rm` of an absent key succeeds (map.go Remove without --path is a plain delete).
  */
+import * as path from "path";
 import { shq } from "../commands/quote";
-import type { HistoryEntry, Pins } from "./history";
+import { backendOf } from "../config/backend";
+import {
+  parseCommandLine,
+  usageProblem,
+  USAGE_EXIT,
+  type CommandLine,
+  type Flags,
+  type ScriptSpec,
+} from "../config/cli-args";
+import { serviceReleases, type HistoryEntry, type Pins } from "./history";
 
 export const PINS_KEY = "fleet:pins";
 
@@ -58,74 +68,109 @@ export interface RollbackArgs {
   readonly version?: number;
   readonly service?: { readonly name: string; readonly releaseId: string };
   readonly stack: string;
+  /** The project folder (where `pulumi` runs, and Pulumi.yaml names the project). */
+  readonly cwd: string;
   readonly backendDir: string;
   readonly dryRun: boolean;
 }
 
-export const USAGE = `usage: npm run rollback -- --list
-       npm run rollback -- <version>
-       npm run rollback -- --service <name> <release>
-       npm run rollback -- --unpin
-options: --stack <stack> (default $PULUMI_STACK or dev), --backend-dir <dir> (default from
-         $PULUMI_BACKEND_URL=file://…, else the project folder), --dry-run (print the commands)`;
+export const ROLLBACK_FLAGS = {
+  list: { type: "boolean", help: "the stack's updates, with each host's release" },
+  service: {
+    type: "string",
+    value: "name",
+    help: "pin one service, on every host it runs on, to <release> (--service <name> <release>)",
+  },
+  unpin: { type: "boolean", help: "remove fleet:pins: the next pulumi up deploys the sources again" },
+  "backend-dir": {
+    type: "string",
+    value: "dir",
+    help: "the folder that holds the file backend's .pulumi/ (default: from $PULUMI_BACKEND_URL=file://…, else --cwd)",
+  },
+  "dry-run": { type: "boolean", help: "print the pulumi commands instead of running them" },
+} as const satisfies Flags;
 
-/** Where the file backend lives: `file://` URL (`~` expanded), else the project folder. */
+export const ROLLBACK_SPEC: ScriptSpec<typeof ROLLBACK_FLAGS> = {
+  name: "rollback",
+  summary:
+    "re-apply an earlier update by pinning each service to its release then (fleet:pins), from the file backend's history",
+  usage: ["--list", "<version>", "--service <name> <release>", "--unpin"],
+  flags: ROLLBACK_FLAGS,
+  positionals: 1,
+  exitCodes: [
+    "0 done (or listed)",
+    "1 a pinned release is no longer on a host: nothing was changed",
+    "2 failed (the history could not be read, …); a failed pulumi command exits with its own code",
+    `${USAGE_EXIT} invalid usage or config: nothing ran`,
+    "127 the Pulumi CLI is not available: nothing was changed",
+  ],
+};
+
+/**
+ * Where the file backend lives, as config/backend.ts reads PULUMI_BACKEND_URL: its folder for
+ * `file://`, the project folder when the variable is unset; another backend has no history here.
+ */
 export function defaultBackendDir(env: NodeJS.ProcessEnv, projectDir: string, home: string): string {
-  const url = env["PULUMI_BACKEND_URL"];
-  if (url?.startsWith("file://")) {
-    const p = decodeURIComponent(url.slice("file://".length).split("?")[0]!);
-    return p === "~" || p.startsWith("~/") ? home + p.slice(1) : p;
-  }
-  return projectDir;
+  const backend = backendOf({ PULUMI_BACKEND_URL: env["PULUMI_BACKEND_URL"] }, projectDir, home);
+  if (backend.dir) return backend.dir;
+  if (!backend.fromEnv) return projectDir;
+  throw new Error(
+    `the stack's backend is ${backend.description}: rollback reads a file backend's history on this machine; ` +
+      `give --backend-dir <the folder that holds .pulumi/>`,
+  );
 }
 
-export function parseArgs(
+export function parseRollbackArgs(
   argv: readonly string[],
   env: NodeJS.ProcessEnv,
-  projectDir: string,
+  cwd: string,
   home: string,
-): RollbackArgs {
-  const rest = [...argv];
-  const take = (flag: string, n: number): string[] | undefined => {
-    const i = rest.indexOf(flag);
-    if (i < 0) return undefined;
-    const vals = rest.splice(i, n + 1).slice(1);
-    if (vals.length !== n || vals.some((v) => v.startsWith("--")))
-      throw new Error(`${flag} needs ${n} value(s)\n${USAGE}`);
-    return vals;
-  };
-  const stack = take("--stack", 1)?.[0] ?? env["PULUMI_STACK"] ?? "dev";
-  const backendDir = take("--backend-dir", 1)?.[0] ?? defaultBackendDir(env, projectDir, home);
-  const service = take("--service", 2);
-  const flags = (["--dry-run", "--list", "--unpin"] as const).map((f) => {
-    const i = rest.indexOf(f);
-    if (i >= 0) rest.splice(i, 1);
-    return i >= 0;
-  });
-  const [dryRun, list, unpin] = flags as [boolean, boolean, boolean];
-  const common = { stack, backendDir, dryRun };
-  const unknown = rest.filter((a) => a.startsWith("-"));
-  if (unknown.length > 0) throw new Error(`unknown option ${unknown.join(" ")}\n${USAGE}`);
-  const modes = [list, unpin, service !== undefined, rest.length > 0].filter(Boolean).length;
-  if (modes !== 1 || rest.length > 1) throw new Error(USAGE);
-  if (list) return { mode: "list", ...common };
-  if (unpin) return { mode: "unpin", ...common };
-  if (service) return { mode: "service", service: { name: service[0]!, releaseId: service[1]! }, ...common };
-  const version = Number(rest[0]);
-  if (!Number.isInteger(version) || version < 1) throw new Error(`not a version number: ${rest[0]}\n${USAGE}`);
-  return { mode: "version", version, ...common };
+): CommandLine<RollbackArgs> {
+  const line = parseCommandLine(ROLLBACK_SPEC, argv, env, cwd);
+  if (line.kind !== "run") return line;
+  const { flags, positionals, stack } = line.args;
+  const problem = (p: string) => usageProblem(ROLLBACK_SPEC.name, p);
+  let backendDir = flags["backend-dir"] ? path.resolve(line.args.cwd, flags["backend-dir"]) : undefined;
+  try {
+    backendDir ??= defaultBackendDir(env, line.args.cwd, home);
+  } catch (e) {
+    return problem((e as Error).message);
+  }
+  const common = { stack, cwd: line.args.cwd, backendDir, dryRun: flags["dry-run"] };
+  const service = flags.service;
+  const modes = [flags.list, flags.unpin, service !== undefined].filter(Boolean).length;
+  if (modes > 1) return problem("give one of --list, --unpin, --service <name> <release> and <version>");
+  if (flags.list || flags.unpin) {
+    if (positionals.length > 0) return problem(`unexpected argument ${JSON.stringify(positionals[0])}`);
+    return { kind: "run", args: { mode: flags.list ? "list" : "unpin", ...common } };
+  }
+  if (service !== undefined) {
+    if (positionals.length !== 1) return problem(`--service ${service} needs the release: --service <name> <release>`);
+    return {
+      kind: "run",
+      args: { mode: "service", service: { name: service, releaseId: positionals[0]! }, ...common },
+    };
+  }
+  if (positionals.length === 0) return problem("give --list, --unpin, --service <name> <release> or a <version>");
+  const version = Number(positionals[0]);
+  if (!/^\d+$/.test(positionals[0]!) || !Number.isSafeInteger(version) || version < 1)
+    return problem(`not a version number: ${positionals[0]}`);
+  return { kind: "run", args: { mode: "version", version, ...common } };
 }
 
-/** `--list`: one line per update: version, time, git head, result, service=release. */
+/**
+ * `--list`: one line per update: version, time, git head, result, and each resource's release
+ * (`web=…` for a service on one host, `api@web1=… api@web2=…` for one on several).
+ */
 export function historyTable(entries: readonly HistoryEntry[]): string {
   const rows = entries.map((e) => [
     String(e.version),
     new Date(e.startTime * 1000).toISOString().replace(".000Z", "Z"),
     e.gitHead ? e.gitHead.slice(0, 8) : "-",
     e.kind === "update" ? e.result : `${e.kind} ${e.result}`,
-    Object.entries(e.services)
-      .sort(([a], [b]) => a.localeCompare(b))
-      .map(([s, r]) => `${s}=${r.releaseId}`)
+    Object.values(e.releases)
+      .sort((a, b) => a.resource.localeCompare(b.resource))
+      .map((r) => `${r.resource}=${r.releaseId}`)
       .join(" ") || "-",
   ]);
   const all = [["VERSION", "TIME", "GIT HEAD", "RESULT", "SERVICES"], ...rows];
@@ -135,8 +180,14 @@ export function historyTable(entries: readonly HistoryEntry[]): string {
     .join("\n");
 }
 
-/** `--service <name> <release>`: the commit it was built from, from the newest update that had it. */
+/**
+ * `--service <name> <release>`: one release on every host of the service, with the commit it was
+ * built from, from the newest update in which any of its hosts had it.
+ */
 export function pinOneService(entries: readonly HistoryEntry[], name: string, releaseId: string): Pins {
-  const seen = [...entries].reverse().find((e) => e.services[name]?.releaseId === releaseId);
-  return { [name]: { releaseId, commit: seen?.services[name]?.commit ?? releaseId } };
+  for (const e of [...entries].reverse()) {
+    const seen = serviceReleases(e.releases, name).find((r) => r.releaseId === releaseId);
+    if (seen) return { [name]: { releaseId, commit: seen.commit } };
+  }
+  return { [name]: { releaseId, commit: releaseId } };
 }

@@ -18,6 +18,9 @@
  * - sdk/go/common/apitype/core.go: VersionedCheckpoint `{ version, checkpoint }`; CheckpointV3
  *   `{ stack, config, latest }`; DeploymentV3 `{ manifest, secrets_providers, resources,
  *   pending_operations }`; ResourceV3 `{ urn, custom, delete, id, type, inputs, outputs, parent, … }`.
+ * - URNs are `urn:pulumi:<stack>::<project>::<parent types $-joined>$<type>::<name>`, the root Stack's
+ *   type left out of the chain (pkg/resource/deploy/step_generator.go generateURN; the Node SDK's
+ *   createUrn does the same), and the name is everything after the third `::`.
  * - Secret values in a checkpoint are `{ "4dabf18193072939515e22adb298388d":
  *   "1b47061264138c4ac30d75fd1eb44270", "ciphertext": "…" }`; fleet keeps the fields read here plain.
  */
@@ -29,13 +32,28 @@ import * as zlib from "zlib";
 export const SERVICE_RELEASE_TYPE = "pulumi-nodejs:dynamic/fleet:ServiceRelease";
 const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
 
+/**
+ * One ServiceRelease resource: one service on one host. A service on several hosts has one per
+ * host (index.ts names them `<service>@<host>`), so releases are keyed by URN, never by service.
+ */
 export interface ServiceRelease {
+  readonly urn: string;
+  /** The configured service (its `fleet:services` and `fleet:pins` key): the `name` output. */
+  readonly service: string;
+  /** The resource's name without `-release`: `<service>`, or `<service>@<host>` on several hosts. */
+  readonly resource: string;
+  /** The configured host, when the resource name carries it (`<service>@<host>`). */
+  readonly hostName: string | undefined;
+  /** The host's address (the `host` output). */
+  readonly address: string;
   readonly releaseId: string;
   readonly commit: string;
-  readonly host: string;
   /** The releases the host still had after this update (what `update` may switch back to). */
   readonly retainedReleases: readonly string[];
 }
+
+/** Per URN: the releases in one checkpoint. */
+export type Releases = Readonly<Record<string, ServiceRelease>>;
 
 export interface HistoryEntry {
   /** 1-based, by order (oldest first): file backends store `version: 0` for every update. */
@@ -51,8 +69,8 @@ export interface HistoryEntry {
   readonly result: string;
   readonly gitHead: string | undefined;
   readonly message: string;
-  /** Per service name, from the checkpoint's ServiceRelease resources. */
-  readonly services: Readonly<Record<string, ServiceRelease>>;
+  /** Per URN (service and host), from the checkpoint's ServiceRelease resources. */
+  readonly releases: Releases;
 }
 
 /** The `fleet:pins` config object. */
@@ -60,6 +78,8 @@ export type Pins = Record<string, { releaseId: string; commit: string }>;
 
 export interface MissingRelease {
   readonly service: string;
+  /** The host as config names it, else its address; "" when the service is not deployed at all. */
+  readonly host: string;
   readonly releaseId: string;
   readonly commit: string;
   readonly message: string;
@@ -120,22 +140,54 @@ function plainString(outputs: Json, key: string, where: string): string {
   return v;
 }
 
-/** Per service name, the ServiceRelease resources of a checkpoint (pending deletes ignored). */
-export function servicesOf(doc: unknown, file: string): Record<string, ServiceRelease> {
-  const services: Record<string, ServiceRelease> = {};
+/**
+ * The resource name of a URN, `urn:pulumi:<stack>::<project>::<type chain>::<name>`: everything after
+ * the third `::`, since a name may itself contain `::` (sdk/go/common/resource/urn.go Name()).
+ */
+export function urnName(urn: string): string {
+  const parts = urn.split("::");
+  return parts.length >= 4 ? parts.slice(3).join("::") : "";
+}
+
+/** Per URN, the ServiceRelease resources of a checkpoint (pending deletes ignored). */
+export function releasesOf(doc: unknown, file: string): Record<string, ServiceRelease> {
+  const releases: Record<string, ServiceRelease> = {};
   for (const r of checkpointResources(doc, file)) {
     if (r["type"] !== SERVICE_RELEASE_TYPE || r["delete"] === true) continue;
-    const where = `${file}: ${String(r["urn"])}`;
+    const urn = r["urn"];
+    if (typeof urn !== "string" || !urn.startsWith("urn:pulumi:") || urnName(urn) === "")
+      throw new Error(`${file}: a ${SERVICE_RELEASE_TYPE} resource has no valid urn (${JSON.stringify(urn)})`);
+    const where = `${file}: ${urn}`;
     const outputs = isObject(r["outputs"]) ? r["outputs"] : {};
     const retained = outputs["retainedReleases"];
-    services[plainString(outputs, "name", where)] = {
+    const service = plainString(outputs, "name", where);
+    // components/service.ts names its resource `${name}-release`; index.ts names a service on
+    // several hosts `${service}@${host}`.
+    const resource = urnName(urn).replace(/-release$/, "");
+    releases[urn] = {
+      urn,
+      service,
+      resource,
+      hostName: resource.startsWith(`${service}@`) ? resource.slice(service.length + 1) : undefined,
+      address: plainString(outputs, "host", where),
       releaseId: plainString(outputs, "releaseId", where),
       commit: plainString(outputs, "commit", where),
-      host: plainString(outputs, "host", where),
       retainedReleases: Array.isArray(retained) ? retained.filter((x): x is string => typeof x === "string") : [],
     };
   }
-  return services;
+  return releases;
+}
+
+/** The releases of one service, one per host, ordered by resource name. */
+export function serviceReleases(releases: Releases, service: string): ServiceRelease[] {
+  return Object.values(releases)
+    .filter((r) => r.service === service)
+    .sort((a, b) => a.resource.localeCompare(b.resource));
+}
+
+/** How messages name a release's host: `web1 (10.0.0.11)`, or the address alone. */
+export function hostLabel(r: ServiceRelease): string {
+  return r.hostName ? `${r.hostName} (${r.address})` : r.address;
 }
 
 /** The history directory and stack file base path, project layout first, then the legacy one. */
@@ -185,17 +237,13 @@ export function listHistory(backendDir: string, project: string, stack: string):
       result: info["result"],
       gitHead: typeof env["git.head"] === "string" ? env["git.head"] : undefined,
       message: typeof info["message"] === "string" ? info["message"] : "",
-      services: servicesOf(readJsonFile(checkpointFile), checkpointFile),
+      releases: releasesOf(readJsonFile(checkpointFile), checkpointFile),
     };
   });
 }
 
-/** The stack's current state: its services, from the stack file the backend would use. */
-export function readCurrentServices(
-  backendDir: string,
-  project: string,
-  stack: string,
-): Record<string, ServiceRelease> {
+/** The stack's current state: its releases, from the stack file the backend would use. */
+export function readCurrentReleases(backendDir: string, project: string, stack: string): Releases {
   const { stackBase } = layout(backendDir, project, stack);
   const candidates = [".json", ".json.gz", ".json.zst"]
     .map((e) => stackBase + e)
@@ -203,40 +251,66 @@ export function readCurrentServices(
     .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs);
   const file = candidates[0];
   if (!file) throw new Error(`${stackBase}.json: no such stack file`);
-  return servicesOf(readJsonFile(file), file);
+  return releasesOf(readJsonFile(file), file);
 }
 
-/** The `fleet:pins` that re-apply update `n`: every service at the release it had then. */
+/**
+ * The `fleet:pins` that re-apply update `n`: every service at the release it had then. A pin holds
+ * for every host of its service (config/schema.ts pinsSchema), so a version whose hosts ran
+ * different releases of one service cannot be re-applied as it was: refused, with the choices.
+ */
 export function pinsForVersion(entries: readonly HistoryEntry[], n: number): Pins {
   const entry = entries.find((e) => e.version === n);
   if (!entry) throw new Error(`no version ${n} in the history (versions 1…${entries.length})`);
   if (entry.result !== "succeeded") {
     throw new Error(`version ${n} (${entry.kind}) ${entry.result}: pick a succeeded version (${entry.file})`);
   }
-  const names = Object.keys(entry.services).sort();
+  const names = [...new Set(Object.values(entry.releases).map((r) => r.service))].sort();
   if (names.length === 0) throw new Error(`version ${n} (${entry.kind}) has no services (${entry.checkpointFile})`);
-  return Object.fromEntries(
-    names.map((s) => [s, { releaseId: entry.services[s]!.releaseId, commit: entry.services[s]!.commit }]),
-  );
+  const pins: Pins = {};
+  for (const service of names) {
+    const perHost = serviceReleases(entry.releases, service);
+    const first = perHost[0]!;
+    if (perHost.some((r) => r.releaseId !== first.releaseId)) {
+      const list = perHost.map((r) => `${r.hostName ?? r.address}=${r.releaseId}`).join(", ");
+      throw new Error(
+        `version ${n}: ${service} ran different releases on its hosts (${list}), and a pin holds for all of them: ` +
+          `pick another version, or pin one release on every host: npm run rollback -- --service ${service} <release>`,
+      );
+    }
+    pins[service] = { releaseId: first.releaseId, commit: first.commit };
+  }
+  return pins;
 }
 
-/** The pinned releases the hosts no longer keep (per the current state), with what to do instead. */
-export function missingReleases(pins: Pins, current: Readonly<Record<string, ServiceRelease>>): MissingRelease[] {
+/** The pinned releases some host no longer keeps (per the current state), one per host, with what to do. */
+export function missingReleases(pins: Pins, current: Releases): MissingRelease[] {
   const missing: MissingRelease[] = [];
+  const advice = (pin: Pins[string]) =>
+    `Deploy it from source instead: set the service's source ref to ${pin.commit}, unpin, pulumi up`;
   for (const [service, pin] of Object.entries(pins)) {
-    const now = current[service];
-    if (now?.retainedReleases.includes(pin.releaseId)) continue;
-    const where = now
-      ? `${now.host} no longer keeps it (it keeps: ${now.retainedReleases.join(", ") || "none"})`
-      : "the service is not in the current state";
-    missing.push({
-      service,
-      releaseId: pin.releaseId,
-      commit: pin.commit,
-      message:
-        `${service}: release ${pin.releaseId} is not available: ${where}. Deploy it from source instead: ` +
-        `set the service's source ref to ${pin.commit}, unpin, pulumi up`,
-    });
+    const hosts = serviceReleases(current, service);
+    if (hosts.length === 0) {
+      missing.push({
+        service,
+        host: "",
+        releaseId: pin.releaseId,
+        commit: pin.commit,
+        message: `${service}: release ${pin.releaseId} is not available: the service is not in the current state. ${advice(pin)}`,
+      });
+    }
+    for (const now of hosts) {
+      if (now.retainedReleases.includes(pin.releaseId)) continue;
+      missing.push({
+        service,
+        host: now.hostName ?? now.address,
+        releaseId: pin.releaseId,
+        commit: pin.commit,
+        message:
+          `${service}: release ${pin.releaseId} is not available: ${hostLabel(now)} no longer keeps it ` +
+          `(it keeps: ${now.retainedReleases.join(", ") || "none"}). ${advice(pin)}`,
+      });
+    }
   }
   return missing;
 }

@@ -1,45 +1,72 @@
 /**
- * npm run deploy [-- --stack prod]: the pre-deploy checks (fleet:checks), then `pulumi preview`,
- * then `pulumi up`, with an exit code per outcome (decisions/outcome.ts):
+ * npm run deploy [-- --stack prod] [--cwd <dir>]: the pre-deploy checks (fleet:checks), then
+ * `pulumi preview`, then `pulumi up`, with an exit code per outcome (decisions/outcome.ts):
  *   0 deployed · 1 checks failed · 2 build or image failed · 3 deploy failed, nothing switched
- *   4 health failed, rolled back automatically · 5 rollback failed too (critical) · 6 bad config
+ *   4 health failed, rolled back automatically · 5 rollback failed too (critical)
+ *   6 invalid config or usage (nothing ran)
  */
+import * as path from "path";
 import { runTee } from "../config/run-tee";
 import { spawnSync } from "child_process";
+import { argsOrExit, parseCommandLine, USAGE_EXIT, type FlagSpec, type ScriptSpec } from "../config/cli-args";
 import { FleetConfigError, parseFleetConfig } from "../config/schema";
-import { fleetConfigOf } from "../config/stack-file";
+import { fleetConfigOf, secretsProblem } from "../config/stack-file";
 import { EXIT_CODES, outcomeOf } from "../decisions/outcome";
 
+const SPEC: ScriptSpec<Record<never, FlagSpec>> = {
+  name: "deploy",
+  summary: "the stack's pre-deploy checks (fleet:checks), then pulumi preview, then pulumi up",
+  usage: ["[--stack <name>] [--cwd <dir>]"],
+  flags: {},
+  positionals: 0,
+  exitCodes: [
+    `${EXIT_CODES.ok} deployed`,
+    `${EXIT_CODES.checks} checks failed: nothing was deployed`,
+    `${EXIT_CODES.build} install, build or image failed: nothing switched`,
+    `${EXIT_CODES.failure} deploy failed: nothing switched`,
+    `${EXIT_CODES.rollback} health failed: rolled back automatically`,
+    `${EXIT_CODES.critical} the rollback failed too: critical, look now`,
+    `${USAGE_EXIT} invalid config or usage: nothing ran`,
+  ],
+};
+
 async function main(): Promise<number> {
-  const i = process.argv.indexOf("--stack");
-  const stack = i > 0 ? process.argv[i + 1]! : (process.env["PULUMI_STACK"] ?? "dev");
+  const args = argsOrExit(parseCommandLine(SPEC, process.argv.slice(2), process.env, process.cwd()));
+  if (typeof args === "number") return args;
+  const { stack, cwd } = args;
   let checks;
   try {
-    checks = parseFleetConfig(fleetConfigOf(stack)).checks;
+    const loaded = fleetConfigOf(stack, cwd);
+    // pulumi preview and up decrypt every secret of the stack: without them they cannot run either.
+    if (loaded.unreadableSecrets.length > 0) {
+      console.error(`deploy: ${secretsProblem(loaded, loaded.unreadableSecrets)} Nothing was deployed.`);
+      return EXIT_CODES.config;
+    }
+    checks = parseFleetConfig(loaded.raw).checks;
   } catch (err) {
     console.error(err instanceof FleetConfigError ? err.message : `deploy: ${(err as Error).message}`);
     return err instanceof FleetConfigError ? EXIT_CODES.config : EXIT_CODES.failure;
   }
   for (const check of checks) {
     console.log(`deploy: check "${check.name}": ${check.run}`);
-    const r = spawnSync("/bin/sh", ["-c", check.run], { cwd: check.cwd ?? process.cwd(), stdio: "inherit" });
+    const r = spawnSync("/bin/sh", ["-c", check.run], { cwd: path.resolve(cwd, check.cwd ?? "."), stdio: "inherit" });
     if (r.status !== 0) {
       console.error(`deploy: check "${check.name}" failed (exit ${r.status ?? r.signal}); nothing was deployed`);
       return EXIT_CODES.checks;
     }
   }
-  for (const args of [
+  for (const pulumiArgs of [
     ["preview", "--stack", stack, "--diff", "--non-interactive"],
     ["up", "--stack", stack, "--yes", "--skip-preview", "--non-interactive"],
   ]) {
-    const r = await runTee("pulumi", args);
+    const r = await runTee("pulumi", pulumiArgs, cwd);
     if (r.status === 127) {
       console.error("deploy: the Pulumi CLI is not installed: https://www.pulumi.com/docs/install/");
       return EXIT_CODES.failure;
     }
     const outcome = outcomeOf(r.status, r.output);
     if (outcome.code !== 0) {
-      console.error(`deploy: pulumi ${args[0]} failed: ${outcome.kind} (exit ${outcome.code})`);
+      console.error(`deploy: pulumi ${pulumiArgs[0]} failed: ${outcome.kind} (exit ${outcome.code})`);
       return outcome.code;
     }
   }

@@ -1,12 +1,14 @@
 /**
- * npm run drift [-- --stack prod]: the drift alarm. Runs `pulumi preview --refresh
+ * npm run drift [-- --stack prod] [--cwd <dir>]: the drift alarm. Runs `pulumi preview --refresh
  * --expect-no-changes --diff` (decisions/drift.ts); when the live state differs from what the
  * program wants, announces the resources that differ to the `fleet:notify` targets.
- *   0 in sync · 1 drift (announced) · 2 the check itself failed (config, CLI, backend, program)
+ *   0 in sync · 1 drift (announced) · 2 the check itself failed (CLI, backend, program)
+ *   6 invalid config or usage (nothing ran)
  */
+import { argsOrExit, parseCommandLine, USAGE_EXIT, type FlagSpec, type ScriptSpec } from "../config/cli-args";
 import { runTee } from "../config/run-tee";
 import { FleetConfigError, parseFleetConfig, type FleetConfig } from "../config/schema";
-import { fleetConfigOf } from "../config/stack-file";
+import { fleetConfigOf, secretsProblem } from "../config/stack-file";
 import {
   DRIFT_EXIT,
   driftCommand,
@@ -19,6 +21,20 @@ import {
 import { notifyAll } from "../providers/service/notify";
 import { redact } from "../transport/redact";
 
+const SPEC: ScriptSpec<Record<never, FlagSpec>> = {
+  name: "drift",
+  summary: "compare the stack's live state with what the program wants; announce drift to fleet:notify",
+  usage: ["[--stack <name>] [--cwd <dir>]"],
+  flags: {},
+  positionals: 0,
+  exitCodes: [
+    `${DRIFT_EXIT.clean} in sync`,
+    `${DRIFT_EXIT.drift} drift (announced to the fleet:notify targets)`,
+    `${DRIFT_EXIT.error} the check itself failed (CLI, backend, program): drift is unknown`,
+    `${USAGE_EXIT} invalid config or usage: nothing ran`,
+  ],
+};
+
 /** Every secret value in the config, so that none reaches a notification. */
 function secretsOf(cfg: FleetConfig): string[] {
   return [
@@ -30,17 +46,24 @@ function secretsOf(cfg: FleetConfig): string[] {
 }
 
 async function main(): Promise<number> {
-  const i = process.argv.indexOf("--stack");
-  const stack = i > 0 ? process.argv[i + 1]! : (process.env["PULUMI_STACK"] ?? "dev");
+  const args = argsOrExit(parseCommandLine(SPEC, process.argv.slice(2), process.env, process.cwd()));
+  if (typeof args === "number") return args;
+  const { stack, cwd } = args;
   let cfg: FleetConfig;
   try {
-    cfg = parseFleetConfig(fleetConfigOf(stack));
+    const loaded = fleetConfigOf(stack, cwd);
+    // The preview decrypts every secret of the stack, and the notify targets' URLs are secrets.
+    if (loaded.unreadableSecrets.length > 0) {
+      console.error(`drift: ${secretsProblem(loaded, loaded.unreadableSecrets)}`);
+      return USAGE_EXIT;
+    }
+    cfg = parseFleetConfig(loaded.raw);
   } catch (err) {
     console.error(err instanceof FleetConfigError ? err.message : `drift: ${(err as Error).message}`);
-    return DRIFT_EXIT.error;
+    return err instanceof FleetConfigError ? USAGE_EXIT : DRIFT_EXIT.error;
   }
   const started = Date.now();
-  const r = await runTee("pulumi", driftCommand(stack));
+  const r = await runTee("pulumi", driftCommand(stack), cwd);
   if (r.status === 127) {
     console.error("drift: the Pulumi CLI is not installed: https://www.pulumi.com/docs/install/");
     return DRIFT_EXIT.error;

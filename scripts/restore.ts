@@ -6,7 +6,7 @@
  *
  * The config file (YAML or JSON) names the host and the database:
  *   host: { address, port?, user, privateKeyFile, hostKey? , knownHostsFile? }
- *     or host: <name> with --stack Pulumi.<stack>.yaml (its fleet:hosts entry; privateKeyFile needed)
+ *     or host: <name>: that host of the stack's fleet:hosts (--stack), connected as the program does
  *   name: appdb                    # the DatabaseBackup's name
  *   engine: postgres | sqlite
  *   postgres: { host, port?, database, user }   # password: $FLEET_DB_PASSWORD, never argv
@@ -16,8 +16,21 @@
  */
 import * as fs from "fs";
 import * as os from "os";
+import * as path from "path";
 import * as yaml from "js-yaml";
 import { defaultBackupsDir } from "../commands/backup";
+import {
+  argsOrExit,
+  parseCommandLine,
+  usageProblem,
+  USAGE_EXIT,
+  type Flags,
+  type ScriptArgs,
+  type ScriptSpec,
+} from "../config/cli-args";
+import { connectionFor } from "../config/connections";
+import { FleetConfigError, parseFleetConfig } from "../config/schema";
+import { fleetConfigOf, secretsProblem, unreadableKeyFor, wholeFleetSecrets } from "../config/stack-file";
 import type { BackupSpec } from "../model/backup";
 import { checkBackupInputs } from "../providers/backup/check";
 import { listBackups, restoreBackup } from "../providers/backup/operations";
@@ -25,15 +38,30 @@ import type { SshConnection } from "../transport/connection";
 import { hostKeyFromKnownHosts } from "../transport/known-hosts";
 import { closeAll } from "../transport/ssh";
 
-const USAGE = `usage: npm run restore -- <backup-id> --config <file> [--stack <Pulumi.stack.yaml>] --yes
-       npm run restore -- --list --config <file> [--stack <Pulumi.stack.yaml>]`;
+const FLAGS = {
+  config: {
+    type: "string",
+    value: "file",
+    help: "the restore config (YAML or JSON): host, name, engine, postgres or sqlite, … (relative to --cwd)",
+  },
+  list: { type: "boolean", help: "list the verified backups instead of restoring" },
+  yes: { type: "boolean", help: "restore (without it, says what it would do and exits)" },
+} as const satisfies Flags;
+
+const SPEC: ScriptSpec<typeof FLAGS> = {
+  name: "restore",
+  summary: "restore a database backup by hand (a safety backup is taken first), or list the backups",
+  usage: ["<backup-id> --config <file> --yes", "--list --config <file>"],
+  flags: FLAGS,
+  positionals: 1,
+  exitCodes: [
+    "0 restored (or listed)",
+    "1 failed",
+    `${USAGE_EXIT} invalid config or usage, or no --yes: nothing was restored`,
+  ],
+};
 
 type Raw = Record<string, any>;
-
-function flag(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-}
 
 function readYaml(file: string): Raw {
   return (yaml.load(fs.readFileSync(file, "utf8")) ?? {}) as Raw;
@@ -43,13 +71,25 @@ function expand(file: string): string {
   return file.startsWith("~/") ? os.homedir() + file.slice(1) : file;
 }
 
-function connectionOf(cfg: Raw, stackFile: string | undefined): SshConnection {
-  let h: Raw = cfg["host"];
-  if (typeof h === "string") {
-    if (!stackFile) throw new Error(`host: "${h}" names a stack host; give --stack <Pulumi.<stack>.yaml>`);
-    h = readYaml(stackFile)["config"]?.["fleet:hosts"]?.[h];
-    if (!h) throw new Error(`${stackFile}: no fleet:hosts.${String(cfg["host"])}`);
+/** The connection: the config file's own host, or the named host of the stack (as index.ts connects). */
+function connectionOf(cfg: Raw, args: ScriptArgs<typeof FLAGS>): SshConnection | { problem: string } {
+  const named: unknown = cfg["host"];
+  if (typeof named === "string") {
+    const h = named;
+    const loaded = fleetConfigOf(args.stack, args.cwd);
+    const whole = wholeFleetSecrets(loaded.unreadableSecrets);
+    if (whole.length > 0) return { problem: secretsProblem(loaded, whole) };
+    const fleet = parseFleetConfig(loaded.raw);
+    if (!Object.hasOwn(fleet.hosts, h))
+      return { problem: `host: "${h}" is not in fleet:hosts of stack ${args.stack} (${loaded.source}); check --stack` };
+    const secret = unreadableKeyFor(h, fleet, loaded.unreadableSecrets);
+    if (secret)
+      return {
+        problem: secretsProblem(loaded, [secret], "give host: { address, user, privateKeyFile, … } in --config"),
+      };
+    return connectionFor(h, fleet);
   }
+  const h = named as Raw | undefined;
   if (!h?.address || !h.privateKeyFile) throw new Error("host needs address and privateKeyFile");
   const port = Number(h.port ?? 22);
   const hostKey =
@@ -101,16 +141,26 @@ export function specOf(cfg: Raw, connection: SshConnection, password: string | u
   return spec;
 }
 
-async function main(args: string[]): Promise<number> {
-  const configFile = flag(args, "--config");
-  const id = args.find((a, i) => !a.startsWith("--") && !["--config", "--stack"].includes(args[i - 1] ?? ""));
-  const list = args.includes("--list");
-  if (!configFile || (!id && !list)) {
-    console.error(USAGE);
-    return 2;
+async function main(argv: string[]): Promise<number> {
+  const args = argsOrExit(parseCommandLine(SPEC, argv, process.env, process.cwd()));
+  if (typeof args === "number") return args;
+  const { list, yes } = args.flags;
+  const id = args.positionals[0];
+  if (!args.flags.config || (!id && !list) || (id && list)) {
+    const problem = !args.flags.config
+      ? "--config <file> is required"
+      : id
+        ? `give a backup id or --list, not both`
+        : "give the backup id to restore, or --list";
+    return argsOrExit(usageProblem(SPEC.name, problem));
   }
-  const cfg = readYaml(configFile);
-  const spec = specOf(cfg, connectionOf(cfg, flag(args, "--stack")), process.env["FLEET_DB_PASSWORD"]);
+  const cfg = readYaml(path.resolve(args.cwd, args.flags.config));
+  const connection = connectionOf(cfg, args);
+  if ("problem" in connection) {
+    console.error(`restore: ${connection.problem}`);
+    return USAGE_EXIT;
+  }
+  const spec = specOf(cfg, connection, process.env["FLEET_DB_PASSWORD"]);
   if (list) {
     for (const e of (await listBackups(spec)) ?? []) {
       const counts = Object.entries(e.counts)
@@ -120,11 +170,11 @@ async function main(args: string[]): Promise<number> {
     }
     return 0;
   }
-  if (!args.includes("--yes")) {
+  if (!yes) {
     console.error(
       `would restore ${id} into ${spec.engine} ${spec.postgres?.database ?? spec.sqlite?.path} via ${spec.connection.host} (a safety backup is taken first); add --yes to do it`,
     );
-    return 2;
+    return USAGE_EXIT;
   }
   const { record } = await restoreBackup(spec, id!);
   console.log(`restored ${record.id}; safety backup of the previous database: ${record.safetyBackupId}`);
@@ -138,7 +188,7 @@ if (require.main === module) {
       (code) => (process.exitCode = code),
       (err: Error) => {
         console.error(err.message);
-        process.exitCode = 1;
+        process.exitCode = err instanceof FleetConfigError ? USAGE_EXIT : 1;
       },
     )
     .finally(() => closeAll());

@@ -3,33 +3,41 @@
  * it had then (`fleet:pins`), from the file backend's history. Thin on purpose: the logic is in
  * rollback/history.ts and rollback/commands.ts; this file only reads argv and runs `pulumi`.
  *
- *   npm run rollback -- --list                        the updates, with each service's release
+ *   npm run rollback -- --list                        the updates, with each host's release
  *   npm run rollback -- <version>                     pin every service to that update's release, pulumi up
- *   npm run rollback -- --service <name> <release>    pin one service, pulumi up
+ *   npm run rollback -- --service <name> <release>    pin one service (on all its hosts), pulumi up
  *   npm run rollback -- --unpin                       remove fleet:pins (next pulumi up deploys the sources)
+ *   npm run rollback -- --help                        all options and exit codes
  */
 import { spawnSync } from "child_process";
 import * as os from "os";
-import * as path from "path";
-import { listHistory, missingReleases, pinsForVersion, readCurrentServices, type Pins } from "../rollback/history";
-import { historyTable, parseArgs, pinOneService, pulumiCommands, shellLine, unpinCommands } from "../rollback/commands";
+import { argsOrExit } from "../config/cli-args";
+import { projectNameOf } from "../config/stack-file";
+import { listHistory, missingReleases, pinsForVersion, readCurrentReleases, type Pins } from "../rollback/history";
+import {
+  historyTable,
+  parseRollbackArgs,
+  pinOneService,
+  pulumiCommands,
+  shellLine,
+  unpinCommands,
+  type RollbackArgs,
+} from "../rollback/commands";
 
-const PROJECT = "fleet";
-const PROJECT_DIR = path.resolve(__dirname, "..");
 const NO_CLI = `the Pulumi CLI is not available. Install it: curl -fsSL https://get.pulumi.com | sh
 (or see https://www.pulumi.com/docs/iac/download-install/), put ~/.pulumi/bin on PATH, and run this again.
 Nothing was changed.`;
 
 /** The CLI, or why not: `pulumi` on PATH may be the npm package's shim, which fails offline. */
-function pulumiMissing(): string | undefined {
-  const r = spawnSync("pulumi", ["version"], { cwd: PROJECT_DIR, encoding: "utf8" });
+function pulumiMissing(cwd: string): string | undefined {
+  const r = spawnSync("pulumi", ["version"], { cwd, encoding: "utf8" });
   if (r.status === 0) return undefined;
   const why = r.error ? r.error.message : `${r.stderr ?? ""}${r.stdout ?? ""}`.trim();
   return `${NO_CLI}\n(\`pulumi version\` said: ${why})`;
 }
 
-function run(commands: string[][], dryRun: boolean): number {
-  const missing = dryRun ? undefined : pulumiMissing();
+function run(commands: string[][], { dryRun, cwd }: RollbackArgs): number {
+  const missing = dryRun ? undefined : pulumiMissing(cwd);
   if (missing) {
     console.error(`rollback: ${missing}`);
     return 127;
@@ -38,7 +46,7 @@ function run(commands: string[][], dryRun: boolean): number {
     console.log(`$ ${shellLine(argv)}`);
     if (dryRun) continue;
     const started = Date.now();
-    const r = spawnSync(argv[0]!, argv.slice(1), { cwd: PROJECT_DIR, stdio: "inherit" });
+    const r = spawnSync(argv[0]!, argv.slice(1), { cwd, stdio: "inherit" });
     if (r.error) throw r.error;
     if (argv[1] === "up") console.log(`(pulumi up took ${((Date.now() - started) / 1000).toFixed(1)} s)`);
     if (r.status !== 0) {
@@ -49,21 +57,22 @@ function run(commands: string[][], dryRun: boolean): number {
   return 0;
 }
 
-function applyPins(pins: Pins, args: ReturnType<typeof parseArgs>): number {
-  const missing = missingReleases(pins, readCurrentServices(args.backendDir, PROJECT, args.stack));
+function applyPins(pins: Pins, args: RollbackArgs): number {
+  const missing = missingReleases(pins, readCurrentReleases(args.backendDir, projectNameOf(args.cwd), args.stack));
   if (missing.length > 0) {
     for (const m of missing) console.error(m.message);
     console.error("rollback: nothing was changed.");
     return 1;
   }
   console.log(`pins: ${JSON.stringify(pins)}`);
-  return run(pulumiCommands(pins, args.stack), args.dryRun);
+  return run(pulumiCommands(pins, args.stack), args);
 }
 
 function main(): number {
-  const args = parseArgs(process.argv.slice(2), process.env, PROJECT_DIR, os.homedir());
-  if (args.mode === "unpin") return run(unpinCommands(args.stack), args.dryRun);
-  const entries = listHistory(args.backendDir, PROJECT, args.stack);
+  const args = argsOrExit(parseRollbackArgs(process.argv.slice(2), process.env, process.cwd(), os.homedir()));
+  if (typeof args === "number") return args;
+  if (args.mode === "unpin") return run(unpinCommands(args.stack), args);
+  const entries = listHistory(args.backendDir, projectNameOf(args.cwd), args.stack);
   if (args.mode === "list") {
     console.log(historyTable(entries));
     return 0;

@@ -1,22 +1,55 @@
 /**
- * npm run status [-- --stack <name>]: each service's live release, health and last deploy line,
- * per host, read over SSH. Config comes from `pulumi config --json --show-secrets` when the CLI
- * runs, else from Pulumi.<stack>.yaml (then secret values, e.g. fleet:privateKeys, are not available).
+ * npm run status [-- --stack <name>] [--cwd <dir>]: each service's live release, health and last
+ * deploy line, per host, read over SSH. Config comes from `pulumi config --json --show-secrets`
+ * when the CLI answers, else from Pulumi.<stack>.yaml, whose secrets are only ciphertext: a host
+ * whose key is such a secret is shown with what to do, the others are read.
  */
+import { argsOrExit, parseCommandLine, USAGE_EXIT, type FlagSpec, type ScriptSpec } from "../config/cli-args";
 import { parseFleetConfig, FleetConfigError } from "../config/schema";
-import { fleetConfigOf } from "../config/stack-file";
+import { fleetConfigOf, secretsProblem, unreadableKeyFor, wholeFleetSecrets } from "../config/stack-file";
 import { collectStatus, formatStatus } from "../status/collect";
 import { closeAll } from "../transport/ssh";
 
-async function main(): Promise<void> {
-  const i = process.argv.indexOf("--stack");
-  const stack = i > 0 ? process.argv[i + 1]! : (process.env["PULUMI_STACK"] ?? "dev");
-  const cfg = parseFleetConfig(fleetConfigOf(stack));
-  console.log(formatStatus(await collectStatus(cfg)));
-  await closeAll();
+const SPEC: ScriptSpec<Record<never, FlagSpec>> = {
+  name: "status",
+  summary: "each service's live release, health, last deploy line and lock holder, per host (over SSH)",
+  usage: ["[--stack <name>] [--cwd <dir>]"],
+  flags: {},
+  positionals: 0,
+  exitCodes: [
+    "0 shown (a host that could not be read says why in its row)",
+    "1 failed",
+    `${USAGE_EXIT} invalid config or usage: nothing was read`,
+  ],
+};
+
+async function main(): Promise<number> {
+  const args = argsOrExit(parseCommandLine(SPEC, process.argv.slice(2), process.env, process.cwd()));
+  if (typeof args === "number") return args;
+  const loaded = fleetConfigOf(args.stack, args.cwd);
+  const whole = wholeFleetSecrets(loaded.unreadableSecrets);
+  if (whole.length > 0) {
+    console.error(`status: ${secretsProblem(loaded, whole)}`);
+    return USAGE_EXIT;
+  }
+  const cfg = parseFleetConfig(loaded.raw);
+  const unreadable: Record<string, string> = {};
+  for (const host of Object.keys(cfg.hosts)) {
+    const secret = unreadableKeyFor(host, cfg, loaded.unreadableSecrets);
+    if (!secret) continue;
+    unreadable[host] = `not read: its key ${secret.path} is a secret (see above)`;
+    console.error(`status: ${host}: ${secretsProblem(loaded, [secret], `give hosts.${host}.privateKeyFile instead`)}`);
+  }
+  console.log(formatStatus(await collectStatus(cfg, unreadable)));
+  return 0;
 }
 
-main().catch((err) => {
-  console.error(err instanceof FleetConfigError ? err.message : `status: ${(err as Error).message}`);
-  process.exit(1);
-});
+main()
+  .then(
+    (code) => (process.exitCode = code),
+    (err) => {
+      console.error(err instanceof FleetConfigError ? err.message : `status: ${(err as Error).message}`);
+      process.exitCode = err instanceof FleetConfigError ? USAGE_EXIT : 1;
+    },
+  )
+  .finally(() => closeAll());

@@ -17,13 +17,20 @@ export interface StatusRow {
   readonly note: string;
 }
 
-/** Reads every configured service on every host it runs on, all hosts in parallel. */
-export async function collectStatus(cfg: FleetConfig): Promise<StatusRow[]> {
+/**
+ * Reads every configured service on every host it runs on, all hosts in parallel. `unreadable`:
+ * hosts not to connect to, with why (a secret key the script could not read), shown as their note.
+ */
+export async function collectStatus(
+  cfg: FleetConfig,
+  unreadable: Readonly<Record<string, string>> = {},
+): Promise<StatusRow[]> {
   const jobs = Object.entries(cfg.services).flatMap(([name, s]) =>
     (s.host ? [s.host] : s.hosts!).map(async (hostName): Promise<StatusRow> => {
       const row = { service: name, host: hostName, release: "", commit: "", active: "", health: "", lastDeploy: "" };
       if (cfg.hosts[hostName]!.kind !== "existing")
         return { ...row, note: "hcloud host: its address is in the stack state" };
+      if (Object.hasOwn(unreadable, hostName)) return { ...row, note: unreadable[hostName]! };
       try {
         const r = await exec(connectionFor(hostName, cfg), "/bin/sh -s", {
           step: "status",

@@ -4,7 +4,13 @@ import { randomBytes } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { listHistory, missingReleases, pinsForVersion, readCurrentServices } from "../../rollback/history";
+import {
+  listHistory,
+  missingReleases,
+  pinsForVersion,
+  readCurrentReleases,
+  serviceReleases,
+} from "../../rollback/history";
 import { recordSuccessfulUpdate } from "../support/diy-backend";
 import type { SshConnection } from "../../transport/connection";
 import { connectionFor, sshRun } from "../support/fleet";
@@ -92,16 +98,16 @@ describe("rollback by pins on a real server (through Pulumi's provider host)", f
     }
     const entries = listHistory(backend, "fleet", "dev");
     assert.deepEqual(
-      entries.map((e) => [e.version, e.services[NAME]?.commit, e.gitHead]),
+      entries.map((e) => [e.version, serviceReleases(e.releases, NAME)[0]?.commit, e.gitHead]),
       commits.map((c, i) => [i + 1, c, c]),
     );
-    assert.match(JSON.stringify(readCurrentServices(backend, "fleet", "dev")), new RegExp(commits[0]!.slice(0, 12)));
+    assert.match(JSON.stringify(readCurrentReleases(backend, "fleet", "dev")), new RegExp(commits[0]!.slice(0, 12)));
   });
 
   it("re-applying version 1 serves the first commit again, switching only (no upload), and says how long it took", async () => {
     const pins = pinsForVersion(listHistory(backend, "fleet", "dev"), 1);
     assert.deepEqual(pins, { [NAME]: { releaseId: commits[0]!.slice(0, 12), commit: commits[0] } });
-    assert.deepEqual(missingReleases(pins, readCurrentServices(backend, "fleet", "dev")), []);
+    assert.deepEqual(missingReleases(pins, readCurrentReleases(backend, "fleet", "dev")), []);
     const pin = pins[NAME]!;
     const releaseFile = `${ROOT}/${NAME}/releases/${pin.releaseId}/app.py`;
     const inodeBefore = await sh(`stat -c %i ${releaseFile}`);
@@ -129,7 +135,7 @@ describe("rollback by pins on a real server (through Pulumi's provider host)", f
 
     const missing = missingReleases(
       pinsForVersion(listHistory(backend, "fleet", "dev"), 2),
-      readCurrentServices(backend, "fleet", "dev"),
+      readCurrentReleases(backend, "fleet", "dev"),
     );
     assert.equal(missing.length, 1);
     assert.match(

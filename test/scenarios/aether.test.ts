@@ -3,7 +3,13 @@ import { shippedProvider } from "../../providers/ship";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { listHistory, missingReleases, pinsForVersion, readCurrentServices } from "../../rollback/history";
+import {
+  listHistory,
+  missingReleases,
+  pinsForVersion,
+  readCurrentReleases,
+  serviceReleases,
+} from "../../rollback/history";
 import { recordSuccessfulUpdate } from "../support/diy-backend";
 import type { SshConnection } from "../../transport/connection";
 import { connectionFor, sshRun } from "../support/fleet";
@@ -206,12 +212,12 @@ describe("scenario AETHER: Python service from git + SQLite backup before each d
   it("manual rollback to the first release from the stack history: switch only (same inode, no install)", async () => {
     const entries = listHistory(historyDir, "fleet", "prod");
     assert.deepEqual(
-      entries.map((e) => e.services[NAME]?.commit),
+      entries.map((e) => serviceReleases(e.releases, NAME)[0]?.commit),
       [commits[0], commits[1]],
     );
     const pins = pinsForVersion(entries, 1);
     assert.deepEqual(pins, { [NAME]: { releaseId: commits[0]!.slice(0, 12), commit: commits[0] } });
-    assert.deepEqual(missingReleases(pins, readCurrentServices(historyDir, "fleet", "prod")), []);
+    assert.deepEqual(missingReleases(pins, readCurrentReleases(historyDir, "fleet", "prod")), []);
     const pin = pins[NAME]!;
     const file = `${ROOT}/${NAME}/releases/${pin.releaseId}/app.py`;
     const inode = await sh(`stat -c %i ${file}`);

@@ -23,24 +23,28 @@ export interface UpdateRecord {
   readonly resourceChanges?: Record<string, number>;
 }
 
-/** A ServiceRelease as the engine records it (Stack → Service component → dynamic resource). */
+/**
+ * A ServiceRelease as the engine records it (Stack → Service component → dynamic resource).
+ * `resource` is the Service component's name: the service, or `<service>@<host>` on several hosts.
+ * The URN's type chain leaves out the root Stack's type, as the engine does (generateURN).
+ */
 export function serviceReleaseResource(
   stack: string,
   project: string,
-  service: string,
+  resource: string,
   id: string,
   inputs: Json,
   outputs: Json,
 ): Json {
-  const prefix = `urn:pulumi:${stack}::${project}::pulumi:pulumi:Stack$fleet:index:Service`;
+  const prefix = `urn:pulumi:${stack}::${project}::fleet:index:Service`;
   return {
-    urn: `${prefix}$${SERVICE_RELEASE_TYPE}::${service}-release`,
+    urn: `${prefix}$${SERVICE_RELEASE_TYPE}::${resource}-release`,
     custom: true,
     id,
     type: SERVICE_RELEASE_TYPE,
     inputs,
     outputs,
-    parent: `urn:pulumi:${stack}::${project}::pulumi:pulumi:Stack$fleet:index:Service::${service}`,
+    parent: `${prefix}::${resource}`,
     provider: `urn:pulumi:${stack}::${project}::pulumi:providers:pulumi-nodejs::default::00000000-0000-0000-0000-000000000000`,
     additionalSecretOutputs: ["connection", "secretEnv", "notify", "restoreOnRollback"],
   };

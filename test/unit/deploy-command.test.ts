@@ -8,32 +8,39 @@ import { EXIT_CODES, outcomeMarker, outcomeOf } from "../../decisions/outcome";
 const ROOT = path.resolve(__dirname, "..", "..");
 const TSX = path.join(ROOT, "node_modules", ".bin", "tsx");
 
-/** A fake `pulumi` that records its calls and answers `up` with the given output and status. */
-function workspace(checks: { name: string; run: string }[], upOutput: string, upStatus: number) {
+/**
+ * A fake `pulumi` that records its calls and answers `up` with the given output and status;
+ * `config` fails (so the script reads Pulumi.t.yaml, with `extraConfig` in it) unless `cliConfig`
+ * gives what `pulumi config --json` prints.
+ */
+function workspace(
+  checks: { name: string; run: string }[],
+  upOutput: string,
+  upStatus: number,
+  { cliConfig, extraConfig = {} }: { cliConfig?: unknown; extraConfig?: Record<string, unknown> } = {},
+) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-deploy-"));
   const bin = path.join(dir, "bin");
   fs.mkdirSync(bin);
   fs.writeFileSync(path.join(dir, "up-output.txt"), upOutput);
+  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify(cliConfig ?? {}));
+  const config = cliConfig === undefined ? "exit 1" : `cat "${dir}/config.json"; exit 0`;
   fs.writeFileSync(
     path.join(bin, "pulumi"),
-    `#!/bin/sh\necho "$@" >> "${dir}/calls"\ncase "$1" in\n  config) exit 1;;\n  up) cat "${dir}/up-output.txt"; exit ${upStatus};;\n  *) echo previewed; exit 0;;\nesac\n`,
+    `#!/bin/sh\necho "$@" >> "${dir}/calls"\ncase "$1" in\n  config) ${config};;\n  up) cat "${dir}/up-output.txt"; exit ${upStatus};;\n  *) echo previewed; exit 0;;\nesac\n`,
     { mode: 0o755 },
   );
-  const stack = {
-    config: {
-      "fleet:hosts": { h: { address: "127.0.0.1", hostKey: "SHA256:x", privateKeyFile: "/k" } },
-      "fleet:checks": checks,
-    },
-  };
+  const hosts = { h: { address: "127.0.0.1", hostKey: "SHA256:x", privateKeyFile: "/k" } };
+  const stack = { config: { "fleet:hosts": hosts, "fleet:checks": checks, ...extraConfig } };
   fs.writeFileSync(path.join(dir, "Pulumi.t.yaml"), JSON.stringify(stack));
-  const run = () =>
-    spawnSync(TSX, [path.join(ROOT, "scripts", "deploy.ts"), "--stack", "t"], {
+  const run = (args: string[] = ["--stack", "t"]) =>
+    spawnSync(TSX, [path.join(ROOT, "scripts", "deploy.ts"), ...args], {
       cwd: dir,
       encoding: "utf8",
       env: { ...process.env, PATH: `${bin}:${process.env["PATH"]}` },
     });
   const calls = () => (fs.existsSync(path.join(dir, "calls")) ? fs.readFileSync(path.join(dir, "calls"), "utf8") : "");
-  return { run, calls };
+  return { run, calls, dir };
 }
 
 describe("npm run deploy: checks, then preview and up, with an exit code per outcome", function () {
@@ -72,5 +79,58 @@ describe("npm run deploy: checks, then preview and up, with an exit code per out
   it("success exits 0; an unmarked failure exits 3", () => {
     assert.equal(workspace([], "done", 0).run().status, 0);
     assert.equal(workspace([], "error: something", 1).run().status, 3);
+  });
+
+  it("config from the CLI: a secret or any non-JSON string is a string, not a crash (Pulumi keeps strings)", () => {
+    const hosts = { h: { address: "127.0.0.1", hostKey: "SHA256:x", privateKeyFile: "/k" } };
+    const checks = [{ name: "ok", run: "true" }];
+    const w = workspace([], "done", 0, {
+      cliConfig: {
+        "fleet:hosts": { value: JSON.stringify(hosts), objectValue: hosts, secret: false },
+        "fleet:checks": { value: JSON.stringify(checks), objectValue: checks, secret: false },
+        "hcloud:token": { value: "abc", secret: true },
+        "aws:region": { value: "eu central one", secret: false },
+      },
+    });
+    const r = w.run();
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /check "ok": true/);
+    assert.match(w.calls(), /^preview --stack t/m);
+  });
+
+  it("a secret only the CLI can decrypt, in the stack file: exit 6 naming it and what to do; Pulumi never runs", () => {
+    const w = workspace([{ name: "ok", run: "true" }], "done", 0, {
+      extraConfig: { "hcloud:token": { secure: "v1:AAAA:abcd" } },
+    });
+    const r = w.run();
+    assert.equal(r.status, 6, r.stderr);
+    assert.match(r.stderr, /deploy: hcloud:token is a secret, and only its ciphertext is in .*Pulumi\.t\.yaml/);
+    assert.match(r.stderr, /set PULUMI_CONFIG_PASSPHRASE .* Nothing was deployed\./);
+    assert.doesNotMatch(w.calls(), /preview|up/);
+  });
+
+  it("an unknown flag or a missing --stack value: exit 6 naming it, pointing at --help; nothing runs", () => {
+    const w = workspace([{ name: "never", run: "touch ran" }], "done", 0);
+    for (const [args, message] of [
+      [["--stack", "t", "--bogus"], /^deploy: unknown option --bogus \(see npm run deploy -- --help\)$/m],
+      [["--stack"], /^deploy: --stack needs a value: -s, --stack <name>/m],
+    ] as const) {
+      const r = w.run([...args]);
+      assert.equal(r.status, 6, r.stderr);
+      assert.match(r.stderr, message);
+    }
+    assert.equal(w.calls(), "");
+    assert.ok(!fs.existsSync(path.join(w.dir, "ran")));
+  });
+
+  it("--cwd names the project folder: the stack file, the checks and pulumi run there", () => {
+    const w = workspace([{ name: "where", run: "pwd > where.txt" }], "done", 0);
+    const r = spawnSync(TSX, [path.join(ROOT, "scripts", "deploy.ts"), "-s", "t", "--cwd", w.dir], {
+      cwd: os.tmpdir(),
+      encoding: "utf8",
+      env: { ...process.env, PATH: `${path.join(w.dir, "bin")}:${process.env["PATH"]}` },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(fs.readFileSync(path.join(w.dir, "where.txt"), "utf8").trim(), fs.realpathSync(w.dir));
   });
 });

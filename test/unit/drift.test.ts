@@ -207,7 +207,7 @@ describe("drift: pulumi preview --refresh --expect-no-changes, and who hears abo
     after(() => server.close());
     beforeEach(() => (received = []));
 
-    function run(previewOutput: string, previewStatus: number, secretEnv = {}) {
+    function run(previewOutput: string, previewStatus: number, secretEnv = {}, notify?: unknown) {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-drift-"));
       const bin = path.join(dir, "bin");
       fs.mkdirSync(bin);
@@ -229,7 +229,7 @@ describe("drift: pulumi preview --refresh --expect-no-changes, and who hears abo
             },
           },
           "fleet:secretEnv": secretEnv,
-          "fleet:notify": [{ kind: "webhook", url }],
+          "fleet:notify": notify ?? [{ kind: "webhook", url }],
         },
       };
       fs.writeFileSync(path.join(dir, "Pulumi.prod.yaml"), JSON.stringify(stack));
@@ -243,7 +243,12 @@ describe("drift: pulumi preview --refresh --expect-no-changes, and who hears abo
         child.stdout.on("data", (d: Buffer) => (stdout += d.toString("utf8")));
         child.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
         child.on("close", (status) =>
-          resolve({ status: status ?? -1, stdout, stderr, calls: fs.readFileSync(path.join(dir, "calls"), "utf8") }),
+          resolve({
+            status: status ?? -1,
+            stdout,
+            stderr,
+            calls: fs.existsSync(path.join(dir, "calls")) ? fs.readFileSync(path.join(dir, "calls"), "utf8") : "",
+          }),
         );
       });
     }
@@ -284,6 +289,15 @@ describe("drift: pulumi preview --refresh --expect-no-changes, and who hears abo
       assert.equal(received.length, 1);
       assert.doesNotMatch(JSON.stringify(received[0]), /hunter2-token-value/);
       assert.match(String(received[0]!["message"]), /aether-core-release-\[secret\]/);
+    });
+
+    it("a notify URL only the CLI can decrypt: exit 6 naming the secret and what to do; no preview", async () => {
+      const r = await run(DRIFTED, 255, {}, [{ kind: "webhook", url: { secure: "v1:AAAA:abcd" } }]);
+      assert.equal(r.status, 6, r.stderr);
+      assert.match(r.stderr, /^drift: fleet:notify\[0\]\.url is a secret, and only its ciphertext is in /m);
+      assert.match(r.stderr, /PULUMI_CONFIG_PASSPHRASE/);
+      assert.doesNotMatch(r.calls, /preview/);
+      assert.equal(received.length, 0);
     });
   });
 });

@@ -7,11 +7,19 @@ import {
   listHistory,
   missingReleases,
   pinsForVersion,
-  readCurrentServices,
+  readCurrentReleases,
   readJsonFile,
+  serviceReleases,
+  type HistoryEntry,
 } from "../../rollback/history";
-import { defaultBackendDir, historyTable, parseArgs, pinOneService, pulumiCommands } from "../../rollback/commands";
-import { writeUpdate, type UpdateRecord } from "../support/diy-backend";
+import {
+  historyTable,
+  parseRollbackArgs,
+  pinOneService,
+  pulumiCommands,
+  type RollbackArgs,
+} from "../../rollback/commands";
+import { serviceReleaseResource, versionedCheckpoint, writeUpdate, type UpdateRecord } from "../support/diy-backend";
 
 /**
  * The file backend reader on test/fixtures/backend, laid out as the CLI writes it: four updates of
@@ -22,6 +30,13 @@ const BACKEND = path.resolve(__dirname, "..", "fixtures", "backend");
 const HISTORY = path.join(BACKEND, ".pulumi", "history", "fleet", "dev");
 const id = (p: string) => p.repeat(40 / p.length).slice(0, 12);
 const commit = (p: string) => p.repeat(40 / p.length);
+
+/** The one release of a single-host service in an update. */
+const only = (e: HistoryEntry, service: string) => {
+  const [release, ...more] = serviceReleases(e.releases, service);
+  assert.equal(more.length, 0, `${service} is on one host`);
+  return release!;
+};
 
 function copyBackend(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-rb-"));
@@ -43,7 +58,7 @@ describe("rollback: reading a file backend's history", () => {
     );
     assert.equal(entries[0]!.startTime, 1767225600);
     assert.deepEqual(
-      entries.map((e) => [e.services["api"]!.releaseId, e.services["web"]!.releaseId]),
+      entries.map((e) => [only(e, "api").releaseId, only(e, "web").releaseId]),
       [
         [id("1a1a"), id("4d4d")],
         [id("2b2b"), id("4d4d")],
@@ -51,8 +66,16 @@ describe("rollback: reading a file backend's history", () => {
         [id("3c3c"), id("5e5e")],
       ],
     );
-    assert.equal(entries[3]!.services["web"]!.commit, commit("5e5e"));
-    assert.equal(entries[3]!.services["web"]!.host, "10.0.0.5");
+    assert.equal(only(entries[3]!, "web").commit, commit("5e5e"));
+    assert.equal(only(entries[3]!, "web").address, "10.0.0.5");
+    assert.deepEqual(
+      [only(entries[3]!, "web").resource, only(entries[3]!, "web").hostName, only(entries[3]!, "web").urn],
+      [
+        "web",
+        undefined,
+        "urn:pulumi:dev::fleet::fleet:index:Service$pulumi-nodejs:dynamic/fleet:ServiceRelease::web-release",
+      ],
+    );
   });
 
   it("gives the pins of each succeeded version, and refuses the failed one", () => {
@@ -70,8 +93,8 @@ describe("rollback: reading a file backend's history", () => {
 
   it("finds pinned releases the hosts no longer keep, with the deploy-from-source advice", () => {
     const entries = listHistory(BACKEND, "fleet", "dev");
-    const current = readCurrentServices(BACKEND, "fleet", "dev");
-    assert.deepEqual(current["api"]!.retainedReleases, [id("2b2b"), id("3c3c")]);
+    const current = readCurrentReleases(BACKEND, "fleet", "dev");
+    assert.deepEqual(serviceReleases(current, "api")[0]!.retainedReleases, [id("2b2b"), id("3c3c")]);
     assert.deepEqual(missingReleases(pinsForVersion(entries, 2), current), []);
     const missing = missingReleases(pinsForVersion(entries, 1), current);
     assert.deepEqual(
@@ -96,7 +119,7 @@ describe("rollback: reading a file backend's history", () => {
       fs.writeFileSync(`${f}.gz`, zlib.gzipSync(fs.readFileSync(f)));
       fs.rmSync(f);
     }
-    assert.equal(listHistory(dir, "fleet", "dev")[1]!.services["api"]!.releaseId, id("2b2b"));
+    assert.equal(only(listHistory(dir, "fleet", "dev")[1]!, "api").releaseId, id("2b2b"));
     const corrupt = path.join(hist, "dev-1767232800123456789.checkpoint.json");
     fs.writeFileSync(corrupt, '{"version":3,"checkpoint":{"latest":{"resources":[{"urn":');
     assert.throws(
@@ -126,7 +149,7 @@ describe("rollback: reading a file backend's history", () => {
     api.outputs.releaseId = { "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", ciphertext: "x" };
     fs.writeFileSync(stackFile, JSON.stringify(doc));
     assert.throws(
-      () => readCurrentServices(dir, "fleet", "dev"),
+      () => readCurrentReleases(dir, "fleet", "dev"),
       /output "releaseId" is a secret; fleet never decrypts/,
     );
   });
@@ -148,6 +171,121 @@ describe("rollback: reading a file backend's history", () => {
     ]) {
       assert.equal(fs.readFileSync(path.join(dir, rel), "utf8"), fs.readFileSync(path.join(BACKEND, rel), "utf8"), rel);
     }
+  });
+});
+
+/**
+ * A service on three hosts (resources `api@web1`, `api@web2`, `api@web3`, as index.ts names them)
+ * and one single-host service (`web`). Update 2 left the hosts on different releases; update 3
+ * put them all on C, after which web1 keeps B and C, web2 keeps A and C, web3 keeps only C.
+ */
+function threeHostBackend(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-rb3-"));
+  const address: Record<string, string> = { web1: "10.0.0.11", web2: "10.0.0.12", web3: "10.0.0.13" };
+  const release = (resource: string, service: string, host: string, p: string, retained: string[]) =>
+    serviceReleaseResource(
+      "dev",
+      "fleet",
+      resource,
+      `${host}:22/${service}`,
+      {},
+      {
+        name: service,
+        host,
+        releaseId: id(p),
+        commit: commit(p),
+        retainedReleases: retained.map(id),
+      },
+    );
+  const updates: [string, Record<string, [string, string[]]>][] = [
+    ["all on A", { web1: ["aaaa", ["aaaa"]], web2: ["aaaa", ["aaaa"]], web3: ["aaaa", ["aaaa"]] }],
+    [
+      "web1 and web3 on B",
+      { web1: ["bbbb", ["aaaa", "bbbb"]], web2: ["aaaa", ["aaaa"]], web3: ["bbbb", ["aaaa", "bbbb"]] },
+    ],
+    ["all on C", { web1: ["cccc", ["bbbb", "cccc"]], web2: ["cccc", ["aaaa", "cccc"]], web3: ["cccc", ["cccc"]] }],
+  ];
+  updates.forEach(([message, hosts], i) => {
+    const resources = [
+      ...Object.entries(hosts).map(([h, [p, kept]]) => release(`api@${h}`, "api", address[h]!, p, kept)),
+      release("web", "web", "10.0.0.5", "4d4d", ["4d4d"]),
+    ];
+    const time = 1767225600 + i * 3600;
+    writeUpdate(
+      dir,
+      "fleet",
+      "dev",
+      `${time}000000000`,
+      {
+        kind: "update",
+        startTime: time,
+        message,
+        environment: {},
+        config: {},
+        result: "succeeded",
+        endTime: time + 30,
+      },
+      versionedCheckpoint("dev", "fleet", new Date(time * 1000).toISOString(), resources),
+    );
+  });
+  return dir;
+}
+
+describe("rollback: a service on several hosts (one resource per host, keyed by URN)", () => {
+  const backend = threeHostBackend();
+
+  it("--list shows each host's release, not one host for the whole service", () => {
+    const lines = historyTable(listHistory(backend, "fleet", "dev")).split("\n");
+    assert.match(
+      lines[2]!,
+      new RegExp(`^2 .*  api@web1=${id("bbbb")} api@web2=${id("aaaa")} api@web3=${id("bbbb")} web=${id("4d4d")}$`),
+    );
+    assert.match(lines[3]!, new RegExp(`  api@web1=${id("cccc")} api@web2=${id("cccc")} api@web3=${id("cccc")} web=`));
+  });
+
+  it("pins one release per service when its hosts agree, and refuses a version where they did not", () => {
+    const entries = listHistory(backend, "fleet", "dev");
+    assert.deepEqual(pinsForVersion(entries, 1), {
+      api: { releaseId: id("aaaa"), commit: commit("aaaa") },
+      web: { releaseId: id("4d4d"), commit: commit("4d4d") },
+    });
+    assert.throws(
+      () => pinsForVersion(entries, 2),
+      new RegExp(
+        `version 2: api ran different releases on its hosts \\(web1=${id("bbbb")}, web2=${id("aaaa")}, web3=${id("bbbb")}\\)`,
+      ),
+    );
+    assert.throws(() => pinsForVersion(entries, 2), /npm run rollback -- --service api <release>/);
+    assert.deepEqual(pinOneService(entries, "api", id("bbbb")), {
+      api: { releaseId: id("bbbb"), commit: commit("bbbb") },
+    });
+  });
+
+  it("checks every host for the pinned release, and names the ones that no longer keep it", () => {
+    const entries = listHistory(backend, "fleet", "dev");
+    const missing = missingReleases(pinsForVersion(entries, 1), readCurrentReleases(backend, "fleet", "dev"));
+    assert.deepEqual(
+      missing.map((m) => [m.service, m.host, m.releaseId]),
+      [
+        ["api", "web1", id("aaaa")],
+        ["api", "web3", id("aaaa")],
+      ],
+    );
+    assert.match(
+      missing[0]!.message,
+      new RegExp(
+        `^api: release ${id("aaaa")} is not available: web1 \\(10\\.0\\.0\\.11\\) no longer keeps it \\(it keeps: ${id("bbbb")}, ${id("cccc")}\\)`,
+      ),
+    );
+    assert.match(missing[1]!.message, /web3 \(10\.0\.0\.13\) no longer keeps it \(it keeps: cccccccccccc\)/);
+  });
+
+  it("the pins it writes are per service (fleet:pins.<service>), for every host of that service", () => {
+    const pins = pinsForVersion(listHistory(backend, "fleet", "dev"), 3);
+    assert.deepEqual(pulumiCommands(pins, "dev").slice(1, 3), [
+      ["pulumi", "config", "set", "--path", "fleet:pins.api.releaseId", id("cccc"), "--stack", "dev"],
+      ["pulumi", "config", "set", "--path", "fleet:pins.api.commit", commit("cccc"), "--stack", "dev"],
+    ]);
   });
 });
 
@@ -183,25 +321,51 @@ describe("rollback: command lines and arguments", () => {
   });
 
   it("parses the arguments, with the stack and backend defaults", () => {
+    const run = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
+      const line = parseRollbackArgs(argv, env, "/proj", "/home/u");
+      assert.equal(line.kind, "run", JSON.stringify(line));
+      return (line as { args: RollbackArgs }).args;
+    };
+    const problem = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
+      const line = parseRollbackArgs(argv, env, "/proj", "/home/u");
+      assert.equal(line.kind, "usage", JSON.stringify(line));
+      return (line as { problem: string }).problem;
+    };
     const env = { PULUMI_STACK: "prod", PULUMI_BACKEND_URL: "file://~/state" };
-    assert.deepEqual(parseArgs(["3", "--dry-run"], env, "/proj", "/home/u"), {
+    assert.deepEqual(run(["3", "--dry-run"], env), {
       mode: "version",
       version: 3,
       stack: "prod",
+      cwd: "/proj",
       backendDir: "/home/u/state",
       dryRun: true,
     });
-    assert.equal(parseArgs(["--list"], {}, "/proj", "/h").backendDir, "/proj");
-    assert.equal(parseArgs(["--list"], {}, "/proj", "/h").stack, "dev");
-    assert.deepEqual(parseArgs(["--service", "api", "abc", "--stack", "x"], {}, "/p", "/h").service, {
-      name: "api",
-      releaseId: "abc",
-    });
-    assert.equal(parseArgs(["--unpin"], {}, "/p", "/h").mode, "unpin");
-    assert.throws(() => parseArgs(["--list", "2"], {}, "/p", "/h"), /usage/);
-    assert.throws(() => parseArgs(["two"], {}, "/p", "/h"), /not a version number: two/);
-    assert.throws(() => parseArgs(["--bogus"], {}, "/p", "/h"), /unknown option --bogus/);
-    assert.equal(defaultBackendDir({ PULUMI_BACKEND_URL: "s3://bucket" }, "/p", "/h"), "/p");
+    assert.equal(run(["--list"]).backendDir, "/proj");
+    assert.equal(run(["--list"]).stack, "dev");
+    assert.equal(run(["--list", "-C", "sub"]).backendDir, "/proj/sub", "the project folder is --cwd");
+    assert.equal(run(["--list"], { PULUMI_BACKEND_URL: "file://./state" }).backendDir, "/proj/state");
+    assert.equal(run(["--list", "--backend-dir", "b"]).backendDir, "/proj/b");
+    assert.deepEqual(run(["--service", "api", "abc", "--stack", "x"]).service, { name: "api", releaseId: "abc" });
+    assert.equal(run(["--unpin", "-s", "x"]).stack, "x");
+    assert.match(problem(["--list", "2"]), /^rollback: unexpected argument "2" \(see npm run rollback -- --help\)$/);
+    assert.match(problem(["--list", "--unpin"]), /give one of --list, --unpin/);
+    assert.match(problem(["--service", "api"]), /--service api needs the release: --service <name> <release>/);
+    assert.match(problem(["--service"]), /--service needs a value: --service <name>/);
+    assert.match(problem(["two"]), /not a version number: two/);
+    assert.match(problem(["1e3"]), /not a version number: 1e3/);
+    assert.match(problem([]), /give --list, --unpin, --service <name> <release> or a <version>/);
+    assert.match(problem(["--bogus"]), /^rollback: unknown option --bogus \(see npm run rollback -- --help\)$/);
+    assert.match(
+      problem(["--list"], { PULUMI_BACKEND_URL: "s3://bucket" }),
+      /the stack's backend is S3 bucket bucket.*: rollback reads a file backend's history on this machine; give --backend-dir/,
+    );
+    assert.match(
+      problem(["--list"], { PULUMI_BACKEND_URL: "file://" }),
+      /PULUMI_BACKEND_URL=file:\/\/: file:\/\/ needs a folder/,
+    );
+    const help = parseRollbackArgs(["--list", "-h"], {}, "/p", "/h");
+    assert.equal(help.kind, "help");
+    assert.match((help as { text: string }).text, /--service <name> <release>[\s\S]*--backend-dir <dir>[\s\S]*127 /);
   });
 
   it("the --list table and --service pins come from the history", () => {
