@@ -1,4 +1,5 @@
-import { spawnSync } from "child_process";
+import { spawnSync, type SpawnSyncReturns } from "child_process";
+import { pulumiInvocation, type Invocation } from "../engine/invoke";
 import * as fs from "fs";
 import * as path from "path";
 import { load } from "js-yaml";
@@ -135,9 +136,20 @@ export function fleetValues(values: Readonly<Record<string, unknown>>): Record<s
   return out;
 }
 
+/** `pulumi config --json --show-secrets` in `cwd`, through engine/invoke.ts; no CLI reads as a failed run. */
+function cliConfig(stack: string, cwd: string): SpawnSyncReturns<string> {
+  let run: Invocation;
+  try {
+    run = pulumiInvocation(["config", "--json", "--show-secrets", "--stack", stack]);
+  } catch (err) {
+    return { pid: 0, output: [], stdout: "", stderr: "", status: 127, signal: null, error: err as Error };
+  }
+  return spawnSync(run.command, run.args, { cwd, env: run.env, encoding: "utf8" });
+}
+
 /** The stack's config: from the Pulumi CLI run in `cwd` when it answers, else from `cwd`/Pulumi.<stack>.yaml. */
 export function stackConfig(stack: string, cwd: string = process.cwd()): StackConfig {
-  const cli = spawnSync("pulumi", ["config", "--json", "--show-secrets", "--stack", stack], { cwd, encoding: "utf8" });
+  const cli = cliConfig(stack, cwd);
   if (cli.status === 0) {
     try {
       return { ...parseCliConfig(cli.stdout), source: `pulumi config --stack ${stack}`, cliProblem: undefined };

@@ -8,33 +8,40 @@
  * Either way the engine, the state, the diff display and the exit code are the CLI's.
  */
 import { spawn } from "child_process";
+import * as fs from "fs";
 import * as path from "path";
 import { cliEnv, PROJECT_DIR, pulumiCli } from "./cli";
 import { runsProgram, withClient } from "./commands";
 import { hostProgram, type HostedProgram } from "./language-server";
 
+/** The project folder: the working directory when it holds a Pulumi.yaml (scripts' --cwd), else this checkout. */
+function projectDir(): string {
+  return fs.existsSync(path.join(process.cwd(), "Pulumi.yaml")) ? process.cwd() : PROJECT_DIR;
+}
+
 /** The program: index.ts, evaluated afresh at each run (`pulumi up` runs it for preview, then for the update). */
-function freshProgram(): () => Promise<Record<string, unknown>> {
-  const entry = path.join(PROJECT_DIR, "index.ts");
+function freshProgram(dir: string): () => Promise<Record<string, unknown>> {
+  const entry = path.join(dir, "index.ts");
   return async () => {
     const nodeModules = `${path.sep}node_modules${path.sep}`;
     for (const id of Object.keys(require.cache)) {
-      if (id.startsWith(PROJECT_DIR + path.sep) && !id.includes(nodeModules)) delete require.cache[id];
+      if (id.startsWith(dir + path.sep) && !id.includes(nodeModules)) delete require.cache[id];
     }
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+     
     return { ...(require(entry) as Record<string, unknown>) };
   };
 }
 
 export async function runPulumi(args: readonly string[]): Promise<number> {
   const cli = pulumiCli();
+  const dir = projectDir();
   let hosted: HostedProgram | undefined;
   let argv = [...args];
   if (!cli.languageHost && runsProgram(args)) {
-    hosted = await hostProgram(freshProgram());
+    hosted = await hostProgram(freshProgram(dir));
     argv = withClient(args, hosted.address);
   }
-  const child = spawn(cli.pulumi, argv, { cwd: PROJECT_DIR, env: cliEnv(cli), stdio: "inherit" });
+  const child = spawn(cli.pulumi, argv, { cwd: dir, env: cliEnv(cli), stdio: "inherit" });
   // Ctrl-C reaches the CLI through the terminal's process group; here it only must not kill us
   // before the CLI has finished cancelling (it still talks to the hosted program).
   const ignore = () => undefined;

@@ -6,7 +6,7 @@
  *   6 invalid config or usage (nothing ran)
  */
 import * as path from "path";
-import { runTee } from "../config/run-tee";
+import { teePulumi } from "../engine/tee";
 import { spawnSync } from "child_process";
 import { argsOrExit, parseCommandLine, USAGE_EXIT, type FlagSpec, type ScriptSpec } from "../config/cli-args";
 import { FleetConfigError, parseFleetConfig } from "../config/schema";
@@ -59,9 +59,9 @@ async function main(): Promise<number> {
     ["preview", "--stack", stack, "--diff", "--non-interactive"],
     ["up", "--stack", stack, "--yes", "--skip-preview", "--non-interactive"],
   ]) {
-    const r = await runTee("pulumi", pulumiArgs, cwd);
+    const r = await teePulumi(pulumiArgs, cwd);
     if (r.status === 127) {
-      console.error("deploy: the Pulumi CLI is not installed: https://www.pulumi.com/docs/install/");
+      console.error(`deploy: no Pulumi CLI: ${r.output} (tools/pulumi/ensure.sh says what to install)`);
       return EXIT_CODES.failure;
     }
     const outcome = outcomeOf(r.status, r.output);

@@ -6,7 +6,7 @@
  *   6 invalid config or usage (nothing ran)
  */
 import { argsOrExit, parseCommandLine, USAGE_EXIT, type FlagSpec, type ScriptSpec } from "../config/cli-args";
-import { runTee } from "../config/run-tee";
+import { teePulumi } from "../engine/tee";
 import { FleetConfigError, parseFleetConfig, type FleetConfig } from "../config/schema";
 import { fleetConfigOf, secretsProblem } from "../config/stack-file";
 import {
@@ -63,9 +63,9 @@ async function main(): Promise<number> {
     return err instanceof FleetConfigError ? USAGE_EXIT : DRIFT_EXIT.error;
   }
   const started = Date.now();
-  const r = await runTee("pulumi", driftCommand(stack), cwd);
+  const r = await teePulumi(driftCommand(stack), cwd);
   if (r.status === 127) {
-    console.error("drift: the Pulumi CLI is not installed: https://www.pulumi.com/docs/install/");
+    console.error(`drift: no Pulumi CLI: ${r.output} (tools/pulumi/ensure.sh says what to install)`);
     return DRIFT_EXIT.error;
   }
   const verdict = driftVerdict(r.status, r.output);

@@ -9,6 +9,8 @@
  *   npm run rollback -- --unpin                       remove fleet:pins (next pulumi up deploys the sources)
  *   npm run rollback -- --help                        all options and exit codes
  */
+import { pulumiCli } from "../engine/cli";
+import { pulumiInvocation } from "../engine/invoke";
 import { spawnSync } from "child_process";
 import * as os from "os";
 import { argsOrExit } from "../config/cli-args";
@@ -24,20 +26,18 @@ import {
   type RollbackArgs,
 } from "../rollback/commands";
 
-const NO_CLI = `the Pulumi CLI is not available. Install it: curl -fsSL https://get.pulumi.com | sh
-(or see https://www.pulumi.com/docs/iac/download-install/), put ~/.pulumi/bin on PATH, and run this again.
-Nothing was changed.`;
-
-/** The CLI, or why not: `pulumi` on PATH may be the npm package's shim, which fails offline. */
-function pulumiMissing(cwd: string): string | undefined {
-  const r = spawnSync("pulumi", ["version"], { cwd, encoding: "utf8" });
-  if (r.status === 0) return undefined;
-  const why = r.error ? r.error.message : `${r.stderr ?? ""}${r.stdout ?? ""}`.trim();
-  return `${NO_CLI}\n(\`pulumi version\` said: ${why})`;
+/** The CLI, or why not (tools/pulumi/ensure.sh has printed how to get one). */
+function pulumiMissing(): string | undefined {
+  try {
+    pulumiCli();
+    return undefined;
+  } catch (err) {
+    return `${(err as Error).message}. Nothing was changed.`;
+  }
 }
 
 function run(commands: string[][], { dryRun, cwd }: RollbackArgs): number {
-  const missing = dryRun ? undefined : pulumiMissing(cwd);
+  const missing = dryRun ? undefined : pulumiMissing();
   if (missing) {
     console.error(`rollback: ${missing}`);
     return 127;
@@ -46,7 +46,8 @@ function run(commands: string[][], { dryRun, cwd }: RollbackArgs): number {
     console.log(`$ ${shellLine(argv)}`);
     if (dryRun) continue;
     const started = Date.now();
-    const r = spawnSync(argv[0]!, argv.slice(1), { cwd, stdio: "inherit" });
+    const run = pulumiInvocation(argv.slice(1));
+    const r = spawnSync(run.command, run.args, { cwd, env: run.env, stdio: "inherit" });
     if (r.error) throw r.error;
     if (argv[1] === "up") console.log(`(pulumi up took ${((Date.now() - started) / 1000).toFixed(1)} s)`);
     if (r.status !== 0) {
