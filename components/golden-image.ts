@@ -279,8 +279,15 @@ function dockerImage(parent: GoldenImage, name: string, args: DockerGoldenImageA
   return { resource, spec };
 }
 
-/** The hcloud kind's provider inputs: the provision directory, its scripts in order, the base. */
-function hcloudImage(parent: GoldenImage, name: string, args: HcloudGoldenImageArgs, label: string): HcloudImage {
+/**
+ * The hcloud kind's provider inputs except the token: the provision directory, its scripts in
+ * order, the base, read now (on the deploying machine, while the program runs), like dockerImageSpec.
+ */
+export function hcloudImageSpec(
+  name: string,
+  args: HcloudGoldenImageArgs,
+  label = `images.${name}`,
+): Omit<HcloudImageSpec, "token"> {
   const env = { ...(args.provision.env ?? {}) };
   const ctx = readImageContext(args.provision.dir, [], `${label}.provision.dir`);
   const run = provisionRunList(ctx.dir, ctx.manifest, args.provision.run, `${label}.provision`);
@@ -291,27 +298,33 @@ function hcloudImage(parent: GoldenImage, name: string, args: HcloudGoldenImageA
     location: args.location,
     run: run.join("\n"),
   };
+  return {
+    name,
+    baseImage: args.baseImage,
+    serverType: args.serverType,
+    location: args.location,
+    provisionDir: ctx.dir,
+    run,
+    env,
+    manifest: ctx.manifest,
+    contentHash: imageContentHash({ kind: "hcloud", manifest: ctx.manifest, buildArgs: env, settings }),
+    commit: commitOf(ctx.dir),
+    labels: { ...(args.labels ?? {}) },
+    check: args.validate.check,
+    checkTimeoutMs: parseDuration(args.validate.timeout ?? "5m", `${label}.validate.timeout`),
+    keep: args.keep ?? 3,
+    stepTimeoutMs: parseDuration(args.stepTimeout ?? "30m", `${label}.stepTimeout`),
+    apiUrl: "https://api.hetzner.cloud/v1",
+    sshPort: 22,
+  };
+}
+
+function hcloudImage(parent: GoldenImage, name: string, args: HcloudGoldenImageArgs, label: string): HcloudImage {
   return new HcloudImage(
     `${name}-snapshot`,
     {
-      name,
-      baseImage: args.baseImage,
-      serverType: args.serverType,
-      location: args.location,
-      provisionDir: ctx.dir,
-      run,
-      env,
-      manifest: ctx.manifest,
-      contentHash: imageContentHash({ kind: "hcloud", manifest: ctx.manifest, buildArgs: env, settings }),
-      commit: commitOf(ctx.dir),
-      labels: { ...(args.labels ?? {}) },
-      check: args.validate.check,
-      checkTimeoutMs: parseDuration(args.validate.timeout ?? "5m", `${label}.validate.timeout`),
-      keep: args.keep ?? 3,
-      stepTimeoutMs: parseDuration(args.stepTimeout ?? "30m", `${label}.stepTimeout`),
+      ...hcloudImageSpec(name, args, label),
       token: pulumi.secret(args.token ?? new pulumi.Config("hcloud").requireSecret("token")),
-      apiUrl: "https://api.hetzner.cloud/v1",
-      sshPort: 22,
     },
     { parent },
   );
