@@ -2,6 +2,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { shippedProvider } from "../providers/ship";
 import { imageContentHash } from "../decisions/image-hash";
 import { parseDuration } from "../model/duration";
+import { excludePatternProblem } from "../model/exclude-pattern";
+import { defaultImageRepository } from "../model/rules/image";
 import { commitOf, provisionRunList, readImageContext } from "../providers/image/inputs";
 import type { DockerImageSpec, ImageArtifact } from "../providers/image/model";
 import type { HcloudImageSpec } from "../providers/image/hcloud-model";
@@ -238,11 +240,16 @@ export function dockerImageSpec(
 ): Omit<DockerImageSpec, "hostConnections" | "hostAddresses"> {
   const dockerfile = args.dockerfile ?? "Dockerfile";
   const buildArgs = { ...(args.buildArgs ?? {}) };
+  // The context is read with these here, before any provider check: this is their only gate.
+  (args.exclude ?? []).forEach((pattern, i) => {
+    const problem = excludePatternProblem(pattern);
+    if (problem) throw new Error(`${label}.exclude.${i}: ${problem}`);
+  });
   const ctx = readImageContext(args.context, args.exclude ?? [], `${label}.context`);
   if (!(dockerfile in ctx.manifest)) throw new Error(`${label}.dockerfile: ${dockerfile} is not in ${ctx.dir}`);
   return {
     name,
-    repository: args.repository ?? `fleet/${name.toLowerCase().replace(/[^a-z0-9._-]/g, "-")}`,
+    repository: args.repository ?? defaultImageRepository(name),
     contextDir: ctx.dir,
     exclude: ctx.exclude,
     dockerfile,
