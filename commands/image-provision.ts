@@ -1,3 +1,4 @@
+import { ENV_KEY_PATTERN } from "../model/rules/env";
 import { shq, writeFileAtomic } from "./quote";
 
 /**
@@ -48,7 +49,7 @@ export function provisionScript(args: ProvisionArgs): string {
     ...Object.keys(args.env)
       .sort()
       .map((k) => {
-        if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`provision env: not a variable name: ${k}`);
+        if (!ENV_KEY_PATTERN.test(k)) throw new Error(`provision env: not a variable name: ${k}`);
         return `export ${k}=${shq(args.env[k]!)}`;
       }),
   ];

@@ -1,3 +1,6 @@
+import { ENV_KEY_PATTERN } from "../model/rules/env";
+import { DOCKER_REPOSITORY_PATTERN } from "../model/rules/image";
+import { NAME_PATTERN } from "../model/rules/names";
 import { shq, writeFileAtomic } from "./quote";
 
 /**
@@ -36,7 +39,7 @@ export function imageId(id: string): string {
 
 /** A Docker tag `repository:tag`, checked against Docker's grammar (lowercase repository). */
 export function imageTag(repository: string, tag: string): string {
-  if (!/^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/.test(repository))
+  if (!DOCKER_REPOSITORY_PATTERN.test(repository))
     throw new Error(`not a Docker repository name (lowercase letters, digits, '.', '_', '-', '/'): ${repository}`);
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) throw new Error(`not a Docker tag: ${tag}`);
   return `${repository}:${tag}`;
@@ -105,7 +108,7 @@ export function renderDockerEnvFile(env: Readonly<Record<string, string>>): stri
     .sort()
     .map((k) => {
       const v = env[k]!;
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`not an environment variable name: ${k}`);
+      if (!ENV_KEY_PATTERN.test(k)) throw new Error(`not an environment variable name: ${k}`);
       if (/[\n\r\0]/.test(v)) throw new Error(`${k}: a Docker env file cannot hold newlines or NUL bytes`);
       return `${k}=${v}\n`;
     })
@@ -187,7 +190,7 @@ const PROTECTED_IDS = [
  * every retained release's. Written after each deploy; an empty list removes the record.
  */
 export function recordImageRefsScript(owner: string, ids: readonly string[]): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/.test(owner)) throw new Error(`not an owner name: ${owner}`);
+  if (!NAME_PATTERN.test(owner)) throw new Error(`not an owner name: ${owner}`);
   const file = `${IMAGE_REFS_DIR}/${owner}`;
   if (ids.length === 0) return `rm -f ${shq(file)}\n`;
   const content = [...new Set(ids.map(imageId))].join("\n") + "\n";
@@ -227,7 +230,7 @@ export function removeImagesScript(ids: readonly string[], protect: readonly str
  * removed old releases, so the record is exactly the images the retained releases need.
  */
 export function recordReleaseImagesScript(owner: string, releasesDir: string): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/.test(owner)) throw new Error(`not an owner name: ${owner}`);
+  if (!NAME_PATTERN.test(owner)) throw new Error(`not an owner name: ${owner}`);
   const file = shq(`${IMAGE_REFS_DIR}/${owner}`);
   return [
     `mkdir -p ${IMAGE_REFS_DIR}`,
@@ -259,7 +262,7 @@ export interface RunImageArgs {
 export function dockerRunCommand(args: RunImageArgs): string {
   const c = shq(args.container);
   const env = [...new Set(args.envKeys)].sort().map((k) => {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new Error(`not an environment variable name: ${k}`);
+    if (!ENV_KEY_PATTERN.test(k)) throw new Error(`not an environment variable name: ${k}`);
     return ` -e ${k}`;
   });
   return `docker rm -f ${c} >/dev/null 2>&1; exec docker run --rm --name ${c} --network host${env.join("")} ${imageId(args.image)}`;

@@ -2,6 +2,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { shippedProvider } from "../providers/ship";
 import { imageContentHash } from "../decisions/image-hash";
 import { parseDuration } from "../model/duration";
+import { excludePatternProblem } from "../model/exclude-pattern";
+import { defaultImageRepository } from "../model/rules/image";
 import { commitOf, provisionRunList, readImageContext } from "../providers/image/inputs";
 import type { DockerImageSpec, ImageArtifact } from "../providers/image/model";
 import type { HcloudImageSpec } from "../providers/image/hcloud-model";
@@ -238,11 +240,16 @@ export function dockerImageSpec(
 ): Omit<DockerImageSpec, "hostConnections" | "hostAddresses"> {
   const dockerfile = args.dockerfile ?? "Dockerfile";
   const buildArgs = { ...(args.buildArgs ?? {}) };
+  // The context is read with these here, before any provider check: this is their only gate.
+  (args.exclude ?? []).forEach((pattern, i) => {
+    const problem = excludePatternProblem(pattern);
+    if (problem) throw new Error(`${label}.exclude.${i}: ${problem}`);
+  });
   const ctx = readImageContext(args.context, args.exclude ?? [], `${label}.context`);
   if (!(dockerfile in ctx.manifest)) throw new Error(`${label}.dockerfile: ${dockerfile} is not in ${ctx.dir}`);
   return {
     name,
-    repository: args.repository ?? `fleet/${name.toLowerCase().replace(/[^a-z0-9._-]/g, "-")}`,
+    repository: args.repository ?? defaultImageRepository(name),
     contextDir: ctx.dir,
     exclude: ctx.exclude,
     dockerfile,
@@ -279,8 +286,15 @@ function dockerImage(parent: GoldenImage, name: string, args: DockerGoldenImageA
   return { resource, spec };
 }
 
-/** The hcloud kind's provider inputs: the provision directory, its scripts in order, the base. */
-function hcloudImage(parent: GoldenImage, name: string, args: HcloudGoldenImageArgs, label: string): HcloudImage {
+/**
+ * The hcloud kind's provider inputs except the token: the provision directory, its scripts in
+ * order, the base, read now (on the deploying machine, while the program runs), like dockerImageSpec.
+ */
+export function hcloudImageSpec(
+  name: string,
+  args: HcloudGoldenImageArgs,
+  label = `images.${name}`,
+): Omit<HcloudImageSpec, "token"> {
   const env = { ...(args.provision.env ?? {}) };
   const ctx = readImageContext(args.provision.dir, [], `${label}.provision.dir`);
   const run = provisionRunList(ctx.dir, ctx.manifest, args.provision.run, `${label}.provision`);
@@ -291,27 +305,33 @@ function hcloudImage(parent: GoldenImage, name: string, args: HcloudGoldenImageA
     location: args.location,
     run: run.join("\n"),
   };
+  return {
+    name,
+    baseImage: args.baseImage,
+    serverType: args.serverType,
+    location: args.location,
+    provisionDir: ctx.dir,
+    run,
+    env,
+    manifest: ctx.manifest,
+    contentHash: imageContentHash({ kind: "hcloud", manifest: ctx.manifest, buildArgs: env, settings }),
+    commit: commitOf(ctx.dir),
+    labels: { ...(args.labels ?? {}) },
+    check: args.validate.check,
+    checkTimeoutMs: parseDuration(args.validate.timeout ?? "5m", `${label}.validate.timeout`),
+    keep: args.keep ?? 3,
+    stepTimeoutMs: parseDuration(args.stepTimeout ?? "30m", `${label}.stepTimeout`),
+    apiUrl: "https://api.hetzner.cloud/v1",
+    sshPort: 22,
+  };
+}
+
+function hcloudImage(parent: GoldenImage, name: string, args: HcloudGoldenImageArgs, label: string): HcloudImage {
   return new HcloudImage(
     `${name}-snapshot`,
     {
-      name,
-      baseImage: args.baseImage,
-      serverType: args.serverType,
-      location: args.location,
-      provisionDir: ctx.dir,
-      run,
-      env,
-      manifest: ctx.manifest,
-      contentHash: imageContentHash({ kind: "hcloud", manifest: ctx.manifest, buildArgs: env, settings }),
-      commit: commitOf(ctx.dir),
-      labels: { ...(args.labels ?? {}) },
-      check: args.validate.check,
-      checkTimeoutMs: parseDuration(args.validate.timeout ?? "5m", `${label}.validate.timeout`),
-      keep: args.keep ?? 3,
-      stepTimeoutMs: parseDuration(args.stepTimeout ?? "30m", `${label}.stepTimeout`),
+      ...hcloudImageSpec(name, args, label),
       token: pulumi.secret(args.token ?? new pulumi.Config("hcloud").requireSecret("token")),
-      apiUrl: "https://api.hetzner.cloud/v1",
-      sshPort: 22,
     },
     { parent },
   );

@@ -12,9 +12,24 @@ import {
   tableName,
 } from "../model/rules/backup";
 import { duration, timeout } from "../model/rules/duration";
-import { envKey, execEnv, serviceEnv, serviceEnvTotalProblem } from "../model/rules/env";
+import { serviceEnv, serviceEnvTotalProblem } from "../model/rules/env";
 import { httpStatus, probeUrl } from "../model/rules/http";
-import { DOCKER_REPOSITORY_PATTERN, dockerRepository } from "../model/rules/image";
+import {
+  DOCKER_REPOSITORY_PATTERN,
+  buildArgs,
+  defaultImageRepository,
+  dockerRepository,
+  dockerfile,
+  hcloudLabelValue,
+  hcloudSetting,
+  imageCheck,
+  imageDir,
+  imagesKept,
+  provisionEnv,
+  provisionScript,
+  snapshotLabels,
+  validationEnv,
+} from "../model/rules/image";
 import { PLAIN_SEGMENT, formatFieldPath, issueMessage } from "../model/rules/issues";
 import { commitId, name, releaseId, unitName, unixUser } from "../model/rules/names";
 import { SSH_FROM_REQUIRED, cidr, hostAddress, port } from "../model/rules/network";
@@ -31,7 +46,7 @@ import {
   startCommand,
   versionField,
 } from "../model/rules/service";
-import { command, line, unrepresentable } from "../model/rules/text";
+import { command, unrepresentable } from "../model/rules/text";
 
 export { formatFieldPath } from "../model/rules/issues";
 
@@ -210,39 +225,36 @@ export const serviceSchema = z
 export const imageSchema = z.discriminatedUnion("kind", [
   z.strictObject({
     kind: z.literal("docker"),
-    context: z.string().min(1),
-    dockerfile: z.string().min(1).optional(),
-    buildArgs: z.record(envKey, z.string()).optional(),
+    context: imageDir,
+    dockerfile: dockerfile.optional(),
+    buildArgs: buildArgs.optional(),
     exclude: z.array(excludePattern).optional(),
     repository: dockerRepository.optional(),
     validate: z.strictObject({
       url: probeUrl,
       expectStatus: httpStatus.optional(),
       bodyContains: z.string().optional(),
-      // A Docker --env-file: literal KEY=value lines.
-      env: execEnv(line).optional(),
+      env: validationEnv.optional(),
       timeout: timeout.optional(),
       interval: duration.optional(),
     }),
     /** Hosts to ship it to ahead of the services that run it. */
     hosts: z.array(name).default([]),
-    keep: z.number().int().min(2).optional(),
+    keep: imagesKept.optional(),
   }),
   z.strictObject({
     kind: z.literal("hcloud"),
-    baseImage: z.string().min(1),
-    serverType: z.string().min(1),
-    location: z.string().min(1),
+    baseImage: hcloudSetting,
+    serverType: hcloudSetting,
+    location: hcloudSetting,
     provision: z.strictObject({
-      dir: z.string().min(1),
-      // One line each: every script reports itself as a `ran=<name>` line.
-      run: z.array(releasePath.regex(/^[^\n\r]*$/, "must be a single line")).optional(),
-      // Exported to every script: an entry over the exec limit makes every command fail.
-      env: execEnv(z.string()).optional(),
+      dir: imageDir,
+      run: z.array(provisionScript).optional(),
+      env: provisionEnv.optional(),
     }),
-    validate: z.strictObject({ check: z.string().min(1), timeout: timeout.optional() }),
-    keep: z.number().int().min(2).optional(),
-    labels: z.record(z.string(), z.string()).optional(),
+    validate: z.strictObject({ check: imageCheck, timeout: timeout.optional() }),
+    keep: imagesKept.optional(),
+    labels: snapshotLabels.optional(),
   }),
 ]);
 
@@ -394,8 +406,12 @@ export function crossReferenceProblems(raw: unknown): string[] {
     for (const h of Array.isArray(to) ? to : []) {
       if (typeof h === "string" && !own(hosts, h)) problems.push(`${at("images", img, "hosts")}: unknown host ${q(h)}`);
     }
+    // The name labels an hcloud image's snapshots (its rules as a name are the key's own).
+    if (obj(spec)["kind"] === "hcloud")
+      for (const issue of hcloudLabelValue.safeParse(img).error?.issues ?? [])
+        problems.push(`${at("images", img)}: ${issue.message}`);
     // components/golden-image.ts names the repository after the image when none is given.
-    const repository = `fleet/${img.toLowerCase().replace(/[^a-z0-9._-]/g, "-")}`;
+    const repository = defaultImageRepository(img);
     if (
       obj(spec)["kind"] === "docker" &&
       obj(spec)["repository"] === undefined &&

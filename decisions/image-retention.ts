@@ -1,3 +1,5 @@
+import { MIN_IMAGES_KEPT } from "../model/image";
+
 /**
  * Image and snapshot retention. Images are ranked by activation (the order in which they passed
  * validation and became the active image), never by creation time: an image that failed
@@ -13,8 +15,8 @@ export interface ImageRetentionPolicy {
   readonly protect: readonly string[];
 }
 
-/** The floor of `keep`: the active image and the one a rollback goes back to. */
-export const MIN_KEEP = 2;
+/** The floor of `keep`: the active image and the one a rollback goes back to (the config's floor too). */
+export const MIN_KEEP = MIN_IMAGES_KEPT;
 
 /** The activation history after `activated` became active, trimmed to what retention keeps. */
 export function nextHistory(history: readonly string[], activated: string, keep: number): string[] {

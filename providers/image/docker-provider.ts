@@ -2,39 +2,11 @@ import type * as pulumi from "@pulumi/pulumi";
 import { inspectImageScript } from "../../commands/image";
 import { parseFacts } from "../../commands/facts";
 import { changedFiles, describeChanges } from "../../decisions/image-changes";
-import { MIN_KEEP } from "../../decisions/image-retention";
 import { UNKNOWN, canonical } from "../../decisions/diff-keys";
+import { checkDockerImageInputs } from "./check";
 import { activateDockerImage, pruneEverywhere } from "./docker-activate";
 import { runLocalScript } from "./local";
 import type { DockerImageSpec, DockerImageState } from "./model";
-
-const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.@-]{0,63}$/;
-const REPOSITORY = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/;
-
-/** The provider's own validation; unknown values (preview) pass. */
-export function checkDockerImage(news: Record<string, unknown>): { property: string; reason: string }[] {
-  const failures: { property: string; reason: string }[] = [];
-  const known = (v: unknown) => v !== UNKNOWN && v !== undefined;
-  const name = news["name"];
-  if (known(name) && (typeof name !== "string" || !NAME.test(name)))
-    failures.push({ property: "name", reason: "must be 1-64 letters, digits, '_', '.', '@' or '-'" });
-  const keep = news["keep"];
-  if (known(keep) && (typeof keep !== "number" || !Number.isInteger(keep) || keep < MIN_KEEP))
-    failures.push({
-      property: "keep",
-      reason: `must be an integer of at least ${MIN_KEEP} (the active image and the rollback target)`,
-    });
-  const repository = news["repository"];
-  if (known(repository) && (typeof repository !== "string" || !REPOSITORY.test(repository)))
-    failures.push({
-      property: "repository",
-      reason: "must be a Docker repository name (lowercase letters, digits, '.', '_', '-', '/')",
-    });
-  const url = (news["validate"] as { url?: unknown } | undefined)?.url;
-  if (known(url) && (typeof url !== "string" || !/^https?:\/\/\S+$/.test(url)))
-    failures.push({ property: "validate.url", reason: "must be an http(s) URL" });
-  return failures;
-}
 
 /** Where each host is: address, port and user (a rotated key is no reason to ship again). */
 function hostTargets(spec: Pick<DockerImageSpec, "hostConnections"> | undefined): unknown {
@@ -84,7 +56,7 @@ export function diffDockerImage(olds: DockerImageState, news: DockerImageSpec) {
  */
 export const dockerImageProvider: pulumi.dynamic.ResourceProvider = {
   async check(_olds: Record<string, unknown>, news: Record<string, unknown>) {
-    return { inputs: news, failures: checkDockerImage(news) };
+    return { inputs: news, failures: checkDockerImageInputs(news) };
   },
 
   async diff(_id: string, olds: DockerImageState, news: DockerImageSpec) {

@@ -1,33 +1,7 @@
-import type { Manifest } from "../../decisions/image-hash";
+import type { HcloudImageSpec } from "../../model/image";
 
-/** The HcloudImage provider's inputs. Plain data only; `token` is a secret input. */
-export interface HcloudImageSpec {
-  /** The GoldenImage's name: the `fleet.io/image` label retention selects by. */
-  readonly name: string;
-  readonly baseImage: string;
-  readonly serverType: string;
-  readonly location: string;
-  /** Absolute path of the provision directory (uploaded whole to the builder). */
-  readonly provisionDir: string;
-  /** Scripts to run, relative to the directory, in order. */
-  readonly run: readonly string[];
-  readonly env: Readonly<Record<string, string>>;
-  readonly manifest: Manifest;
-  readonly contentHash: string;
-  readonly commit: string;
-  /** Extra labels on the snapshot. */
-  readonly labels: Readonly<Record<string, string>>;
-  /** The validation check, run over SSH on a server booted from the new snapshot. */
-  readonly check: string;
-  readonly checkTimeoutMs: number;
-  readonly keep: number;
-  readonly stepTimeoutMs: number;
-  readonly token: string;
-  /** The Hetzner Cloud API ("https://api.hetzner.cloud/v1"); another URL only in tests. */
-  readonly apiUrl: string;
-  /** The servers' SSH port (22; another only in tests). */
-  readonly sshPort: number;
-}
+// The provider's inputs are a model type: model/image-spec.ts checks them with the config's rules.
+export type { HcloudImageSpec } from "../../model/image";
 
 export interface HcloudImageState extends HcloudImageSpec {
   /** The active snapshot's id. */

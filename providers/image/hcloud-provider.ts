@@ -2,12 +2,11 @@ import type * as pulumi from "@pulumi/pulumi";
 import { generateEd25519 } from "../../transport/keys";
 import { provisionUploadCommand } from "../../commands/image-provision";
 import { changedFiles, describeChanges } from "../../decisions/image-changes";
-import { MIN_KEEP } from "../../decisions/image-retention";
-import { UNKNOWN } from "../../decisions/diff-keys";
 import { remoteCommandError } from "../../transport/errors";
 import type { SshConnection } from "../../transport/connection";
 import { connectionKey, exec, runScript } from "../../transport/ssh";
 import { packSource } from "../../source/pack";
+import { checkHcloudImageInputs } from "./check";
 import { hcloudApi } from "./hcloud-api";
 import { buildHcloudImage, pruneSnapshots, type HcloudBuildDeps } from "./hcloud-build";
 import type { HcloudImageSpec, HcloudImageState } from "./hcloud-model";
@@ -50,37 +49,13 @@ async function uploadDir(conn: SshConnection, dir: string, timeoutMs: number): P
     );
 }
 
-/** Label values Hetzner accepts: what the name becomes on the snapshot. */
-const LABEL_VALUE = /^[a-zA-Z0-9]([a-zA-Z0-9._-]{0,61}[a-zA-Z0-9])?$/;
-
-export function checkHcloudImage(news: Record<string, unknown>): { property: string; reason: string }[] {
-  const failures: { property: string; reason: string }[] = [];
-  const known = (v: unknown) => v !== UNKNOWN && v !== undefined;
-  const name = news["name"];
-  if (known(name) && (typeof name !== "string" || !LABEL_VALUE.test(name)))
-    failures.push({
-      property: "name",
-      reason: "must be a Hetzner label value: letters, digits, '.', '_', '-' (at most 63)",
-    });
-  const keep = news["keep"];
-  if (known(keep) && (typeof keep !== "number" || !Number.isInteger(keep) || keep < MIN_KEEP))
-    failures.push({
-      property: "keep",
-      reason: `must be an integer of at least ${MIN_KEEP} (the active snapshot and the rollback target)`,
-    });
-  const check = news["check"];
-  if (known(check) && (typeof check !== "string" || !check.trim()))
-    failures.push({ property: "check", reason: "must be a shell command" });
-  return failures;
-}
-
 /**
  * The HcloudImage dynamic provider: Packer's hcloud builder as one resource (see hcloud-build.ts).
  * Rebuilds only when the content hash changes; a new keep only re-runs retention.
  */
 export const hcloudImageProvider: pulumi.dynamic.ResourceProvider = {
   async check(_olds: Record<string, unknown>, news: Record<string, unknown>) {
-    return { inputs: news, failures: checkHcloudImage(news) };
+    return { inputs: news, failures: checkHcloudImageInputs(news) };
   },
 
   async diff(_id: string, olds: HcloudImageState, news: HcloudImageSpec) {

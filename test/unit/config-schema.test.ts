@@ -274,6 +274,39 @@ describe("config/schema: hostile values (issue #10)", () => {
     );
   });
 
+  it("an hcloud image: its name labels its snapshots, and its check is a command", () => {
+    const config = (name: string, check = "true") => ({
+      ...good(),
+      images: {
+        [name]: {
+          kind: "hcloud",
+          baseImage: "debian-12",
+          serverType: "cx22",
+          location: "fsn1",
+          provision: { dir: "./p" },
+          validate: { check },
+        },
+      },
+    });
+    const hcloud = (name: string, check?: string) => problems(config(name, check));
+    assert.equal(parseFleetConfig(config("gold")).images["gold"]?.kind, "hcloud");
+    for (const name of ["gold-", "gold.", "a@b", "g".repeat(64)])
+      assert.deepEqual(
+        hcloud(name),
+        [
+          `images.${name}: must be a Hetzner Cloud label value, as its snapshots are labelled with it: at most 63 letters, digits, '.', '_' or '-', starting and ending with a letter or digit`,
+        ],
+        name,
+      );
+    // A name refused as a name is reported once, by the name's own rule.
+    assert.deepEqual(hcloud("constructor"), [
+      "images.constructor: must not be a JavaScript object member name (constructor, toString, …)",
+    ]);
+    assert.deepEqual(hcloud("gold", " \t"), [
+      "images.gold.validate.check: must be a shell command that checks the new image (exit 0: valid), not blank",
+    ]);
+  });
+
   it("backups, pins, keys and docker images: what the providers and builders need, checked up front", () => {
     const backups = (b: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
       problems({ ...good(), backups: { db: { host: "web1", ...b } }, ...extra });

@@ -1,7 +1,7 @@
 import { strict as assert } from "assert";
 import { UNKNOWN } from "../../decisions/diff-keys";
-import { checkDockerImage, diffDockerImage } from "../../providers/image/docker-provider";
-import { checkHcloudImage } from "../../providers/image/hcloud-provider";
+import { checkDockerImageInputs, checkHcloudImageInputs } from "../../providers/image/check";
+import { diffDockerImage } from "../../providers/image/docker-provider";
 import type { DockerImageSpec, DockerImageState } from "../../providers/image/model";
 
 const conn = { host: "127.0.0.13", port: 22, user: "root", privateKey: "KEY-A", hostKey: "ssh-ed25519 AAAA" };
@@ -74,23 +74,23 @@ describe("DockerImage provider: diff and check", () => {
   });
 
   it("check refuses bad names, repositories, keep below 2 and non-HTTP URLs, and lets unknowns through", () => {
-    const failures = checkDockerImage({
+    const failures = checkDockerImageInputs({
       name: "../web",
       repository: "Fleet/Web",
       keep: 1,
       validate: { url: "ftp://x" },
     }).map((f) => f.property);
-    assert.deepEqual(failures, ["name", "keep", "repository", "validate.url"]);
+    assert.deepEqual(failures, ["name", "repository", "validate.url", "keep"]);
     assert.deepEqual(
-      checkDockerImage({ name: UNKNOWN, repository: UNKNOWN, keep: UNKNOWN, validate: { url: UNKNOWN } }),
+      checkDockerImageInputs({ name: UNKNOWN, repository: UNKNOWN, keep: UNKNOWN, validate: { url: UNKNOWN } }),
       [],
     );
-    assert.deepEqual(checkDockerImage(spec() as unknown as Record<string, unknown>), []);
+    assert.deepEqual(checkDockerImageInputs(spec() as unknown as Record<string, unknown>), []);
   });
 
   it("the hcloud check wants a label-safe name, keep >= 2 and a check command", () => {
-    const failures = checkHcloudImage({ name: "web@1", keep: 0, check: " " }).map((f) => f.property);
-    assert.deepEqual(failures, ["name", "keep", "check"]);
-    assert.deepEqual(checkHcloudImage({ name: "agent", keep: 3, check: "true" }), []);
+    const failures = checkHcloudImageInputs({ name: "web@1", keep: 0, check: " " }).map((f) => f.property);
+    assert.deepEqual(failures, ["name", "check", "keep"]);
+    assert.deepEqual(checkHcloudImageInputs({ name: "agent", keep: 3, check: "true" }), []);
   });
 });

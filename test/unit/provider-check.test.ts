@@ -1,7 +1,9 @@
 import { strict as assert } from "assert";
 import * as path from "path";
 import { UNKNOWN } from "../../decisions/diff-keys";
+import { dockerImageSpec, hcloudImageSpec } from "../../components/golden-image";
 import { checkBackupInputs } from "../../providers/backup/check";
+import { checkDockerImageInputs, checkHcloudImageInputs } from "../../providers/image/check";
 import { checkServiceInputs } from "../../providers/service/check";
 import { serviceSpec } from "../support/service-inputs";
 
@@ -32,6 +34,37 @@ const backup = (): Record<string, any> => ({
   stepTimeoutMs: 600_000,
   deleteBackupsOnDestroy: false,
 });
+
+const IMAGES = path.resolve(__dirname, "..", "fixtures", "images");
+
+/** The image providers' inputs as GoldenImage registers them (its own spec builders), as JSON. */
+const dockerImage = (): Record<string, any> =>
+  JSON.parse(
+    JSON.stringify({
+      ...dockerImageSpec("web", {
+        kind: "docker",
+        context: path.join(IMAGES, "web"),
+        validate: { url: "http://127.0.0.1:18650/health", env: { PORT: "18650" } },
+      }),
+      hostConnections: [{ host: "127.0.0.13", user: "root", privateKey: "KEY", hostKey: "ssh-ed25519 AAAA" }],
+      hostAddresses: ["127.0.0.13"],
+    }),
+  );
+
+const hcloudImage = (): Record<string, any> =>
+  JSON.parse(
+    JSON.stringify({
+      ...hcloudImageSpec("agent", {
+        kind: "hcloud",
+        baseImage: "debian-12",
+        serverType: "cx22",
+        location: "fsn1",
+        provision: { dir: path.join(IMAGES, "provision") },
+        validate: { check: "test -f /opt/agent/ready" },
+      }),
+      token: "hcloud-token",
+    }),
+  );
 
 const props = (failures: readonly { property: string }[]) => failures.map((f) => f.property);
 
@@ -91,5 +124,48 @@ describe("providers' checks: the model's rules, as Pulumi runs them", () => {
       props(checkServiceInputs({ ...spec(), connection: { ...spec()["connection"], connectTimeoutMs: 0 } })),
       ["connection.connectTimeoutMs"],
     );
+  });
+
+  it("the image providers: the component's inputs pass, preview's unknowns pass, each bad field is named", () => {
+    assert.deepEqual(checkDockerImageInputs(dockerImage()), []);
+    assert.deepEqual(checkHcloudImageInputs(hcloudImage()), []);
+    assert.deepEqual(
+      checkDockerImageInputs({
+        ...dockerImage(),
+        hostConnections: UNKNOWN,
+        hostAddresses: [UNKNOWN],
+        validate: { ...dockerImage()["validate"], url: UNKNOWN, env: { PORT: UNKNOWN } },
+        commit: UNKNOWN,
+      }),
+      [],
+    );
+    assert.deepEqual(checkHcloudImageInputs({ ...hcloudImage(), token: UNKNOWN, check: UNKNOWN, env: UNKNOWN }), []);
+    assert.deepEqual(
+      props(
+        checkDockerImageInputs({
+          ...dockerImage(),
+          name: "constructor",
+          validate: { ...dockerImage()["validate"], url: "http://127.0.0.1/é", env: { "A-B": "1" } },
+          hostConnections: [{ host: "a b", user: "root", privateKey: "KEY", hostKey: "ssh-ed25519 AAAA" }],
+        }),
+      ),
+      ["name", "validate.url", "validate.env.A-B", "hostConnections[0].host"],
+    );
+    const hcloud = checkHcloudImageInputs({ ...hcloudImage(), name: "gold-", check: " ", run: ["../x"] });
+    assert.deepEqual(props(hcloud), ["name", "run[0]", "check"]);
+    assert.match(hcloud[0]!.reason, /Hetzner Cloud label value/);
+    assert.match(hcloud[2]!.reason, /not blank/);
+  });
+
+  it("the image providers never quote a value: the token and the hosts' keys are secrets", () => {
+    const failures = [
+      ...checkHcloudImageInputs({ ...hcloudImage(), token: "s3cret\0" }),
+      ...checkDockerImageInputs({
+        ...dockerImage(),
+        hostConnections: [{ host: "127.0.0.13", user: "root", privateKey: "s3cret\ud800", hostKey: "x" }],
+      }),
+    ];
+    assert.deepEqual(props(failures), ["token", "hostConnections[0].privateKey"]);
+    for (const f of failures) assert.doesNotMatch(f.reason, /s3cret/, f.reason);
   });
 });

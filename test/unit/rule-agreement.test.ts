@@ -1,7 +1,9 @@
 import { strict as assert } from "assert";
 import * as path from "path";
 import { FleetConfigError, parseFleetConfig } from "../../config/schema";
+import { dockerImageSpec, hcloudImageSpec } from "../../components/golden-image";
 import { checkBackupInputs } from "../../providers/backup/check";
+import { checkDockerImageInputs, checkHcloudImageInputs } from "../../providers/image/check";
 import { checkServiceInputs } from "../../providers/service/check";
 import { serviceSpec } from "../support/service-inputs";
 
@@ -33,6 +35,24 @@ const goodConfig = (): Json => ({
     db: { host: "web1", postgres: { host: "127.0.0.14", database: "appdb", user: "app" }, verifyTables: ["users"] },
   },
   dbPasswords: { db: "pw" },
+  images: {
+    app: {
+      kind: "docker",
+      context: "./web",
+      repository: "fleet/app",
+      buildArgs: { VERSION: "1" },
+      exclude: ["data/*.db"],
+      validate: { url: "http://127.0.0.1:18650/health", env: { PORT: "18650" } },
+    },
+    gold: {
+      kind: "hcloud",
+      baseImage: "debian-12",
+      serverType: "cx22",
+      location: "fsn1",
+      provision: { dir: "./provision", run: ["10-base.sh"], env: { AGENT_ROOT: "/opt/agent" } },
+      validate: { check: "test -f /opt/agent/ready" },
+    },
+  },
 });
 
 const goodServiceSpec = (): Json => ({
@@ -68,6 +88,48 @@ const goodBackupSpec = (): Json => ({
   deleteBackupsOnDestroy: false,
 });
 
+const IMAGES = path.resolve(__dirname, "..", "fixtures", "images");
+const conn = { host: "127.0.0.13", port: 22, user: "root", privateKey: "KEY", hostKey: "ssh-ed25519 AAAA" };
+
+/** The inputs GoldenImage registers for the config's images (its own spec builders), as JSON. */
+const goodDockerImageSpec = (): Json =>
+  JSON.parse(
+    JSON.stringify({
+      ...dockerImageSpec("app", {
+        kind: "docker",
+        context: path.join(IMAGES, "web"),
+        repository: "fleet/app",
+        buildArgs: { VERSION: "1" },
+        exclude: ["data/*.db"],
+        validate: { url: "http://127.0.0.1:18650/health", env: { PORT: "18650" } },
+      }),
+      hostConnections: [conn],
+      hostAddresses: [conn.host],
+    }),
+  );
+
+const goodHcloudImageSpec = (): Json =>
+  JSON.parse(
+    JSON.stringify({
+      ...hcloudImageSpec("gold", {
+        kind: "hcloud",
+        baseImage: "debian-12",
+        serverType: "cx22",
+        location: "fsn1",
+        provision: { dir: path.join(IMAGES, "provision"), run: ["10-base.sh"], env: { AGENT_ROOT: "/opt/agent" } },
+        validate: { check: "test -f /opt/agent/ready" },
+      }),
+      token: "hcloud-token",
+    }),
+  );
+
+const PROVIDERS = {
+  service: { good: goodServiceSpec, check: checkServiceInputs },
+  backup: { good: goodBackupSpec, check: checkBackupInputs },
+  dockerImage: { good: goodDockerImageSpec, check: checkDockerImageInputs },
+  hcloudImage: { good: goodHcloudImageSpec, check: checkHcloudImageInputs },
+} as const;
+
 function set(obj: Json, at: readonly string[], value: unknown): Json {
   let o = obj;
   for (const k of at.slice(0, -1)) o = o[k] ??= {};
@@ -93,7 +155,7 @@ interface Rule {
   readonly spec: readonly string[];
   /** Other provider inputs the component fills from the same value (a name is the unit's by default). */
   readonly alsoSpec?: readonly (readonly string[])[];
-  readonly provider: "service" | "backup";
+  readonly provider: keyof typeof PROVIDERS;
   readonly values: readonly unknown[];
 }
 
@@ -372,6 +434,141 @@ const RULES: readonly Rule[] = [
     provider: "backup",
     values: ["", "db-20260101T000000Z-r1r1r1", "db-20260101T000000Z-a+b", "x y", "../../etc/passwd", "-x"],
   },
+  {
+    rule: "hcloud image name (its snapshots' label value)",
+    config: ["images", "$rename:gold"],
+    spec: ["name"],
+    provider: "hcloudImage",
+    values: [
+      "gold",
+      "vm.agent_2",
+      "Gold-1",
+      long(63),
+      "gold-",
+      "gold.",
+      "gold_",
+      "a@b",
+      long(64),
+      "-x",
+      "a b",
+      "constructor",
+    ],
+  },
+  {
+    rule: "docker image name",
+    config: ["images", "$rename:app"],
+    spec: ["name"],
+    provider: "dockerImage",
+    values: ["app", "web@1", "app.v2", "app-", long(64), long(65), "-x", "a b", "constructor", "toString"],
+  },
+  {
+    rule: "image check command",
+    config: ["images", "gold", "validate", "check"],
+    spec: ["check"],
+    provider: "hcloudImage",
+    values: ["test -f /opt/agent/ready", "systemctl is-active agent\ncurl -fsS localhost", "", " ", "\t\n"],
+  },
+  {
+    rule: "image validation URL",
+    config: ["images", "app", "validate", "url"],
+    spec: ["validate", "url"],
+    provider: "dockerImage",
+    values: [
+      "http://127.0.0.1:18650/health",
+      "http://127.0.0.1/{a,b}[1]?q=%C3%A9",
+      "ftp://nope",
+      "http://127.0.0.1/é",
+      "http://127.0.0.1/\u0007",
+      "http://",
+      url(8192),
+      url(8193),
+      url(8193, "https://"),
+    ],
+  },
+  {
+    rule: "image validation status",
+    config: ["images", "app", "validate", "expectStatus"],
+    spec: ["validate", "expectStatus"],
+    provider: "dockerImage",
+    values: [200, 204, 99, 600, 200.5, "200"],
+  },
+  {
+    rule: "image validation env value",
+    config: ["images", "app", "validate", "env", "PORT"],
+    spec: ["validate", "env", "PORT"],
+    provider: "dockerImage",
+    values: ["18650", "", "a\nb", "a\rb", long(131_066), long(131_067)],
+  },
+  {
+    rule: "image validation env key",
+    config: ["images", "app", "validate", "env", "$key"],
+    spec: ["validate", "env", "$key"],
+    provider: "dockerImage",
+    values: ["APP_HOST", "_A", "A-B", "9A", "A B"],
+  },
+  {
+    rule: "docker repository",
+    config: ["images", "app", "repository"],
+    spec: ["repository"],
+    provider: "dockerImage",
+    values: ["fleet/app", "registry.local/team/app", "a_b", "Fleet/App", "a//b", "/a", "a:b", ""],
+  },
+  {
+    rule: "docker build arg name",
+    config: ["images", "app", "buildArgs", "$key"],
+    spec: ["buildArgs", "$key"],
+    provider: "dockerImage",
+    values: ["VERSION", "_A", "A-B", "9A", "A=B"],
+  },
+  {
+    rule: "docker context exclude pattern (after the default .git)",
+    config: ["images", "app", "exclude", "0"],
+    spec: ["exclude", "1"],
+    provider: "dockerImage",
+    values: ["data/*.db", "./build", "", "/srv/app/x", "!keep", "a/../b", "a\nb"],
+  },
+  {
+    rule: "docker images kept",
+    config: ["images", "app", "keep"],
+    spec: ["keep"],
+    provider: "dockerImage",
+    values: [2, 3, 1, 0, 2.5, "3"],
+  },
+  {
+    rule: "hcloud snapshots kept",
+    config: ["images", "gold", "keep"],
+    spec: ["keep"],
+    provider: "hcloudImage",
+    values: [2, 4, 1, 0, 2.5, "3"],
+  },
+  {
+    rule: "provision script",
+    config: ["images", "gold", "provision", "run", "0"],
+    spec: ["run", "0"],
+    provider: "hcloudImage",
+    values: ["10-base.sh", "files/x.sh", "../x", "/etc/x", "a\nb", "a//b", ""],
+  },
+  {
+    rule: "provision env value",
+    config: ["images", "gold", "provision", "env", "AGENT_ROOT"],
+    spec: ["env", "AGENT_ROOT"],
+    provider: "hcloudImage",
+    values: ["/opt/agent", "a\nb", long(131_060), long(131_061)],
+  },
+  {
+    rule: "provision env key",
+    config: ["images", "gold", "provision", "env", "$key"],
+    spec: ["env", "$key"],
+    provider: "hcloudImage",
+    values: ["DEBUG", "A-B", "9A"],
+  },
+  ...(["baseImage", "serverType", "location"] as const).map((field): Rule => ({
+    rule: `hcloud ${field}`,
+    config: ["images", "gold", field],
+    spec: [field],
+    provider: "hcloudImage",
+    values: ["x1", ""],
+  })),
 ];
 
 /** Renames the one entry of `entries`. */
@@ -382,16 +579,27 @@ function renameOnly(entries: Json, to: string): void {
   entries[to] = entry;
 }
 
-/** Puts `value` at `at`: "$key" adds a key named by the value, "$rename" renames the entry there. */
+/** What is filed under an entry's name elsewhere (a backup's password, a service's pin). */
+const FILED_ELSEWHERE: Record<string, string> = { backups: "dbPasswords", services: "pins" };
+
+/**
+ * Puts `value` at `at`: "$key" adds a key named by the value, "$rename" renames the one entry
+ * there, "$rename:<name>" the entry of that name.
+ */
 function withValue(base: Json, at: readonly string[], value: unknown): Json {
   const i = at.findIndex((k) => k.startsWith("$"));
   if (i < 0) return set(base, at, value);
   let o = base;
   for (const k of at.slice(0, i)) o = o[k] ??= {};
   if (at[i] === "$key") o[value as string] = "1";
-  else {
-    // The entry moves, with what is filed under its name elsewhere (a backup's password, a service's pin).
-    for (const entries of [o, base[at[0] === "backups" ? "dbPasswords" : "pins"]]) renameOnly(entries, String(value));
+  else if (at[i]!.startsWith("$rename:")) {
+    const from = at[i]!.slice("$rename:".length);
+    const entry = o[from];
+    delete o[from];
+    o[String(value)] = entry;
+  } else {
+    // The entry moves, with what is filed under its name elsewhere.
+    for (const entries of [o, base[FILED_ELSEWHERE[at[0]!]!]]) renameOnly(entries, String(value));
   }
   return base;
 }
@@ -414,6 +622,8 @@ describe("one rule, one verdict: the config schema and the providers' checks agr
     assert.deepEqual(configProblems(goodConfig()), []);
     assert.deepEqual(checkServiceInputs(goodServiceSpec()), []);
     assert.deepEqual(checkBackupInputs(goodBackupSpec()), []);
+    assert.deepEqual(checkDockerImageInputs(goodDockerImageSpec()), []);
+    assert.deepEqual(checkHcloudImageInputs(goodHcloudImageSpec()), []);
   });
 
   for (const r of RULES) {
@@ -421,9 +631,10 @@ describe("one rule, one verdict: the config schema and the providers' checks agr
       const disagreements: string[] = [];
       for (const value of r.values) {
         const configRefused = configProblems(withValue(goodConfig(), r.config, value)).length > 0;
-        let spec = withValue(r.provider === "service" ? goodServiceSpec() : goodBackupSpec(), r.spec, value);
+        const provider = PROVIDERS[r.provider];
+        let spec = withValue(provider.good(), r.spec, value);
         for (const at of r.alsoSpec ?? []) spec = withValue(spec, at, value);
-        const failures = r.provider === "service" ? checkServiceInputs(spec) : checkBackupInputs(spec);
+        const failures = provider.check(spec);
         const shown =
           typeof value === "string" && value.length > 40
             ? `${JSON.stringify(value.slice(0, 12))}… (${value.length} chars)`

@@ -1,0 +1,80 @@
+import { strict as assert } from "assert";
+import * as path from "path";
+import { dockerImageSpec, hcloudImageSpec } from "../../components/golden-image";
+import { shippedProvider } from "../../providers/ship";
+import { ProviderHost, UNKNOWN, secret, withProvider, type Props } from "../support/provider-host";
+
+// What ships in state: the bundled providers (providers/ship.ts), as GoldenImage registers them.
+const dockerImageProvider = shippedProvider("dockerImage");
+const hcloudImageProvider = shippedProvider("hcloudImage");
+
+const IMAGES = path.resolve(__dirname, "..", "fixtures", "images");
+const conn = { host: "127.0.0.13", port: 22, user: "root", privateKey: "KEY", hostKey: "ssh-ed25519 AAAA" };
+
+/** The component's own inputs, with the secrets it marks (the hosts' connections, the token). */
+const docker = (): Props =>
+  JSON.parse(
+    JSON.stringify({
+      ...dockerImageSpec("web", {
+        kind: "docker",
+        context: path.join(IMAGES, "web"),
+        validate: { url: "http://127.0.0.1:18650/health" },
+      }),
+      hostConnections: secret([conn]),
+      hostAddresses: [conn.host],
+    }),
+  ) as Props;
+const hcloud = (): Props =>
+  JSON.parse(
+    JSON.stringify({
+      ...hcloudImageSpec("agent", {
+        kind: "hcloud",
+        baseImage: "debian-12",
+        serverType: "cx22",
+        location: "fsn1",
+        provision: { dir: path.join(IMAGES, "provision") },
+        validate: { check: "test -f /opt/agent/ready" },
+      }),
+      token: secret("hcloud-token"),
+    }),
+  ) as Props;
+
+/** The image providers' check inside Pulumi's real provider host: the model's rules, as the config applies them. */
+describe("Image providers' check in Pulumi's provider host", function () {
+  this.timeout(30_000);
+  let host: ProviderHost;
+  before(async () => {
+    host = await ProviderHost.start();
+  });
+  after(async () => {
+    await host.stop();
+  });
+
+  const check = async (provider: object, inputs: Props) =>
+    (await host.check("urn:pulumi:test::fleet::x::img", {}, await withProvider(provider, inputs))).failures;
+
+  it("docker: accepts the component's inputs and names each field the config would refuse", async () => {
+    assert.deepEqual(await check(dockerImageProvider, docker()), []);
+    const failures = await check(dockerImageProvider, {
+      ...docker(),
+      name: "constructor",
+      validate: { ...(docker()["validate"] as object), url: "http://127.0.0.1/é" },
+      hostConnections: secret([{ ...conn, host: "a b" }]),
+    });
+    assert.deepEqual(failures.map((f) => f.property).sort(), ["hostConnections[0].host", "name", "validate.url"]);
+  });
+
+  it("hcloud: accepts the component's inputs and names each field the config would refuse", async () => {
+    assert.deepEqual(await check(hcloudImageProvider, hcloud()), []);
+    const failures = await check(hcloudImageProvider, { ...hcloud(), name: "gold-", check: " " });
+    assert.deepEqual(failures.map((f) => f.property).sort(), ["check", "name"]);
+  });
+
+  it("lets preview's unknowns through", async () => {
+    assert.deepEqual(
+      await check(dockerImageProvider, { ...docker(), hostConnections: UNKNOWN, hostAddresses: UNKNOWN }),
+      [],
+    );
+    assert.deepEqual(await check(hcloudImageProvider, { ...hcloud(), token: UNKNOWN, check: UNKNOWN }), []);
+  });
+});
