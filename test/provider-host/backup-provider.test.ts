@@ -1,6 +1,7 @@
 import { strict as assert } from "assert";
 import { shippedProvider } from "../../providers/ship";
-import { ProviderHost, UNKNOWN, withProvider } from "../support/provider-host";
+import { UNKNOWN, withProvider } from "../support/provider-host";
+import { providerHostForSuite } from "../support/provider-host-suite";
 
 // What ships in state: the bundled provider (providers/ship.ts), as DatabaseBackup registers it.
 const backupProvider = shippedProvider("backup");
@@ -25,16 +26,10 @@ const spec = {
 /** The backup provider's check inside Pulumi's real provider host: the model's rules, as config applies them. */
 describe("Backup provider's check in Pulumi's provider host", function () {
   this.timeout(30_000);
-  let host: ProviderHost;
-  before(async () => {
-    host = await ProviderHost.start();
-  });
-  after(async () => {
-    await host.stop();
-  });
+  const host = providerHostForSuite();
 
   const check = async (over: object) =>
-    (await host.check("urn:pulumi:test::fleet::x::db", {}, await withProvider(backupProvider, { ...spec, ...over })))
+    (await host().check("urn:pulumi:test::fleet::x::db", {}, await withProvider(backupProvider, { ...spec, ...over })))
       .failures;
 
   it("accepts a valid spec and names each bad field", async () => {

@@ -2,23 +2,18 @@ import { strict as assert } from "assert";
 import { shippedProvider } from "../../providers/ship";
 import { utils } from "ssh2";
 import { fingerprint, pinnedFingerprint } from "../../transport/ssh";
-import { ProviderHost, SimulatedResource } from "../support/provider-host";
+import { SimulatedResource } from "../support/provider-host";
+import { providerHostForSuite } from "../support/provider-host-suite";
 
 // What ships in state: the bundled provider (providers/ship.ts), as the components register it.
 const hostKeyProvider = shippedProvider("hostKey");
 
 describe("HostKey provider in Pulumi's provider host", function () {
   this.timeout(30_000);
-  let host: ProviderHost;
-  before(async () => {
-    host = await ProviderHost.start();
-  });
-  after(async () => {
-    await host.stop();
-  });
+  const host = providerHostForSuite();
 
   it("makes an ed25519 host key once, keeps the private half secret, and never changes it", async () => {
-    const r = new SimulatedResource(host, hostKeyProvider, {
+    const r = new SimulatedResource(host(), hostKeyProvider, {
       name: "vps-hostkey",
       additionalSecretOutputs: ["privateKey"],
     });

@@ -2,7 +2,8 @@ import { strict as assert } from "assert";
 import * as path from "path";
 import { dockerImageSpec, hcloudImageSpec } from "../../components/golden-image";
 import { shippedProvider } from "../../providers/ship";
-import { ProviderHost, UNKNOWN, secret, withProvider, type Props } from "../support/provider-host";
+import { UNKNOWN, secret, withProvider, type Props } from "../support/provider-host";
+import { providerHostForSuite } from "../support/provider-host-suite";
 
 // What ships in state: the bundled providers (providers/ship.ts), as GoldenImage registers them.
 const dockerImageProvider = shippedProvider("dockerImage");
@@ -42,16 +43,10 @@ const hcloud = (): Props =>
 /** The image providers' check inside Pulumi's real provider host: the model's rules, as the config applies them. */
 describe("Image providers' check in Pulumi's provider host", function () {
   this.timeout(30_000);
-  let host: ProviderHost;
-  before(async () => {
-    host = await ProviderHost.start();
-  });
-  after(async () => {
-    await host.stop();
-  });
+  const host = providerHostForSuite();
 
   const check = async (provider: object, inputs: Props) =>
-    (await host.check("urn:pulumi:test::fleet::x::img", {}, await withProvider(provider, inputs))).failures;
+    (await host().check("urn:pulumi:test::fleet::x::img", {}, await withProvider(provider, inputs))).failures;
 
   it("docker: accepts the component's inputs and names each field the config would refuse", async () => {
     assert.deepEqual(await check(dockerImageProvider, docker()), []);

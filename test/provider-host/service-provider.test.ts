@@ -1,7 +1,8 @@
 import { strict as assert } from "assert";
 import { shippedProvider } from "../../providers/ship";
 import * as path from "path";
-import { ProviderHost, UNKNOWN, serializeProvider, withProvider } from "../support/provider-host";
+import { UNKNOWN, serializeProvider, withProvider } from "../support/provider-host";
+import { providerHostForSuite } from "../support/provider-host-suite";
 import { serviceSpec } from "../support/service-inputs";
 
 // What ships in state: the bundled provider (providers/ship.ts), as the components register it.
@@ -43,13 +44,7 @@ const oldOutputs = {
 
 describe("Service provider in Pulumi's provider host (preview path)", function () {
   this.timeout(30_000);
-  let host: ProviderHost;
-  before(async () => {
-    host = await ProviderHost.start();
-  });
-  after(async () => {
-    await host.stop();
-  });
+  const host = providerHostForSuite();
 
   it("serializes to a small provider with no secret inside", async () => {
     const text = await serializeProvider(serviceProvider);
@@ -60,13 +55,13 @@ describe("Service provider in Pulumi's provider host (preview path)", function (
   });
 
   it("check accepts a valid spec and names bad fields", async () => {
-    const ok = await host.check(
+    const ok = await host().check(
       "urn:pulumi:test::fleet::x::web",
       {},
       await withProvider(serviceProvider, spec as never),
     );
     assert.deepEqual(ok.failures, []);
-    const bad = await host.check(
+    const bad = await host().check(
       "urn:pulumi:test::fleet::x::web",
       {},
       await withProvider(serviceProvider, { ...spec, name: "../x", keepReleases: 1 } as never),
@@ -75,7 +70,7 @@ describe("Service provider in Pulumi's provider host (preview path)", function (
   });
 
   it("check runs the model's rules inside the host (the bundle requires zod there)", async () => {
-    const r = await host.check(
+    const r = await host().check(
       "urn:pulumi:test::fleet::x::web",
       {},
       await withProvider(serviceProvider, {
@@ -95,7 +90,7 @@ describe("Service provider in Pulumi's provider host (preview path)", function (
   });
 
   it("check lets preview's unknowns through", async () => {
-    const r = await host.check(
+    const r = await host().check(
       "urn:pulumi:test::fleet::x::web",
       {},
       await withProvider(serviceProvider, { ...spec, connection: UNKNOWN, runAs: UNKNOWN, unit: UNKNOWN } as never),
@@ -105,23 +100,28 @@ describe("Service provider in Pulumi's provider host (preview path)", function (
 
   it("diff (with old outputs, as the engine sends): same, update, replace", async () => {
     const news = async (over: object) => withProvider(serviceProvider, { ...spec, ...over } as never);
-    const same = await host.diff("id", oldOutputs as never, await news({}), spec as never);
+    const same = await host().diff("id", oldOutputs as never, await news({}), spec as never);
     assert.equal(same.changes, false);
-    const release = await host.diff(
+    const release = await host().diff(
       "id",
       oldOutputs as never,
       await news({ releaseId: "d-0000000000000000", commit: "d-0000000000000000" }),
       spec as never,
     );
     assert.deepEqual([release.changes, release.replaces], [true, []]);
-    const moved = await host.diff(
+    const moved = await host().diff(
       "id",
       oldOutputs as never,
       await news({ connection: { ...connection, host: "127.0.0.12" } }),
       spec as never,
     );
     assert.deepEqual([moved.changes, moved.replaces, moved.deleteBeforeReplace], [true, ["connection"], false]);
-    const unknownHost = await host.diff("id", oldOutputs as never, await news({ connection: UNKNOWN }), spec as never);
+    const unknownHost = await host().diff(
+      "id",
+      oldOutputs as never,
+      await news({ connection: UNKNOWN }),
+      spec as never,
+    );
     assert.deepEqual(unknownHost.replaces, ["connection"]);
   });
 });

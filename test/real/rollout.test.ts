@@ -4,7 +4,8 @@ import * as path from "path";
 import { planBatches } from "../../decisions/rollout";
 import { GitApp } from "../support/git-app";
 import { connectionFor, hostAddress } from "../support/fleet";
-import { ProviderHost, SimulatedResource, type Props } from "../support/provider-host";
+import { SimulatedResource, type Props } from "../support/provider-host";
+import { providerHostForSuite } from "../support/provider-host-suite";
 import { serviceInputs } from "../support/service-inputs";
 
 // What ships in state: the bundled provider (providers/ship.ts), as the components register it.
@@ -26,13 +27,7 @@ async function version(host: string): Promise<string> {
 
 describe("rolling batches and pins (real servers)", function () {
   this.timeout(180_000);
-  let host: ProviderHost;
-  before(async () => {
-    host = await ProviderHost.start();
-  });
-  after(async () => {
-    await host.stop();
-  });
+  const host = providerHostForSuite();
 
   it("a failed batch stops the rollout: earlier batches keep the new release, later ones are untouched", async () => {
     const app = new GitApp(APP);
@@ -47,7 +42,7 @@ describe("rolling batches and pins (real servers)", function () {
         health: { url: `http://${hostAddress(h)}:${PORT}/api/health`, timeout: "4s" },
       });
     const resources = Object.fromEntries(
-      hosts.map((h) => [h, new SimulatedResource(host, serviceProvider, { name: `rolling@${h}` })]),
+      hosts.map((h) => [h, new SimulatedResource(host(), serviceProvider, { name: `rolling@${h}` })]),
     );
     const v1 = app.head();
     await Promise.all(hosts.map((h) => resources[h]!.up(inputs(h))));
@@ -76,7 +71,7 @@ describe("rolling batches and pins (real servers)", function () {
 
   it("a pinned release the host no longer has is refused before anything changes", async () => {
     const app = new GitApp(APP);
-    const resource = new SimulatedResource(host, serviceProvider, { name: "pinned" });
+    const resource = new SimulatedResource(host(), serviceProvider, { name: "pinned" });
     const inputs = (over: Record<string, unknown> = {}): Props => ({
       ...serviceInputs({
         name: "pinned",
