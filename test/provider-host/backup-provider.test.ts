@@ -2,26 +2,12 @@ import { strict as assert } from "assert";
 import { shippedProvider } from "../../providers/ship";
 import { UNKNOWN, withProvider } from "../support/provider-host";
 import { providerHostForSuite } from "../support/provider-host-suite";
+import { backupInputs } from "../support/provider-inputs";
 
 // What ships in state: the bundled provider (providers/ship.ts), as DatabaseBackup registers it.
 const backupProvider = shippedProvider("backup");
 
-const spec = {
-  name: "db",
-  connection: { host: "127.0.0.11", port: 22, user: "root", privateKey: "KEY", hostKey: "ssh-ed25519 AAAA" },
-  engine: "postgres",
-  postgres: { host: "127.0.0.14", port: 5432, database: "appdb", user: "app", password: "pw" },
-  backupsDir: "/srv/fleet/.backups/db",
-  keep: 5,
-  keepDays: 0,
-  protectReleases: [],
-  verifyTables: ["users"],
-  releases: ["r1r1r1"],
-  trigger: "",
-  restore: "",
-  stepTimeoutMs: 600_000,
-  deleteBackupsOnDestroy: false,
-};
+const spec = backupInputs();
 
 /** The backup provider's check inside Pulumi's real provider host: the model's rules, as config applies them. */
 describe("Backup provider's check in Pulumi's provider host", function () {

@@ -1,44 +1,17 @@
 import { strict as assert } from "assert";
-import * as path from "path";
-import { dockerImageSpec, hcloudImageSpec } from "../../components/golden-image";
 import { shippedProvider } from "../../providers/ship";
 import { UNKNOWN, secret, withProvider, type Props } from "../support/provider-host";
 import { providerHostForSuite } from "../support/provider-host-suite";
+import { dockerImageInputs, hcloudImageInputs, imageHostConnection as conn } from "../support/provider-inputs";
 
 // What ships in state: the bundled providers (providers/ship.ts), as GoldenImage registers them.
 const dockerImageProvider = shippedProvider("dockerImage");
 const hcloudImageProvider = shippedProvider("hcloudImage");
 
-const IMAGES = path.resolve(__dirname, "..", "fixtures", "images");
-const conn = { host: "127.0.0.13", port: 22, user: "root", privateKey: "KEY", hostKey: "ssh-ed25519 AAAA" };
-
 /** The component's own inputs, with the secrets it marks (the hosts' connections, the token). */
 const docker = (): Props =>
-  JSON.parse(
-    JSON.stringify({
-      ...dockerImageSpec("web", {
-        kind: "docker",
-        context: path.join(IMAGES, "web"),
-        validate: { url: "http://127.0.0.1:18650/health" },
-      }),
-      hostConnections: secret([conn]),
-      hostAddresses: [conn.host],
-    }),
-  ) as Props;
-const hcloud = (): Props =>
-  JSON.parse(
-    JSON.stringify({
-      ...hcloudImageSpec("agent", {
-        kind: "hcloud",
-        baseImage: "debian-12",
-        serverType: "cx22",
-        location: "fsn1",
-        provision: { dir: path.join(IMAGES, "provision") },
-        validate: { check: "test -f /opt/agent/ready" },
-      }),
-      token: secret("hcloud-token"),
-    }),
-  ) as Props;
+  dockerImageInputs("web", {}, { hostConnections: secret([conn]), hostAddresses: [conn.host] });
+const hcloud = (): Props => hcloudImageInputs("agent", {}, { token: secret("hcloud-token") });
 
 /** The image providers' check inside Pulumi's real provider host: the model's rules, as the config applies them. */
 describe("Image providers' check in Pulumi's provider host", function () {

@@ -1,35 +1,19 @@
 import { strict as assert } from "assert";
-import { FleetConfigError, parseFleetConfig } from "../../config/schema";
+import { parseFleetConfig } from "../../config/schema";
+import { refusedConfigProblems as problems, web1Host, webService } from "../support/config-fixtures";
 import { backupsProtecting, restoreBackupOf } from "../../config/restore-on-rollback";
 
 const sqlite = (file: string, protects: string[]) => ({ host: "web1", sqlite: { path: file }, protects });
 
 function config(service: Record<string, unknown>, backups: Record<string, unknown>) {
   return {
-    hosts: { web1: { address: "127.0.0.11", privateKeyFile: "/k", hostKey: "ssh-ed25519 AAAA" } },
+    hosts: { web1: web1Host() },
     services: {
-      web: {
-        host: "web1",
-        source: { path: "./app" },
-        start: "python3 app.py",
-        migrate: "./migrate",
-        health: { url: "http://127.0.0.1:8080/health" },
-        ...service,
-      },
+      web: { ...webService(), migrate: "./migrate", ...service },
       other: { host: "web1", source: { path: "./o" }, start: "x", health: { url: "http://127.0.0.1:1/" } },
     },
     backups,
   };
-}
-
-function problems(raw: unknown): string[] {
-  try {
-    parseFleetConfig(raw);
-  } catch (err) {
-    assert.ok(err instanceof FleetConfigError);
-    return err.problems;
-  }
-  assert.fail("expected a FleetConfigError");
 }
 
 describe("config: restoreOnRollback (a service option, restoring the backup set protecting it)", () => {

@@ -1,27 +1,8 @@
 import { strict as assert } from "assert";
-import { FleetConfigError, parseFleetConfig } from "../../config/schema";
+import { parseFleetConfig } from "../../config/schema";
+import { refusedConfigProblems as problems, web1Host, webService } from "../support/config-fixtures";
 
-const good = () => ({
-  hosts: { web1: { address: "127.0.0.11", privateKeyFile: "/k", hostKey: "ssh-ed25519 AAAA" } },
-  services: {
-    web: {
-      host: "web1",
-      source: { path: "./app" },
-      start: "python3 app.py",
-      health: { url: "http://127.0.0.1:8080/health" },
-    },
-  },
-});
-
-function problems(raw: unknown): string[] {
-  try {
-    parseFleetConfig(raw);
-  } catch (err) {
-    assert.ok(err instanceof FleetConfigError);
-    return err.problems;
-  }
-  assert.fail("expected a FleetConfigError");
-}
+const good = () => ({ hosts: { web1: web1Host() }, services: { web: webService() } });
 
 describe("config/schema", () => {
   it("accepts a minimal config and fills the documented defaults", () => {

@@ -1,10 +1,10 @@
 import { strict as assert } from "assert";
 import * as path from "path";
 import { UNKNOWN } from "../../decisions/diff-keys";
-import { dockerImageSpec, hcloudImageSpec } from "../../components/golden-image";
 import { checkBackupInputs } from "../../providers/backup/check";
 import { checkDockerImageInputs, checkHcloudImageInputs } from "../../providers/image/check";
 import { checkServiceInputs } from "../../providers/service/check";
+import { backupInputs, dockerImageInputs, hcloudImageInputs } from "../support/provider-inputs";
 import { serviceSpec } from "../support/service-inputs";
 
 /** providers/check-inputs.ts: the model's schema run as a provider's check. */
@@ -18,53 +18,24 @@ const spec = (): Record<string, any> =>
     health: { url: "http://127.0.0.1:8080/health" },
   }) as unknown as Record<string, any>;
 
+// The connections here leave the SSH port to its default.
 const backup = (): Record<string, any> => ({
-  name: "db",
+  ...backupInputs(),
   connection: { host: "127.0.0.11", user: "root", privateKey: "KEY", hostKey: "ssh-ed25519 AAAA" },
-  engine: "postgres",
-  postgres: { host: "127.0.0.14", port: 5432, database: "appdb", user: "app", password: "pw" },
-  backupsDir: "/srv/fleet/.backups/db",
-  keep: 5,
-  keepDays: 0,
-  protectReleases: [],
   verifyTables: [],
-  releases: ["r1r1r1"],
-  trigger: "",
-  restore: "",
-  stepTimeoutMs: 600_000,
-  deleteBackupsOnDestroy: false,
 });
 
-const IMAGES = path.resolve(__dirname, "..", "fixtures", "images");
-
-/** The image providers' inputs as GoldenImage registers them (its own spec builders), as JSON. */
 const dockerImage = (): Record<string, any> =>
-  JSON.parse(
-    JSON.stringify({
-      ...dockerImageSpec("web", {
-        kind: "docker",
-        context: path.join(IMAGES, "web"),
-        validate: { url: "http://127.0.0.1:18650/health", env: { PORT: "18650" } },
-      }),
+  dockerImageInputs(
+    "web",
+    { validate: { url: "http://127.0.0.1:18650/health", env: { PORT: "18650" } } },
+    {
       hostConnections: [{ host: "127.0.0.13", user: "root", privateKey: "KEY", hostKey: "ssh-ed25519 AAAA" }],
       hostAddresses: ["127.0.0.13"],
-    }),
+    },
   );
 
-const hcloudImage = (): Record<string, any> =>
-  JSON.parse(
-    JSON.stringify({
-      ...hcloudImageSpec("agent", {
-        kind: "hcloud",
-        baseImage: "debian-12",
-        serverType: "cx22",
-        location: "fsn1",
-        provision: { dir: path.join(IMAGES, "provision") },
-        validate: { check: "test -f /opt/agent/ready" },
-      }),
-      token: "hcloud-token",
-    }),
-  );
+const hcloudImage = (): Record<string, any> => hcloudImageInputs("agent", {}, { token: "hcloud-token" });
 
 const props = (failures: readonly { property: string }[]) => failures.map((f) => f.property);
 

@@ -1,10 +1,16 @@
 import { strict as assert } from "assert";
 import * as path from "path";
-import { FleetConfigError, parseFleetConfig } from "../../config/schema";
-import { dockerImageSpec, hcloudImageSpec } from "../../components/golden-image";
 import { checkBackupInputs } from "../../providers/backup/check";
 import { checkDockerImageInputs, checkHcloudImageInputs } from "../../providers/image/check";
 import { checkServiceInputs } from "../../providers/service/check";
+import { configProblems, web1Host, webService } from "../support/config-fixtures";
+import {
+  IMAGES,
+  backupInputs,
+  dockerImageInputs,
+  hcloudImageInputs,
+  imageHostConnection as conn,
+} from "../support/provider-inputs";
 import { serviceSpec } from "../support/service-inputs";
 
 /**
@@ -17,12 +23,10 @@ import { serviceSpec } from "../support/service-inputs";
 type Json = Record<string, any>;
 
 const goodConfig = (): Json => ({
-  hosts: { web1: { address: "127.0.0.11", privateKeyFile: "/k", hostKey: "ssh-ed25519 AAAA" } },
+  hosts: { web1: web1Host() },
   services: {
     web: {
-      host: "web1",
-      source: { path: "./app" },
-      start: "python3 app.py",
+      ...webService(),
       install: { run: "pip install -r requirements.txt", when: ["requirements.txt"] },
       build: "make",
       migrate: "./migrate",
@@ -71,56 +75,26 @@ const goodServiceSpec = (): Json => ({
   commit: "0123456789abcdef0123456789abcdef01234567",
 });
 
-const goodBackupSpec = (): Json => ({
-  name: "db",
-  connection: { host: "127.0.0.11", port: 22, user: "root", privateKey: "KEY", hostKey: "ssh-ed25519 AAAA" },
-  engine: "postgres",
-  postgres: { host: "127.0.0.14", port: 5432, database: "appdb", user: "app", password: "pw" },
-  backupsDir: "/srv/fleet/.backups/db",
-  keep: 5,
-  keepDays: 0,
-  protectReleases: [],
-  verifyTables: ["users"],
-  releases: ["r1r1r1"],
-  trigger: "",
-  restore: "",
-  stepTimeoutMs: 600_000,
-  deleteBackupsOnDestroy: false,
-});
-
-const IMAGES = path.resolve(__dirname, "..", "fixtures", "images");
-const conn = { host: "127.0.0.13", port: 22, user: "root", privateKey: "KEY", hostKey: "ssh-ed25519 AAAA" };
+const goodBackupSpec = backupInputs;
 
 /** The inputs GoldenImage registers for the config's images (its own spec builders), as JSON. */
 const goodDockerImageSpec = (): Json =>
-  JSON.parse(
-    JSON.stringify({
-      ...dockerImageSpec("app", {
-        kind: "docker",
-        context: path.join(IMAGES, "web"),
-        repository: "fleet/app",
-        buildArgs: { VERSION: "1" },
-        exclude: ["data/*.db"],
-        validate: { url: "http://127.0.0.1:18650/health", env: { PORT: "18650" } },
-      }),
-      hostConnections: [conn],
-      hostAddresses: [conn.host],
-    }),
+  dockerImageInputs(
+    "app",
+    {
+      repository: "fleet/app",
+      buildArgs: { VERSION: "1" },
+      exclude: ["data/*.db"],
+      validate: { url: "http://127.0.0.1:18650/health", env: { PORT: "18650" } },
+    },
+    { hostConnections: [conn], hostAddresses: [conn.host] },
   );
 
 const goodHcloudImageSpec = (): Json =>
-  JSON.parse(
-    JSON.stringify({
-      ...hcloudImageSpec("gold", {
-        kind: "hcloud",
-        baseImage: "debian-12",
-        serverType: "cx22",
-        location: "fsn1",
-        provision: { dir: path.join(IMAGES, "provision"), run: ["10-base.sh"], env: { AGENT_ROOT: "/opt/agent" } },
-        validate: { check: "test -f /opt/agent/ready" },
-      }),
-      token: "hcloud-token",
-    }),
+  hcloudImageInputs(
+    "gold",
+    { provision: { dir: path.join(IMAGES, "provision"), run: ["10-base.sh"], env: { AGENT_ROOT: "/opt/agent" } } },
+    { token: "hcloud-token" },
   );
 
 const PROVIDERS = {
@@ -135,17 +109,6 @@ function set(obj: Json, at: readonly string[], value: unknown): Json {
   for (const k of at.slice(0, -1)) o = o[k] ??= {};
   o[at[at.length - 1]!] = value;
   return obj;
-}
-
-/** The config's problems about `services.web…`/`backups.db…` (none when it is accepted). */
-function configProblems(cfg: Json): string[] {
-  try {
-    parseFleetConfig(cfg);
-    return [];
-  } catch (err) {
-    if (!(err instanceof FleetConfigError)) throw err;
-    return err.problems;
-  }
 }
 
 interface Rule {
