@@ -4,6 +4,13 @@ import { refusedConfigProblems as problems, web1Host, webService } from "../supp
 
 const good = () => ({ hosts: { web1: web1Host() }, services: { web: webService() } });
 
+/** The good config with `patch` over its service `web`. */
+const withService = (patch: Record<string, unknown>) => {
+  const cfg = good() as any;
+  Object.assign(cfg.services.web, patch);
+  return cfg;
+};
+
 describe("config/schema", () => {
   it("accepts a minimal config and fills the documented defaults", () => {
     const cfg = parseFleetConfig(good());
@@ -101,12 +108,6 @@ describe("config/schema", () => {
 });
 
 describe("config/schema: hostile values (issue #10)", () => {
-  const withService = (patch: Record<string, unknown>) => {
-    const cfg = good() as any;
-    Object.assign(cfg.services.web, patch);
-    return cfg;
-  };
-
   it("a NUL byte or a lone surrogate anywhere is reported at its path, keys included", () => {
     assert.deepEqual(problems(withService({ build: "make\0" })), [
       "services.web.build: must not contain a NUL byte (no host can receive one)",
@@ -338,12 +339,6 @@ describe("config/schema: hostile values (issue #10)", () => {
 });
 
 describe("config/schema: rules shared with the providers (model/rules)", () => {
-  const withService = (patch: Record<string, unknown>) => {
-    const cfg = good() as any;
-    Object.assign(cfg.services.web, patch);
-    return cfg;
-  };
-
   it("a zero step or connect timeout is refused: it would fail every step before it starts", () => {
     assert.deepEqual(problems(withService({ stepTimeout: "0s" })), ["services.web.stepTimeout: must be longer than 0"]);
     const cfg = good() as any;
