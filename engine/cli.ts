@@ -21,11 +21,14 @@ export interface PulumiCli {
   readonly languageHost: boolean;
 }
 
-let found: PulumiCli | undefined;
+/** Per FLEET_PULUMI_BIN_DIR and PATH: what ensure.sh finds depends on them. */
+const found = new Map<string, PulumiCli>();
 
-/** Finds or builds the CLI once per process; progress goes to stderr. Throws with what to install. */
+/** Finds or builds the CLI once per process and environment; progress goes to stderr. Throws with what to install. */
 export function pulumiCli(): PulumiCli {
-  if (found) return found;
+  const key = `${process.env["FLEET_PULUMI_BIN_DIR"] ?? ""}\0${process.env["PATH"] ?? ""}`;
+  const known = found.get(key);
+  if (known) return known;
   let binDir: string;
   try {
     binDir = execFileSync("bash", [path.join(PROJECT_DIR, "tools/pulumi/ensure.sh")], {
@@ -39,8 +42,9 @@ export function pulumiCli(): PulumiCli {
     throw new Error("the Pulumi CLI is not available (tools/pulumi/ensure.sh said why, above)");
   }
   const languageHost = fs.existsSync(path.join(binDir, "pulumi-language-nodejs"));
-  found = { binDir, pulumi: path.join(binDir, "pulumi"), languageHost };
-  return found;
+  const cli = { binDir, pulumi: path.join(binDir, "pulumi"), languageHost };
+  found.set(key, cli);
+  return cli;
 }
 
 /**

@@ -37,7 +37,7 @@ function workspace(
     spawnSync(TSX, [path.join(ROOT, "scripts", "deploy.ts"), ...args], {
       cwd: dir,
       encoding: "utf8",
-      env: { ...process.env, PATH: `${bin}:${process.env["PATH"]}` },
+      env: { ...process.env, PATH: `${bin}:${process.env["PATH"]}`, FLEET_PULUMI_BIN_DIR: bin },
     });
   const calls = () => (fs.existsSync(path.join(dir, "calls")) ? fs.readFileSync(path.join(dir, "calls"), "utf8") : "");
   return { run, calls, dir };
@@ -128,7 +128,11 @@ describe("npm run deploy: checks, then preview and up, with an exit code per out
     const r = spawnSync(TSX, [path.join(ROOT, "scripts", "deploy.ts"), "-s", "t", "--cwd", w.dir], {
       cwd: os.tmpdir(),
       encoding: "utf8",
-      env: { ...process.env, PATH: `${path.join(w.dir, "bin")}:${process.env["PATH"]}` },
+      env: {
+        ...process.env,
+        PATH: `${path.join(w.dir, "bin")}:${process.env["PATH"]}`,
+        FLEET_PULUMI_BIN_DIR: path.join(w.dir, "bin"),
+      },
     });
     assert.equal(r.status, 0, r.stderr);
     assert.equal(fs.readFileSync(path.join(w.dir, "where.txt"), "utf8").trim(), fs.realpathSync(w.dir));

@@ -236,7 +236,7 @@ describe("drift: pulumi preview --refresh --expect-no-changes, and who hears abo
       return new Promise<{ status: number; stdout: string; stderr: string; calls: string }>((resolve) => {
         const child = spawn(TSX, [path.join(ROOT, "scripts", "drift.ts"), "--stack", "prod"], {
           cwd: dir,
-          env: { ...process.env, PATH: `${bin}:${process.env["PATH"]}` },
+          env: { ...process.env, PATH: `${bin}:${process.env["PATH"]}`, FLEET_PULUMI_BIN_DIR: bin },
         });
         let stdout = "";
         let stderr = "";
@@ -256,7 +256,10 @@ describe("drift: pulumi preview --refresh --expect-no-changes, and who hears abo
     it("drift: exit 1, and the webhook gets the list of what differs", async () => {
       const r = await run(DRIFTED, 255);
       assert.equal(r.status, 1, r.stderr);
-      assert.match(r.calls, /^preview --refresh --expect-no-changes --stack prod --non-interactive --diff$/m);
+      assert.match(
+        r.calls,
+        /^preview --refresh --expect-no-changes --stack prod --non-interactive --diff( --client=127\.0\.0\.1:\d+)?$/m,
+      );
       assert.equal(received.length, 1);
       assert.equal(received[0]!["event"], "failure");
       assert.equal(received[0]!["service"], "drift");

@@ -25,7 +25,7 @@ function project(config: Record<string, unknown>): { dir: string; env: NodeJS.Pr
     { mode: 0o755 },
   );
   fs.writeFileSync(path.join(dir, "Pulumi.t.yaml"), JSON.stringify({ config }));
-  return { dir, env: { ...process.env, PATH: `${bin}:${process.env["PATH"]}` } };
+  return { dir, env: { ...process.env, PATH: `${bin}:${process.env["PATH"]}`, FLEET_PULUMI_BIN_DIR: bin } };
 }
 
 function run(

@@ -146,6 +146,7 @@ describe("config/stack-file: a stack's config as Pulumi keeps it", () => {
     fs.writeFileSync(path.join(dir, "Pulumi.yaml"), "name: myproj\nruntime: nodejs\n");
     const pathBefore = process.env["PATH"];
     process.env["PATH"] = `${bin}:${pathBefore}`;
+    process.env["FLEET_PULUMI_BIN_DIR"] = bin;
     try {
       const loaded = fleetConfigOf("t", dir);
       assert.equal(loaded.source, path.join(dir, "Pulumi.t.yaml"));
@@ -157,6 +158,7 @@ describe("config/stack-file: a stack's config as Pulumi keeps it", () => {
       );
     } finally {
       process.env["PATH"] = pathBefore;
+      delete process.env["FLEET_PULUMI_BIN_DIR"];
     }
     assert.equal(projectNameOf(dir), "myproj");
     assert.throws(() => projectNameOf(bin), /Pulumi\.yaml: cannot read the project's name.*give --cwd/);
