@@ -1,5 +1,5 @@
 import { strict as assert } from "assert";
-import { FleetConfigError, parseFleetConfig } from "../../config/schema";
+import { isConfigInvalid, parseFleetConfig } from "../../config/schema";
 import { backupsProtecting, restoreBackupOf } from "../../config/restore-on-rollback";
 
 const sqlite = (file: string, protects: string[]) => ({ host: "web1", sqlite: { path: file }, protects });
@@ -26,10 +26,10 @@ function problems(raw: unknown): string[] {
   try {
     parseFleetConfig(raw);
   } catch (err) {
-    assert.ok(err instanceof FleetConfigError);
-    return err.problems;
+    assert.ok(isConfigInvalid(err));
+    return [...err.problems];
   }
-  assert.fail("expected a FleetConfigError");
+  assert.fail("expected a config FleetError");
 }
 
 describe("config: restoreOnRollback (a service option, restoring the backup set protecting it)", () => {

@@ -1,5 +1,5 @@
 import { strict as assert } from "assert";
-import { FleetConfigError, parseFleetConfig } from "../../config/schema";
+import { isConfigInvalid, parseFleetConfig } from "../../config/schema";
 
 const good = () => ({
   hosts: { web1: { address: "127.0.0.11", privateKeyFile: "/k", hostKey: "ssh-ed25519 AAAA" } },
@@ -17,10 +17,10 @@ function problems(raw: unknown): string[] {
   try {
     parseFleetConfig(raw);
   } catch (err) {
-    assert.ok(err instanceof FleetConfigError);
-    return err.problems;
+    assert.ok(isConfigInvalid(err));
+    return [...err.problems];
   }
-  assert.fail("expected a FleetConfigError");
+  assert.fail("expected a config FleetError");
 }
 
 describe("config/schema", () => {

@@ -1,6 +1,6 @@
 import { strict as assert } from "assert";
 import * as path from "path";
-import { FleetConfigError, parseFleetConfig } from "../../config/schema";
+import { isConfigInvalid, parseFleetConfig } from "../../config/schema";
 import { dockerImageSpec, hcloudImageSpec } from "../../components/golden-image";
 import { checkBackupInputs } from "../../providers/backup/check";
 import { checkDockerImageInputs, checkHcloudImageInputs } from "../../providers/image/check";
@@ -143,8 +143,8 @@ function configProblems(cfg: Json): string[] {
     parseFleetConfig(cfg);
     return [];
   } catch (err) {
-    if (!(err instanceof FleetConfigError)) throw err;
-    return err.problems;
+    if (!(isConfigInvalid(err))) throw err;
+    return [...err.problems];
   }
 }
 
