@@ -27,8 +27,7 @@ export function privateKeyFor(name: string, cfg: FleetConfig, file: string | und
 /** The SSH connection for one existing host (and its bastion); key material read here, then kept secret. */
 export function connectionFor(name: string, cfg: FleetConfig): SshConnection {
   const h = cfg.hosts[name]!;
-  if (h.kind !== "existing")
-    throw configInvalid([`hosts.${name}: a ${h.kind} host has no configured connection`]);
+  if (h.kind !== "existing") throw configInvalid([`hosts.${name}: a ${h.kind} host has no configured connection`]);
   let hostKey = h.hostKey;
   if (!hostKey) {
     hostKey = hostKeyFromKnownHosts(readFileFor(`hosts.${name}.knownHostsFile`, h.knownHostsFile!), h.address, h.port);

@@ -27,7 +27,6 @@ import { connectionKey, runScript, type ExecResult } from "../../transport/ssh";
  * decision. Plain functions only (serialized by value with the provider).
  */
 
-
 export function targetOf(spec: Pick<BackupSpec, "engine" | "postgres" | "sqlite">): BackupTarget {
   if (spec.engine === "postgres" && spec.postgres) return { engine: "postgres", postgres: spec.postgres };
   if (spec.engine === "sqlite" && spec.sqlite) return { engine: "sqlite", sqlite: spec.sqlite };
@@ -60,16 +59,21 @@ function failed(spec: BackupSpec, step: string, result: ExecResult, meaning: str
     secretsOf(spec),
   );
   const { host, stage, command, exitCode, stdoutTail, stderrTail, phase } = evidence;
-  return fleetError("failure", `backup set "${spec.name}" in ${spec.backupsDir}: ${meaning}\n${evidence.summary}`, evidence.hint, {
-    host,
-    stage,
-    step,
-    command,
-    exitCode,
-    stdoutTail,
-    stderrTail,
-    phase,
-  });
+  return fleetError(
+    "failure",
+    `backup set "${spec.name}" in ${spec.backupsDir}: ${meaning}\n${evidence.summary}`,
+    evidence.hint,
+    {
+      host,
+      stage,
+      step,
+      command,
+      exitCode,
+      stdoutTail,
+      stderrTail,
+      phase,
+    },
+  );
 }
 
 /** The verified backups a script listed (`backup=<manifest line>` facts), oldest first. */

@@ -18,7 +18,11 @@ export async function withCleanup<T>(work: () => Promise<T>, cleanup: () => Prom
     const note = `${what} failed: ${summaryOf(e)}`;
     const hint = `Remove what ${what} left behind by hand if it is still there; nothing else depends on it.`;
     failure = failure
-      ? fleetError(isFleetError(failure) ? failure.kind : "build", `${summaryOf(failure)}\nAlso, ${note}`, isFleetError(failure) ? failure.hint : hint)
+      ? fleetError(
+          isFleetError(failure) ? failure.kind : "build",
+          `${summaryOf(failure)}\nAlso, ${note}`,
+          isFleetError(failure) ? failure.hint : hint,
+        )
       : fleetError("build", note, hint);
   }
   if (failure) throw failure;

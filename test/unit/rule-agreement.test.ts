@@ -143,7 +143,7 @@ function configProblems(cfg: Json): string[] {
     parseFleetConfig(cfg);
     return [];
   } catch (err) {
-    if (!(isConfigInvalid(err))) throw err;
+    if (!isConfigInvalid(err)) throw err;
     return [...err.problems];
   }
 }
