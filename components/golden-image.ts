@@ -10,6 +10,8 @@ import type { HcloudImageSpec } from "../providers/image/hcloud-model";
 import type { SshConnection } from "../transport/connection";
 import { Host } from "./host";
 import { DYNAMIC_MODULE, DYNAMIC_TYPES, TOKENS } from "./tokens";
+import { fleetError } from "../model/errors";
+import { refusing } from "./refuse";
 
 export interface DockerValidateArgs {
   /** Probed from the deploying machine while the new image runs once, e.g. "http://127.0.0.1:18650/health". */
@@ -243,10 +245,20 @@ export function dockerImageSpec(
   // The context is read with these here, before any provider check: this is their only gate.
   (args.exclude ?? []).forEach((pattern, i) => {
     const problem = excludePatternProblem(pattern);
-    if (problem) throw new Error(`${label}.exclude.${i}: ${problem}`);
+    if (problem)
+      throw fleetError(
+        "config",
+        `${label}.exclude.${i}: ${problem}`,
+        `Fix ${label}.exclude.${i} in the stack's config.`,
+      );
   });
   const ctx = readImageContext(args.context, args.exclude ?? [], `${label}.context`);
-  if (!(dockerfile in ctx.manifest)) throw new Error(`${label}.dockerfile: ${dockerfile} is not in ${ctx.dir}`);
+  if (!(dockerfile in ctx.manifest))
+    throw fleetError(
+      "config",
+      `${label}.dockerfile: ${dockerfile} is not in ${ctx.dir}`,
+      `Name a file of the context in ${label}.dockerfile, or add ${dockerfile} to ${ctx.dir}.`,
+    );
   return {
     name,
     repository: args.repository ?? defaultImageRepository(name),
@@ -272,7 +284,7 @@ export function dockerImageSpec(
 }
 
 function dockerImage(parent: GoldenImage, name: string, args: DockerGoldenImageArgs, label: string) {
-  const spec = dockerImageSpec(name, args, label);
+  const spec = refusing(parent, () => dockerImageSpec(name, args, label));
   const hosts = (args.hosts ?? []).map(connectionOf);
   const resource = new DockerImage(
     `${name}-image`,

@@ -10,6 +10,8 @@ import { SSH_FROM_REQUIRED } from "../model/rules/network";
 import { type HostBootstrapSpec } from "../providers/host/provider";
 import type { SshConnection } from "../transport/connection";
 import { DYNAMIC_MODULE, DYNAMIC_TYPES, TOKENS } from "./tokens";
+import { fleetError } from "../model/errors";
+import { refusing } from "./refuse";
 
 export interface BootstrapArgs {
   /** The account fleet deploys with. Default "deploy". */
@@ -83,7 +85,12 @@ export function bootstrapSpec(args: BootstrapArgs): BootstrapSpec {
 
 /** Firewall rules: SSH from the given CIDRs only, plus the extra inbound rules. */
 export function firewallRules(args: Pick<HcloudHostArgs, "sshFrom" | "inbound">): hcloud.types.input.FirewallRule[] {
-  if (args.sshFrom.length === 0) throw new Error(`sshFrom ${SSH_FROM_REQUIRED}`);
+  if (args.sshFrom.length === 0)
+    throw fleetError(
+      "config",
+      `sshFrom ${SSH_FROM_REQUIRED}`,
+      "Give sshFrom the CIDRs you deploy from (e.g. your office's /32).",
+    );
   return [
     { direction: "in", protocol: "tcp", port: "22", sourceIps: [...args.sshFrom], description: "SSH (fleet)" },
     ...(args.inbound ?? []).map((r) => ({
@@ -185,7 +192,11 @@ export class Host extends pulumi.ComponentResource {
   private hcloudServer(name: string, args: HcloudHostArgs): pulumi.Output<SshConnection> {
     const hostKey = new HostKey(`${name}-hostkey`, { parent: this });
     const sshKey = new hcloud.SshKey(`${name}-sshkey`, { publicKey: args.publicKey }, { parent: this });
-    const firewall = new hcloud.Firewall(`${name}-firewall`, { rules: firewallRules(args) }, { parent: this });
+    const firewall = new hcloud.Firewall(
+      `${name}-firewall`,
+      { rules: refusing(this, () => firewallRules(args)) },
+      { parent: this },
+    );
     const server = new hcloud.Server(
       `${name}-server`,
       {

@@ -5,6 +5,7 @@
  * arguments. Malformed URLs are refused with what to write instead.
  */
 import * as path from "path";
+import { fleetError, type FleetError } from "../model/errors";
 
 export type BackendKind = "file" | "s3" | "cloud" | "azblob" | "gs";
 
@@ -22,11 +23,13 @@ export interface Backend {
   readonly fromEnv: boolean;
 }
 
-export class BackendUrlError extends Error {
-  constructor(url: string, problem: string) {
-    super(`PULUMI_BACKEND_URL=${url}: ${problem}`);
-    this.name = "BackendUrlError";
-  }
+/** A PULUMI_BACKEND_URL the CLI would refuse or misread: a config FleetError naming the variable. */
+export function backendUrlInvalid(url: string, problem: string): FleetError {
+  return fleetError(
+    "config",
+    `PULUMI_BACKEND_URL=${url}: ${problem}`,
+    "Fix PULUMI_BACKEND_URL, or unset it to use the backend of the last `pulumi login`.",
+  );
 }
 
 export const PULUMI_CLOUD_URL = "https://api.pulumi.com";
@@ -40,9 +43,9 @@ function bucketOf(raw: string, scheme: string, what: string, example: string): {
   try {
     url = new URL(raw);
   } catch {
-    throw new BackendUrlError(raw, `not a URL; write ${example}`);
+    throw backendUrlInvalid(raw, `not a URL; write ${example}`);
   }
-  if (!url.hostname) throw new BackendUrlError(raw, `${scheme}:// needs a ${what} name: ${example}`);
+  if (!url.hostname) throw backendUrlInvalid(raw, `${scheme}:// needs a ${what} name: ${example}`);
   return { bucket: url.hostname, url };
 }
 
@@ -55,13 +58,13 @@ function fileBackend(raw: string, projectDir: string, home: string): Backend {
   const [rest, query] = raw.slice("file://".length).split(/\?(.*)/s, 2) as [string, string | undefined];
   const p = decodeURIComponent(rest);
   if (p === "")
-    throw new BackendUrlError(
+    throw backendUrlInvalid(
       raw,
       `file:// needs a folder: file://~ (your home), file://${projectDir} (absolute) or file://./state (relative to the project)`,
     );
   let dir: string;
   if (p === "~" || p.startsWith("~/")) dir = path.join(home, p.slice(1));
-  else if (p.startsWith("~")) throw new BackendUrlError(raw, `only your own home (~ or ~/…) can be named, not ${p}`);
+  else if (p.startsWith("~")) throw backendUrlInvalid(raw, `only your own home (~ or ~/…) can be named, not ${p}`);
   else dir = path.resolve(projectDir, p);
   const relative = !path.isAbsolute(p) && !p.startsWith("~");
   return {
@@ -76,7 +79,7 @@ function fileBackend(raw: string, projectDir: string, home: string): Backend {
 
 /**
  * The backend `PULUMI_BACKEND_URL` names. Unset or empty: Pulumi Cloud unless a `pulumi login`
- * chose otherwise (`fromEnv: false`). Throws BackendUrlError for a URL the CLI would refuse or
+ * chose otherwise (`fromEnv: false`). Throws a config FleetError (backendUrlInvalid) for a URL the CLI would refuse or
  * misread.
  */
 export function backendOf(
@@ -104,7 +107,7 @@ export function backendOf(
       if (endpoint !== null) {
         const host = endpoint.replace(/^https?:\/\//, "");
         if (!/^[A-Za-z0-9.-]+(:\d+)?(\/.*)?$/.test(host))
-          throw new BackendUrlError(
+          throw backendUrlInvalid(
             raw,
             `endpoint=${endpoint} is not a host name (e.g. endpoint=fsn1.your-objectstorage.com)`,
           );
@@ -150,10 +153,10 @@ export function backendOf(
       try {
         url = new URL(raw);
       } catch {
-        throw new BackendUrlError(raw, `not a URL; write ${PULUMI_CLOUD_URL}`);
+        throw backendUrlInvalid(raw, `not a URL; write ${PULUMI_CLOUD_URL}`);
       }
       if (url.protocol === "http:" && !["localhost", "127.0.0.1", "[::1]"].includes(url.hostname))
-        throw new BackendUrlError(
+        throw backendUrlInvalid(
           raw,
           "a Pulumi Cloud URL must be https:// (the access token travels with every request)",
         );
@@ -167,7 +170,7 @@ export function backendOf(
       };
     }
     default:
-      throw new BackendUrlError(
+      throw backendUrlInvalid(
         raw,
         scheme
           ? `unknown scheme ${scheme}://; use https:// (Pulumi Cloud), s3://, gs://, azblob:// or file://`

@@ -1,6 +1,6 @@
 import * as fs from "fs";
 import * as os from "os";
-import { FleetConfigError, type FleetConfig } from "./schema";
+import { configInvalid, type FleetConfig } from "./schema";
 import { parseDuration } from "../model/duration";
 import type { SshConnection } from "../transport/connection";
 import { hostKeyFromKnownHosts } from "../transport/known-hosts";
@@ -16,7 +16,7 @@ export function readFileFor(field: string, file: string): string {
   try {
     return fs.readFileSync(path, "utf8");
   } catch (err) {
-    throw new FleetConfigError([`${field}: cannot read ${file}: ${(err as Error).message}`]);
+    throw configInvalid([`${field}: cannot read ${file}: ${(err as Error).message}`]);
   }
 }
 
@@ -27,13 +27,12 @@ export function privateKeyFor(name: string, cfg: FleetConfig, file: string | und
 /** The SSH connection for one existing host (and its bastion); key material read here, then kept secret. */
 export function connectionFor(name: string, cfg: FleetConfig): SshConnection {
   const h = cfg.hosts[name]!;
-  if (h.kind !== "existing")
-    throw new FleetConfigError([`hosts.${name}: a ${h.kind} host has no configured connection`]);
+  if (h.kind !== "existing") throw configInvalid([`hosts.${name}: a ${h.kind} host has no configured connection`]);
   let hostKey = h.hostKey;
   if (!hostKey) {
     hostKey = hostKeyFromKnownHosts(readFileFor(`hosts.${name}.knownHostsFile`, h.knownHostsFile!), h.address, h.port);
     if (!hostKey) {
-      throw new FleetConfigError([
+      throw configInvalid([
         `hosts.${name}.knownHostsFile: no key for ${h.address}:${h.port} in ${h.knownHostsFile} (hashed entries cannot be read; pin hostKey instead)`,
       ]);
     }

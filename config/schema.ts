@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { outcomeMarker } from "../decisions/outcome";
+import { fleetError, isFleetError, type FleetError } from "../model/errors";
 import {
   ONE_ENGINE,
   backupDays,
@@ -453,17 +453,25 @@ export type ExistingHostConfig = z.output<typeof existingHostSchema>;
 export type HcloudHostConfig = z.output<typeof hcloudHostSchema>;
 export type ServiceConfig = z.output<typeof serviceSchema>;
 
+/** A config FleetError with its problems. */
+export type ConfigInvalid = FleetError & { readonly kind: "config"; readonly problems: readonly string[] };
+
 /** Bad configuration, every problem on its own line with its path. Nothing has run yet. */
-export class FleetConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(
-      `fleet configuration is invalid (nothing was deployed):\n${problems.map((p) => `  - ${p}`).join("\n")}\n${outcomeMarker("config")}`,
-    );
-    this.name = "FleetConfigError";
-  }
+export function configInvalid(problems: readonly string[]): ConfigInvalid {
+  return fleetError(
+    "config",
+    `fleet configuration is invalid (nothing was deployed):\n${problems.map((p) => `  - ${p}`).join("\n")}`,
+    "Fix each field named above in the stack's config (Pulumi.<stack>.yaml) and run again.",
+    { problems },
+  ) as ConfigInvalid;
 }
 
-/** Validates raw config; throws FleetConfigError naming each bad field by its path. */
+/** A config FleetError that lists its problems (as `configInvalid` builds it). */
+export function isConfigInvalid(err: unknown): err is ConfigInvalid {
+  return isFleetError(err) && err.kind === "config" && Array.isArray(err.problems);
+}
+
+/** Validates raw config; throws a config FleetError naming each bad field by its path. */
 export function parseFleetConfig(raw: unknown): FleetConfig {
   const result = fleetConfigSchema.safeParse(raw);
   const problems = [
@@ -473,6 +481,6 @@ export function parseFleetConfig(raw: unknown): FleetConfig {
       : result.error.issues.map((issue) => `${formatFieldPath(issue.path) || "(root)"}: ${issueMessage(issue)}`)),
     ...crossReferenceProblems(raw),
   ];
-  if (problems.length > 0 || !result.success) throw new FleetConfigError([...new Set(problems)]);
+  if (problems.length > 0 || !result.success) throw configInvalid([...new Set(problems)]);
   return result.data;
 }

@@ -1,9 +1,11 @@
+import { OUTCOME_MARKER_PATTERN, type OutcomeKind } from "../model/errors";
+
 /**
- * How a deploy ended, as `npm run deploy` reports it in its exit code. fleet's errors carry their
- * kind as a marker line (`(fleet outcome: rollback)`), which survives the Pulumi CLI's output:
- * the wrapper reads fleet's own classification, it does not guess from the wording.
+ * How a deploy ended, as `npm run deploy` reports it in its exit code. fleet's errors
+ * (model/errors.ts) end with their kind serialized as a marker line (`(fleet outcome: rollback)`),
+ * which survives the Pulumi CLI's output: the wrapper reads fleet's own classification back, it
+ * does not guess from the wording. This is the one place that reads error text.
  */
-export type OutcomeKind = "checks" | "build" | "failure" | "rollback" | "critical" | "config";
 
 export const EXIT_CODES: Record<OutcomeKind | "ok", number> = {
   ok: 0,
@@ -21,17 +23,13 @@ export const EXIT_CODES: Record<OutcomeKind | "ok", number> = {
   config: 6,
 };
 
-export function outcomeMarker(kind: OutcomeKind): string {
-  return `(fleet outcome: ${kind})`;
-}
-
 /** Worst first: when several resources fail in one run, the exit code names the worst. */
 const SEVERITY: OutcomeKind[] = ["critical", "rollback", "failure", "build", "config", "checks"];
 
 /** The exit code for a CLI run from its status and output; an unmarked failure is a failed deploy. */
 export function outcomeOf(cliStatus: number, output: string): { kind: OutcomeKind | "ok"; code: number } {
   if (cliStatus === 0) return { kind: "ok", code: 0 };
-  const found = new Set([...output.matchAll(/\(fleet outcome: ([a-z]+)\)/g)].map((m) => m[1]));
+  const found = new Set([...output.matchAll(OUTCOME_MARKER_PATTERN)].map((m) => m[1]));
   const kind = SEVERITY.find((k) => found.has(k)) ?? "failure";
   return { kind, code: EXIT_CODES[kind] };
 }

@@ -9,7 +9,8 @@ import * as path from "path";
 import { teePulumi } from "../engine/tee";
 import { spawnSync } from "child_process";
 import { argsOrExit, parseCommandLine, USAGE_EXIT, type FlagSpec, type ScriptSpec } from "../config/cli-args";
-import { FleetConfigError, parseFleetConfig } from "../config/schema";
+import { parseFleetConfig } from "../config/schema";
+import { isFleetError } from "../model/errors";
 import { fleetConfigOf, secretsProblem } from "../config/stack-file";
 import { EXIT_CODES, outcomeOf } from "../decisions/outcome";
 
@@ -44,8 +45,8 @@ async function main(): Promise<number> {
     }
     checks = parseFleetConfig(loaded.raw).checks;
   } catch (err) {
-    console.error(err instanceof FleetConfigError ? err.message : `deploy: ${(err as Error).message}`);
-    return err instanceof FleetConfigError ? EXIT_CODES.config : EXIT_CODES.failure;
+    console.error(isFleetError(err) ? err.message : `deploy: ${(err as Error).message}`);
+    return isFleetError(err) ? EXIT_CODES[err.kind] : EXIT_CODES.failure;
   }
   for (const check of checks) {
     console.log(`deploy: check "${check.name}": ${check.run}`);

@@ -7,7 +7,8 @@
  */
 import { argsOrExit, parseCommandLine, USAGE_EXIT, type FlagSpec, type ScriptSpec } from "../config/cli-args";
 import { teePulumi } from "../engine/tee";
-import { FleetConfigError, parseFleetConfig, type FleetConfig } from "../config/schema";
+import { parseFleetConfig, type FleetConfig } from "../config/schema";
+import { isFleetError } from "../model/errors";
 import { fleetConfigOf, secretsProblem } from "../config/stack-file";
 import {
   DRIFT_EXIT,
@@ -59,8 +60,9 @@ async function main(): Promise<number> {
     }
     cfg = parseFleetConfig(loaded.raw);
   } catch (err) {
-    console.error(err instanceof FleetConfigError ? err.message : `drift: ${(err as Error).message}`);
-    return err instanceof FleetConfigError ? USAGE_EXIT : DRIFT_EXIT.error;
+    const config = isFleetError(err) && err.kind === "config";
+    console.error(config ? (err as Error).message : `drift: ${(err as Error).message}`);
+    return config ? USAGE_EXIT : DRIFT_EXIT.error;
   }
   const started = Date.now();
   const r = await teePulumi(driftCommand(stack), cwd);

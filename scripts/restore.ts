@@ -29,7 +29,8 @@ import {
   type ScriptSpec,
 } from "../config/cli-args";
 import { connectionFor } from "../config/connections";
-import { FleetConfigError, parseFleetConfig } from "../config/schema";
+import { parseFleetConfig } from "../config/schema";
+import { isFleetError } from "../model/errors";
 import { fleetConfigOf, secretsProblem, unreadableKeyFor, wholeFleetSecrets } from "../config/stack-file";
 import type { BackupSpec } from "../model/backup";
 import { checkBackupInputs } from "../providers/backup/check";
@@ -188,7 +189,7 @@ if (require.main === module) {
       (code) => (process.exitCode = code),
       (err: Error) => {
         console.error(err.message);
-        process.exitCode = err instanceof FleetConfigError ? USAGE_EXIT : 1;
+        process.exitCode = isFleetError(err) && err.kind === "config" ? USAGE_EXIT : 1;
       },
     )
     .finally(() => closeAll());

@@ -5,7 +5,8 @@
  * whose key is such a secret is shown with what to do, the others are read.
  */
 import { argsOrExit, parseCommandLine, USAGE_EXIT, type FlagSpec, type ScriptSpec } from "../config/cli-args";
-import { parseFleetConfig, FleetConfigError } from "../config/schema";
+import { parseFleetConfig } from "../config/schema";
+import { isFleetError } from "../model/errors";
 import { fleetConfigOf, secretsProblem, unreadableKeyFor, wholeFleetSecrets } from "../config/stack-file";
 import { collectStatus, formatStatus } from "../status/collect";
 import { closeAll } from "../transport/ssh";
@@ -48,8 +49,9 @@ main()
   .then(
     (code) => (process.exitCode = code),
     (err) => {
-      console.error(err instanceof FleetConfigError ? err.message : `status: ${(err as Error).message}`);
-      process.exitCode = err instanceof FleetConfigError ? USAGE_EXIT : 1;
+      const config = isFleetError(err) && err.kind === "config";
+      console.error(config ? (err as Error).message : `status: ${(err as Error).message}`);
+      process.exitCode = config ? USAGE_EXIT : 1;
     },
   )
   .finally(() => closeAll());

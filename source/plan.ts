@@ -7,6 +7,7 @@ import { parseDuration } from "../model/duration";
 import type { HealthSpec, InstallSpec, ResolvedSource, ServiceSpec } from "../model/service";
 import type { ImageArtifact } from "../providers/image/model";
 import { resolveDepsHash, resolveRelease, type SourceArgs } from "./resolve";
+import { fleetError } from "../model/errors";
 
 /**
  * A service's plan: what it will deploy (release id, commit, resolved source, install hash, pin)
@@ -152,14 +153,18 @@ function sourceProblem(args: ReleaseArgs<unknown> & { readonly start?: string })
   return args.start === undefined ? `${at}.start: ${START_REQUIRED}` : undefined;
 }
 
+/** The hint of a service field this module refuses: the message names the field. */
+const FIX_THE_FIELD = "Fix the field named above in the stack's config and run again.";
+
 /** The build of an image that a pin names: the current one, or one its history still keeps. */
 function pinnedBuild(image: ImageArtifact, pin: Pin, name: string): string {
   const builds = [...new Set([image.imageId, ...image.history])];
   const build = builds.find((id) => imageReleaseId(id) === pin.releaseId);
   if (!build)
-    throw new Error(
-      `pins.${name}: release ${pin.releaseId} is none of the image's kept builds (${builds.map(imageReleaseId).join(", ")}); ` +
-        `rebuild it from source instead, or unpin (npm run rollback -- --unpin)`,
+    throw fleetError(
+      "config",
+      `pins.${name}: release ${pin.releaseId} is none of the image's kept builds (${builds.map(imageReleaseId).join(", ")})`,
+      "Rebuild it from source instead, or unpin (npm run rollback -- --unpin).",
     );
   return build;
 }
@@ -174,7 +179,7 @@ export function planRelease(args: ReleaseArgs): ReleasePlan {
   const pinned = args.pin ? ({ pinned: true } as const) : {};
   if ("image" in args.source) {
     const problem = sourceProblem(args);
-    if (problem) throw new Error(problem);
+    if (problem) throw fleetError("config", problem, FIX_THE_FIELD);
     const image = args.source.image;
     const imageId = args.pin ? pinnedBuild(image, args.pin, args.name) : image.imageId;
     const releaseId = imageReleaseId(imageId);
@@ -199,7 +204,7 @@ export function planRelease(args: ReleaseArgs): ReleasePlan {
 export function planSettings(args: SettingsArgs<unknown>): ServiceSettings {
   const at = label(args.name);
   const problem = sourceProblem(args);
-  if (problem) throw new Error(problem);
+  if (problem) throw fleetError("config", problem, FIX_THE_FIELD);
   return {
     name: args.name,
     root: args.root ?? "/srv/fleet",
@@ -222,7 +227,8 @@ export function startCommand(
   secretEnvKeys: readonly string[],
 ): string {
   if (args.start !== undefined) return args.start;
-  if (source.kind !== "image") throw new Error(`${label(args.name)}.start: ${START_REQUIRED}`);
+  if (source.kind !== "image")
+    throw fleetError("config", `${label(args.name)}.start: ${START_REQUIRED}`, FIX_THE_FIELD);
   const envKeys = [...Object.keys(args.env ?? {}), ...secretEnvKeys, "FLEET_RELEASE", "FLEET_COMMIT"];
   return dockerRunCommand({ container: args.unitName ?? args.name, image: source.imageId, envKeys });
 }

@@ -1,4 +1,5 @@
-import { FleetConfigError, type FleetConfig } from "../config/schema";
+import type { FleetConfig } from "../config/schema";
+import { isFleetError } from "../model/errors";
 import { connectionFor } from "../config/connections";
 import { statusScript } from "../commands/status";
 import { decodeBase64, parseFacts } from "../commands/facts";
@@ -50,7 +51,8 @@ export async function collectStatus(
           note: locked ? `deploying now: ${locked}` : "",
         };
       } catch (err) {
-        if (err instanceof FleetConfigError) return { ...row, note: `config: ${err.problems.join("; ")}` };
+        if (isFleetError(err) && err.kind === "config")
+          return { ...row, note: `config: ${(err.problems ?? [err.summary]).join("; ")}` };
         return { ...row, note: `unreachable: ${(err as Error).message.split("\n")[0]}` };
       }
     }),

@@ -1,17 +1,18 @@
+import { fleetError, isFleetError, type FleetError } from "../model/errors";
 import { redact, tail } from "./redact";
 
 /**
- * Errors as plain `Error` objects with fields, built by functions. Not subclasses: Pulumi's
- * closure serializer rewrites `super(msg)` to `Error.call(this, msg)`, which leaves `message`
- * empty, so a subclassed error reaches the user as "undefined" from inside the provider host.
+ * The transport's failures as FleetErrors (model/errors.ts) with their evidence: what ran, where,
+ * its exit code and the tail of its output, secrets redacted. Kind "failure": nothing switched
+ * as far as the transport knows; the deploy re-classifies from the phase (providers/service/failure.ts).
  */
 
 /** Lines of stdout/stderr kept in an error: enough to see why, short enough to read. */
 const TAIL_LINES = 30;
 
 /** A remote step that ran and failed (non-zero exit, signal or timeout). */
-export interface RemoteCommandError extends Error {
-  readonly name: "RemoteCommandError";
+export type RemoteStepFailure = FleetError & {
+  readonly stage: "run";
   readonly host: string;
   readonly step: string;
   readonly command: string;
@@ -23,14 +24,10 @@ export interface RemoteCommandError extends Error {
    * the tail may have lost it under a step's own output. "" if it named none.
    */
   readonly phase: string;
-}
+};
 
 /** The host could not be reached or refused us: nothing ran. */
-export interface ConnectionError extends Error {
-  readonly name: "ConnectionError";
-  readonly host: string;
-  readonly code?: string;
-}
+export type ConnectionFailure = FleetError & { readonly stage: "connect"; readonly host: string };
 
 function indent(text: string): string {
   return text
@@ -39,7 +36,12 @@ function indent(text: string): string {
     .join("\n");
 }
 
-export function remoteCommandError(
+/** The last `fleet-phase: <name>` a script wrote on stderr (a protocol line of commands/, not prose). */
+function lastPhase(stderr: string): string {
+  return [...stderr.matchAll(/fleet-phase: (\S+)/g)].at(-1)?.[1] ?? "";
+}
+
+export function remoteStepFailed(
   host: string,
   step: string,
   command: string,
@@ -48,12 +50,12 @@ export function remoteCommandError(
   stderr: string,
   reason: string,
   secrets: readonly string[],
-): RemoteCommandError {
+): RemoteStepFailure {
   const clean = (text: string) => redact(tail(text, TAIL_LINES), secrets);
   const stdoutTail = clean(stdout);
   const stderrTail = clean(stderr);
   const cmd = redact(command, secrets);
-  const message = [
+  const summary = [
     `[${host}] step "${step}" failed: ${reason}`,
     `  command: ${cmd}`,
     stderrTail ? `  stderr (last ${TAIL_LINES} lines):\n${indent(stderrTail)}` : "",
@@ -61,27 +63,28 @@ export function remoteCommandError(
   ]
     .filter(Boolean)
     .join("\n");
-  return Object.assign(new Error(message), {
-    name: "RemoteCommandError" as const,
+  const hint = `Read the step's output above; fix its cause and deploy again (nothing after "${step}" ran).`;
+  return fleetError("failure", summary, hint, {
+    stage: "run",
     host,
     step,
     command: cmd,
     exitCode,
     stdoutTail,
     stderrTail,
-    phase: [...stderr.matchAll(/fleet-phase: (\S+)/g)].at(-1)?.[1] ?? "",
-  });
+    phase: lastPhase(stderr),
+  }) as RemoteStepFailure;
 }
 
-/** A command that ran and exited non-zero, as a RemoteCommandError naming the exit code. */
+/** A command that ran and exited non-zero, as a RemoteStepFailure naming the exit code. */
 export function exitError(
   host: string,
   step: string,
   command: string,
   result: { code: number; stdout: string; stderr: string },
   secrets: readonly string[],
-): RemoteCommandError {
-  return remoteCommandError(
+): RemoteStepFailure {
+  return remoteStepFailed(
     host,
     step,
     command,
@@ -93,18 +96,19 @@ export function exitError(
   );
 }
 
-export function connectionError(host: string, message: string, code?: string): ConnectionError {
-  return Object.assign(new Error(`[${host}] ${message}`), {
-    name: "ConnectionError" as const,
-    host,
-    ...(code ? { code } : {}),
-  });
+export function connectionFailed(host: string, message: string, code?: string): ConnectionFailure {
+  return fleetError(
+    "failure",
+    `[${host}] ${message}`,
+    "Check that the host is up and its address, port, user, key and host key are right; nothing ran on it.",
+    { stage: "connect", host, code },
+  ) as ConnectionFailure;
 }
 
-export function isRemoteCommandError(err: unknown): err is RemoteCommandError {
-  return err instanceof Error && err.name === "RemoteCommandError";
+export function isRemoteStepFailure(err: unknown): err is RemoteStepFailure {
+  return isFleetError(err) && err.stage === "run";
 }
 
-export function isConnectionError(err: unknown): err is ConnectionError {
-  return err instanceof Error && err.name === "ConnectionError";
+export function isConnectionFailure(err: unknown): err is ConnectionFailure {
+  return isFleetError(err) && err.stage === "connect";
 }

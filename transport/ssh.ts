@@ -1,6 +1,6 @@
 import type { Readable } from "stream";
 import type { SshConnection } from "./connection";
-import { connectionError, exitError, remoteCommandError } from "./errors";
+import { connectionFailed, exitError, remoteStepFailed } from "./errors";
 
 /**
  * The transport: the only code that touches a socket. One pooled SSH connection per host and
@@ -121,7 +121,7 @@ async function tunnelThroughJump(conn: SshConnection): Promise<unknown> {
     bastion.forwardOut("127.0.0.1", 0, conn.host, conn.port ?? 22, (err, stream) =>
       err
         ? reject(
-            connectionError(
+            connectionFailed(
               connectionKey(conn),
               `the bastion ${connectionKey(conn.jump!)} could not reach ${conn.host}:${conn.port ?? 22}: ${err.message}`,
             ),
@@ -140,7 +140,7 @@ function connectOnce(conn: SshConnection, timeoutMs: number, stats: TransportSta
     let seen = "";
     const timer = setTimeout(() => {
       client.end();
-      reject(connectionError(key, `no SSH answer within ${timeoutMs} ms (connect timeout)`, "FLEET_CONNECT_TIMEOUT"));
+      reject(connectionFailed(key, `no SSH answer within ${timeoutMs} ms (connect timeout)`, "FLEET_CONNECT_TIMEOUT"));
     }, timeoutMs);
     client
       .on("ready", () => {
@@ -153,7 +153,7 @@ function connectOnce(conn: SshConnection, timeoutMs: number, stats: TransportSta
         const pinnedType = hostKeyAlgorithms(conn.hostKey)?.at(-1);
         if (seen && seen !== expected) {
           reject(
-            connectionError(
+            connectionFailed(
               key,
               `host key mismatch: the host presented ${seen}, but ${expected} is pinned. ` +
                 `If the server was rebuilt on purpose, pin its new key (hostKey); otherwise do not connect.`,
@@ -162,16 +162,16 @@ function connectOnce(conn: SshConnection, timeoutMs: number, stats: TransportSta
         } else if (!seen && pinnedType && /no matching host key/i.test(err.message)) {
           // Only the pinned key's type is offered: a server without such a key has another key now.
           reject(
-            connectionError(
+            connectionFailed(
               key,
               `host key mismatch: the host has no ${pinnedType} key, but ${expected} (${pinnedType}) is pinned. ` +
                 `If the server was rebuilt on purpose, pin its new key (hostKey); otherwise do not connect.`,
             ),
           );
         } else if (err.level === "client-authentication") {
-          reject(connectionError(key, `authentication failed for user "${conn.user}" (check privateKey)`));
+          reject(connectionFailed(key, `authentication failed for user "${conn.user}" (check privateKey)`));
         } else {
-          reject(connectionError(key, `cannot connect: ${err.message}`, (err as { code?: string }).code));
+          reject(connectionFailed(key, `cannot connect: ${err.message}`, (err as { code?: string }).code));
         }
       })
       .connect({
@@ -209,7 +209,7 @@ async function connect(conn: SshConnection): Promise<unknown> {
       const retryable = isTransient(err) && Date.now() + delay < deadline;
       if (!retryable) {
         if (isTransient(err) || (err as { code?: string }).code === "FLEET_CONNECT_TIMEOUT") {
-          throw connectionError(
+          throw connectionFailed(
             connectionKey(conn),
             `unreachable: gave up after ${attempt} attempt(s) in ${totalMs} ms (connect timeout): ${(err as Error).message}`,
           );
@@ -277,7 +277,7 @@ export async function exec(conn: SshConnection, command: string, opts: ExecOptio
   return new Promise<ExecResult>((resolve, reject) => {
     c.exec(underHostTimeout(command, timeoutMs), (err, stream) => {
       if (err) {
-        reject(remoteCommandError(key, opts.step, describe, null, "", "", `could not start: ${err.message}`, secrets));
+        reject(remoteStepFailed(key, opts.step, describe, null, "", "", `could not start: ${err.message}`, secrets));
         return;
       }
       const out: Buffer[] = [];
@@ -285,7 +285,7 @@ export async function exec(conn: SshConnection, command: string, opts: ExecOptio
       let finished = false;
       const fail = (reason: string) =>
         reject(
-          remoteCommandError(
+          remoteStepFailed(
             key,
             opts.step,
             describe,
@@ -324,7 +324,7 @@ export async function exec(conn: SshConnection, command: string, opts: ExecOptio
             finished = true;
             clearTimeout(timer);
             reject(
-              remoteCommandError(key, opts.step, describe, null, "", "", `local input failed: ${e.message}`, secrets),
+              remoteStepFailed(key, opts.step, describe, null, "", "", `local input failed: ${e.message}`, secrets),
             );
           }
         });
@@ -335,7 +335,7 @@ export async function exec(conn: SshConnection, command: string, opts: ExecOptio
 }
 
 /**
- * Like `exec`, but a non-zero exit becomes a RemoteCommandError with the output's tail.
+ * Like `exec`, but a non-zero exit becomes a RemoteStepFailure with the output's tail.
  * (Not named `run`: Pulumi's serializer leaves names that exist as globals uncaptured, and
  * mocha defines a global `run`.)
  */

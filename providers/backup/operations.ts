@@ -17,7 +17,8 @@ import {
 import { parseFacts, type Facts } from "../../commands/facts";
 import { backupsToDelete, newestFirstOrder, type BackupRecord } from "../../decisions/backup-retention";
 import type { SshConnection } from "../../transport/connection";
-import { remoteCommandError } from "../../transport/errors";
+import { remoteStepFailed } from "../../transport/errors";
+import { fleetError, type FleetError } from "../../model/errors";
 import { connectionKey, runScript, type ExecResult } from "../../transport/ssh";
 
 /**
@@ -26,15 +27,14 @@ import { connectionKey, runScript, type ExecResult } from "../../transport/ssh";
  * decision. Plain functions only (serialized by value with the provider).
  */
 
-/** A failed backup operation; the message carries the evidence (secrets redacted). Not a subclass: see transport/errors.ts. */
-export function backupError(message: string): Error {
-  return Object.assign(new Error(message), { name: "BackupError" });
-}
-
 export function targetOf(spec: Pick<BackupSpec, "engine" | "postgres" | "sqlite">): BackupTarget {
   if (spec.engine === "postgres" && spec.postgres) return { engine: "postgres", postgres: spec.postgres };
   if (spec.engine === "sqlite" && spec.sqlite) return { engine: "sqlite", sqlite: spec.sqlite };
-  throw backupError(`engine "${spec.engine}" needs its ${spec.engine} settings`);
+  throw fleetError(
+    "config",
+    `engine "${spec.engine}" needs its ${spec.engine} settings`,
+    `Add the backup's ${spec.engine} block to its config.`,
+  );
 }
 
 function setOf(spec: BackupSpec): BackupSetSpec {
@@ -47,8 +47,8 @@ function secretsOf(spec: { connection: SshConnection; postgres?: { password?: st
 }
 
 /** Fails with the script's exit code and output tail, under a message saying what it means. */
-function failed(spec: BackupSpec, step: string, result: ExecResult, meaning: string): Error {
-  const evidence = remoteCommandError(
+function failed(spec: BackupSpec, step: string, result: ExecResult, meaning: string): FleetError {
+  const evidence = remoteStepFailed(
     connectionKey(spec.connection),
     step,
     `/bin/sh -s <<'script' (${step})`,
@@ -58,7 +58,22 @@ function failed(spec: BackupSpec, step: string, result: ExecResult, meaning: str
     `exit code ${result.code}`,
     secretsOf(spec),
   );
-  return backupError(`backup set "${spec.name}" in ${spec.backupsDir}: ${meaning}\n${evidence.message}`);
+  const { host, stage, command, exitCode, stdoutTail, stderrTail, phase } = evidence;
+  return fleetError(
+    "failure",
+    `backup set "${spec.name}" in ${spec.backupsDir}: ${meaning}\n${evidence.summary}`,
+    evidence.hint,
+    {
+      host,
+      stage,
+      step,
+      command,
+      exitCode,
+      stdoutTail,
+      stderrTail,
+      phase,
+    },
+  );
 }
 
 /** The verified backups a script listed (`backup=<manifest line>` facts), oldest first. */

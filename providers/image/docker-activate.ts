@@ -2,8 +2,8 @@ import { LABELS, dockerBuildScript, imageTag, inspectImageScript, tagImageComman
 import { parseFacts } from "../../commands/facts";
 import { shortHash } from "../../decisions/image-hash";
 import { nextHistory } from "../../decisions/image-retention";
-import { remoteCommandError } from "../../transport/errors";
-import { imageError } from "./errors";
+import { remoteStepFailed } from "../../transport/errors";
+import { fleetError, summaryOf } from "../../model/errors";
 import { packSource } from "../../source/pack";
 import { engineName, execLocal, execLocalChecked, runLocalScript } from "./local";
 import { enginePlace, ensureImageOnHost, hostPlace, pruneImages } from "./host-images";
@@ -48,7 +48,7 @@ async function build(spec: DockerImageSpec, tags: string[]): Promise<string> {
   ]);
   const id = parseFacts(built.stdout).one["image_id"] ?? "";
   if (built.code !== 0 || !id) {
-    throw remoteCommandError(
+    throw remoteStepFailed(
       engineName(spec.dockerHost),
       "docker build",
       `docker build of ${spec.contextDir}`,
@@ -63,7 +63,7 @@ async function build(spec: DockerImageSpec, tags: string[]): Promise<string> {
 }
 
 function settledErrors(results: PromiseSettledResult<unknown>[]): string[] {
-  return results.flatMap((r) => (r.status === "rejected" ? [(r.reason as Error).message] : []));
+  return results.flatMap((r) => (r.status === "rejected" ? [summaryOf(r.reason)] : []));
 }
 
 /**
@@ -96,9 +96,12 @@ export async function activateDockerImage(spec: DockerImageSpec, olds?: DockerIm
       spec.dockerHost,
     );
     if (outcome.result !== "ok") {
-      throw imageError(
+      throw fleetError(
+        "build",
         `[${engineName(spec.dockerHost)}] ${label} (${imageId}): ${validationFailure(spec.validate, outcome)}\n` +
           `The active image (${active || "none"}) stays active; the new one was not shipped to any host.`,
+        "Fix the image so that its validation passes (or the validation itself), and deploy again.",
+        { host: engineName(spec.dockerHost) },
       );
     }
     validationMs = outcome.ms;
@@ -111,10 +114,12 @@ export async function activateDockerImage(spec: DockerImageSpec, olds?: DockerIm
   );
   const shipErrors = settledErrors(shipping);
   if (shipErrors.length > 0) {
-    throw imageError(
+    throw fleetError(
+      "build",
       `${label} (${imageId}) could not be shipped to ${shipErrors.length} of ${spec.hostConnections.length} host(s):\n` +
         shipErrors.join("\n") +
         `\nThe active image (${active || "none"}) stays active; hosts that received the new one keep it until retention removes it.`,
+      "Make the hosts reachable (or fix what the errors above show) and deploy again.",
     );
   }
   const shipped = shipping.map((r) => (r as PromiseFulfilledResult<ShipResult>).value);
@@ -155,7 +160,7 @@ export async function pruneEverywhere(
   return results.map((r, i) => {
     if (r.status === "fulfilled") return r.value;
     const where = places[i]!.where;
-    const why = (r.reason as Error).message;
+    const why = summaryOf(r.reason);
     console.error(`[${where}] image retention for "${spec.name}" failed (the images stay): ${why}`);
     return { where, deleted: [], skipped: [`retention failed: ${why.split("\n")[0]}`] };
   });

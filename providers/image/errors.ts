@@ -1,9 +1,4 @@
-import { outcomeMarker } from "../../decisions/outcome";
-
-/** An image that was not activated; the message carries the evidence. A plain Error (see transport/errors.ts). */
-export function imageError(message: string): Error {
-  return Object.assign(new Error(`${message}\n${outcomeMarker("build")}`), { name: "ImageError" });
-}
+import { fleetError, isFleetError, summaryOf } from "../../model/errors";
 
 /**
  * Runs `work`, then `cleanup` whatever happened. A failed cleanup is reported without hiding the
@@ -20,8 +15,15 @@ export async function withCleanup<T>(work: () => Promise<T>, cleanup: () => Prom
   try {
     await cleanup();
   } catch (e) {
-    const note = `${what} failed: ${(e as Error).message}`;
-    failure = failure ? imageError(`${failure.message}\nAlso, ${note}`) : imageError(note);
+    const note = `${what} failed: ${summaryOf(e)}`;
+    const hint = `Remove what ${what} left behind by hand if it is still there; nothing else depends on it.`;
+    failure = failure
+      ? fleetError(
+          isFleetError(failure) ? failure.kind : "build",
+          `${summaryOf(failure)}\nAlso, ${note}`,
+          isFleetError(failure) ? failure.hint : hint,
+        )
+      : fleetError("build", note, hint);
   }
   if (failure) throw failure;
   return result as T;

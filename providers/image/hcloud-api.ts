@@ -1,9 +1,10 @@
 /**
  * The few Hetzner Cloud API calls Packer's hcloud flow needs (https://docs.hetzner.cloud/), over
  * `fetch`: the builder lives and dies inside one update, which declarative `hcloud.Server`
- * resources cannot express (see components/golden-image.ts). Errors are plain Errors naming the
+ * resources cannot express (see components/golden-image.ts). Errors are FleetErrors naming the
  * call, the HTTP status and Hetzner's error code and message.
  */
+import { fleetError, type FleetError } from "../../model/errors";
 
 export interface ServerCreate {
   readonly name: string;
@@ -51,12 +52,13 @@ export function hcloudError(
   status: number,
   code: string,
   message: string,
-): Error & { status: number; code: string } {
-  return Object.assign(new Error(`Hetzner Cloud API ${call} failed: HTTP ${status} ${code}: ${message}`), {
-    name: "HcloudApiError",
-    status,
-    code,
-  });
+): FleetError & { status: number; code: string } {
+  return fleetError(
+    "failure",
+    `Hetzner Cloud API ${call} failed: HTTP ${status} ${code}: ${message}`,
+    "Check the token (its project and read/write access) and Hetzner's status; deploy again once the API answers.",
+    { status, code },
+  ) as FleetError & { status: number; code: string };
 }
 
 type Json = Record<string, any>;

@@ -7,7 +7,8 @@ import type { ExecResult } from "../../transport/ssh";
 import { redact, tail } from "../../transport/redact";
 import { waitForServer, type HcloudApi } from "./hcloud-api";
 import { HCLOUD_LABELS, type HcloudImageSpec, type HcloudImageState } from "./hcloud-model";
-import { imageError, withCleanup } from "./errors";
+import { withCleanup } from "./errors";
+import { fleetError, summaryOf } from "../../model/errors";
 
 /** What the orchestration needs from the outside world; tests hand in fakes. */
 export interface HcloudBuildDeps {
@@ -40,11 +41,14 @@ function baseLabels(spec: HcloudImageSpec): Record<string, string> {
 function checked(r: ExecResult, where: string, step: string, secrets: string[]): ExecResult {
   if (r.code === 0) return r;
   const out = redact(tail(`${r.stderr}\n${r.stdout}`, 40), secrets);
-  throw imageError(
+  throw fleetError(
+    "build",
     `[${where}] ${step} failed with exit code ${r.code}:\n${out
       .split("\n")
       .map((l) => `    ${l}`)
       .join("\n")}`,
+    "Fix what the output shows (the image's provision script or the builder) and deploy again; the active snapshot stays active.",
+    { host: where, step, exitCode: r.code },
   );
 }
 
@@ -170,13 +174,16 @@ export async function buildHcloudImage(
         );
         if (result.code !== 0) {
           const evidence = redact(tail(`${result.stderr}\n${result.stdout}`, 40), secrets);
-          throw imageError(
+          throw fleetError(
+            "build",
             `image "${spec.name}" ${shortHash(spec.contentHash)}: snapshot ${id} failed validation on server ${serverId} (exit code ${result.code}):\n` +
               evidence
                 .split("\n")
                 .map((l) => `    ${l}`)
                 .join("\n") +
               `\nThe active snapshot (${olds?.imageId || "none"}) stays active; ${id} is kept, labelled ${HCLOUD_LABELS.validated}=false, until the next retention.`,
+            "Fix the image's provision script or its check so that the check passes, and deploy again.",
+            { exitCode: result.code },
           );
         }
       });
@@ -212,7 +219,7 @@ export async function pruneSnapshots(
     for (const id of doomed) await api.deleteImage(id);
     return doomed;
   } catch (e) {
-    console.error(`snapshot retention for "${spec.name}" failed (the snapshots stay): ${(e as Error).message}`);
+    console.error(`snapshot retention for "${spec.name}" failed (the snapshots stay): ${summaryOf(e)}`);
     return [];
   }
 }

@@ -2,7 +2,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import { generateEd25519 } from "../../transport/keys";
 import { provisionUploadCommand } from "../../commands/image-provision";
 import { changedFiles, describeChanges } from "../../decisions/image-changes";
-import { remoteCommandError } from "../../transport/errors";
+import { remoteStepFailed } from "../../transport/errors";
 import type { SshConnection } from "../../transport/connection";
 import { connectionKey, exec, runScript } from "../../transport/ssh";
 import { packSource } from "../../source/pack";
@@ -37,7 +37,7 @@ async function uploadDir(conn: SshConnection, dir: string, timeoutMs: number): P
     packed.done,
   ]);
   if (r.code !== 0)
-    throw remoteCommandError(
+    throw remoteStepFailed(
       connectionKey(conn),
       "upload provision",
       command,

@@ -7,7 +7,7 @@ import {
 } from "../../commands/image";
 import { parseFacts } from "../../commands/facts";
 import { imagesToDelete } from "../../decisions/image-retention";
-import { remoteCommandError } from "../../transport/errors";
+import { remoteStepFailed } from "../../transport/errors";
 import type { SshConnection } from "../../transport/connection";
 import { connectionKey, exec, runScript, type ExecResult } from "../../transport/ssh";
 import { engineName, runLocalScript, streamLocal } from "./local";
@@ -72,7 +72,7 @@ export async function ensureImageOnHost(conn: SshConnection, args: ShipArgs): Pr
   ]);
   const got = parseFacts(loaded.stdout).one["loaded"] ?? "";
   if (loaded.code !== 0 || got !== args.imageId) {
-    throw remoteCommandError(
+    throw remoteStepFailed(
       host,
       "docker load",
       load,

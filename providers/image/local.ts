@@ -1,6 +1,6 @@
 import type { Readable } from "stream";
 import type { ExecResult } from "../../transport/ssh";
-import { exitError, remoteCommandError } from "../../transport/errors";
+import { exitError, remoteStepFailed } from "../../transport/errors";
 
 /**
  * Commands on the deploying machine: the Docker CLI that builds, validates and saves images
@@ -66,7 +66,7 @@ export function execLocal(command: string, opts: LocalOptions): Promise<ExecResu
       };
       if (timedOut) {
         reject(
-          remoteCommandError(
+          remoteStepFailed(
             engineName(opts.dockerHost),
             opts.step,
             opts.describe ?? command,
@@ -86,7 +86,7 @@ export function execLocal(command: string, opts: LocalOptions): Promise<ExecResu
   });
 }
 
-/** Like `execLocal`, but a non-zero exit becomes a RemoteCommandError with the output's tail. */
+/** Like `execLocal`, but a non-zero exit becomes a RemoteStepFailure with the output's tail. */
 export async function execLocalChecked(command: string, opts: LocalOptions): Promise<ExecResult> {
   const result = await execLocal(command, opts);
   if (result.code !== 0) throw exitError(engineName(opts.dockerHost), opts.step, opts.describe ?? command, result, []);
@@ -116,7 +116,7 @@ export function streamLocal(
     child.on("close", (code) =>
       code === 0
         ? resolve()
-        : reject(remoteCommandError(engineName(dockerHost), step, command, code, "", stderr, `exit code ${code}`, [])),
+        : reject(remoteStepFailed(engineName(dockerHost), step, command, code, "", stderr, `exit code ${code}`, [])),
     );
   });
   return { stream, done };

@@ -1,4 +1,5 @@
 import type { ServiceSpec, ServiceState } from "../../model/service";
+import { fleetError, isFleetError, summaryOf } from "../../model/errors";
 import { exitError } from "../../transport/errors";
 import { connectionKey, exec, runScript } from "../../transport/ssh";
 import {
@@ -20,11 +21,10 @@ import { shq } from "../../commands/quote";
 import { judge } from "./gate";
 import { notifyAll } from "./notify";
 import type { NotifyEvent } from "../../model/notify";
-import { deployError, heldTokens, lockOwner, runLocked, secretsOf } from "./lock";
+import { heldTokens, lockOwner, runLocked, secretsOf } from "./lock";
 import { deployContext, finish, type DeployContext } from "./context";
 import { failStep, rollBackAndFail } from "./failure";
 
-export { deployError } from "./lock";
 export { lockIsStale } from "./lock";
 
 /** What the provider knows from state: the releases the host kept after the last deploy. */
@@ -68,8 +68,9 @@ export async function deployService(spec: ServiceSpec, hint: DeployHint = {}): P
     await announce("success", state.previousReleaseId, "");
     return state;
   } catch (err) {
-    const e = err as Error & { kind?: NotifyEvent["event"]; from?: string };
-    await announce(e.kind ?? "failure", e.from ?? "", redact(e.message, secretsOf(spec)).slice(0, 3000));
+    const event = isFleetError(err) && (err.kind === "rollback" || err.kind === "critical") ? err.kind : "failure";
+    const from = isFleetError(err) ? (err.from ?? "") : "";
+    await announce(event, from, redact((err as Error).message, secretsOf(spec)).slice(0, 3000));
     throw err;
   } finally {
     held.splice(held.indexOf(owner.token), 1);
@@ -181,9 +182,11 @@ async function activateFromSource(ctx: DeployContext): Promise<Activation> {
   const host = await inspectHost(ctx);
   if (spec.pinned && !host.releasePresent) {
     await finish(ctx, { result: "failed", from: host.current, note: "pinned release is gone" }).catch(() => undefined);
-    throw deployError(
-      `[${connectionKey(spec.connection)}] service "${spec.name}": release ${spec.releaseId} is pinned (a rollback), but the host no longer has it; nothing was changed. ` +
-        `Deploy it from source instead: set the service's source ref to ${spec.commit}, remove the pin (npm run rollback -- --unpin), and run pulumi up.`,
+    throw fleetError(
+      "failure",
+      `[${connectionKey(spec.connection)}] service "${spec.name}": release ${spec.releaseId} is pinned (a rollback), but the host no longer has it; nothing was changed.`,
+      `Deploy it from source instead: set the service's source ref to ${spec.commit}, remove the pin (npm run rollback -- --unpin), and run pulumi up.`,
+      { host: connectionKey(spec.connection) },
     );
   }
   try {
@@ -305,7 +308,7 @@ async function keepImages(spec: ServiceSpec, previousReleaseId: string): Promise
     });
   } catch (err) {
     console.error(
-      `warning: [${connectionKey(spec.connection)}] ${spec.name}: image retention skipped: ${redact((err as Error).message, secretsOf(spec))}`,
+      `warning: [${connectionKey(spec.connection)}] ${spec.name}: image retention skipped: ${redact(summaryOf(err), secretsOf(spec))}`,
     );
   }
 }

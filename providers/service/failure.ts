@@ -1,5 +1,10 @@
 import type { ServiceSpec } from "../../model/service";
-import { isConnectionError, isRemoteCommandError } from "../../transport/errors";
+import {
+  isConnectionFailure,
+  isRemoteStepFailure,
+  type ConnectionFailure,
+  type RemoteStepFailure,
+} from "../../transport/errors";
 import { connectionKey, runScript } from "../../transport/ssh";
 import { rollbackScript } from "../../commands/service";
 import { parseFacts } from "../../commands/facts";
@@ -7,7 +12,8 @@ import { shq } from "../../commands/quote";
 import { redact } from "../../transport/redact";
 import { restoreBackup } from "../backup/operations";
 import { evidence, judge, type Gate } from "./gate";
-import { deployError, secretsOf, type FailureKind } from "./lock";
+import { secretsOf } from "./lock";
+import { fleetError, summaryOf, type FleetErrorEvidence, type OutcomeKind } from "../../model/errors";
 import { finish, type DeployContext } from "./context";
 
 /**
@@ -18,10 +24,16 @@ const SWITCHED_PHASES: readonly string[] = ["switch", "restart", "health", "fina
 
 /** The phase a failed script reached, from its `fleet-phase:` lines. */
 function failedPhase(err: unknown): string {
-  if (!isRemoteCommandError(err)) return "";
+  if (!isRemoteStepFailure(err)) return "";
   // From all of stderr: a step's own output (a long build log, systemctl status) can push the
   // marker out of the tail, and a restart failure would then not be rolled back.
   return err.phase;
+}
+
+/** The evidence of a transport failure, to carry on in the deploy's own failure. */
+function evidenceOf(err: RemoteStepFailure | ConnectionFailure): FleetErrorEvidence {
+  const { host, stage, step, command, exitCode, stdoutTail, stderrTail, phase, code } = err;
+  return { host, stage, step, command, exitCode, stdoutTail, stderrTail, phase, code };
 }
 
 /** What the rollback after a failed step did. */
@@ -47,7 +59,7 @@ async function rollBackStep(spec: ServiceSpec): Promise<StepRollback> {
     const restored = parseFacts(r.stdout).one["restored"] ?? "?";
     return restored === "none" ? { kind: "untouched" } : { kind: "restored", release: restored };
   } catch (e) {
-    return { kind: "failed", reason: (e as Error).message };
+    return { kind: "failed", reason: summaryOf(e) };
   }
 }
 
@@ -67,27 +79,26 @@ export interface StepFailure {
  * connection (a refused lock) is rethrown as it is: nothing was started, so nothing is undone.
  */
 export async function failStep(ctx: DeployContext, err: unknown, at: StepFailure): Promise<never> {
-  if (!isRemoteCommandError(err) && !isConnectionError(err)) throw err;
+  if (!isRemoteStepFailure(err) && !isConnectionFailure(err)) throw err;
   const { spec } = ctx;
   const { current } = at;
   const host = connectionKey(spec.connection);
   const phase = failedPhase(err);
-  const step = isRemoteCommandError(err) ? err.step : "";
+  const step = isRemoteStepFailure(err) ? err.step : "";
   // A switch stopped part-way may have written the new env and unit already: undo it too.
   const switched = at.afterSwitch === true || SWITCHED_PHASES.includes(phase);
   const rollback = switched ? await rollBackStep(spec) : undefined;
   const rolledBack = rollback ? `; ${describeStepRollback(rollback)}` : "";
   // The upload names no phase of its own (it is tar, not a script): its step is the phase.
   const where = phase || (step === "upload" ? "upload" : "");
-  if (!isConnectionError(err)) {
+  if (!isConnectionFailure(err)) {
     await finish(ctx, {
       result: "failed",
       from: current,
       note: `failed at ${phase || step || "connect"}${rolledBack}`,
-    }).catch((e) => console.error(`[${host}] could not finalize after failure: ${(e as Error).message}`));
+    }).catch((e) => console.error(`[${host}] could not finalize after failure: ${summaryOf(e)}`));
   }
-  const e = err as Error;
-  const kind: FailureKind =
+  const kind: OutcomeKind =
     rollback?.kind === "failed"
       ? "critical"
       : rollback?.kind === "restored"
@@ -95,13 +106,16 @@ export async function failStep(ctx: DeployContext, err: unknown, at: StepFailure
         : phase === "build" || phase === "install" || step === "install"
           ? "build"
           : "failure";
-  throw deployError(
+  throw fleetError(
+    kind,
     `[${host}] service "${spec.name}": deploy of ${spec.releaseId} failed${where ? ` in its ${where} phase` : ""} before serving it; ` +
       `${rollback ? describeStepRollback(rollback) : `the serving release (${current || "none"}) was not touched`}.` +
       (phase === "migrate" ? " The migration failed: whatever it applied before failing stays applied." : "") +
-      `\n${e.message}`,
-    kind,
-    current,
+      `\n${err.summary}`,
+    kind === "critical"
+      ? "Look at the host now: it may be serving a half-switched release; run npm run status, then fix it by hand or roll back."
+      : err.hint,
+    { ...evidenceOf(err), from: current },
   );
 }
 
@@ -136,10 +150,13 @@ export async function rollBackAndFail(ctx: DeployContext, gate: Gate, at: GateFa
     from: at.previousReleaseId,
     note: failure.split("\n")[0] ?? "",
   }).catch(() => undefined);
-  throw deployError(
-    `[${host}] service "${spec.name}": release ${spec.releaseId} (commit ${spec.commit}) failed its health gate: ${failure}\n${outcome}`,
+  throw fleetError(
     critical ? "critical" : "rollback",
-    at.previousReleaseId,
+    `[${host}] service "${spec.name}": release ${spec.releaseId} (commit ${spec.commit}) failed its health gate: ${failure}\n${outcome}`,
+    critical
+      ? "Look at the host now: it may not be serving a healthy release; run npm run status, then fix it by hand or roll back."
+      : `Fix what the failed check shows in commit ${spec.commit} and deploy again; the previous release keeps serving.`,
+    { host, from: at.previousReleaseId },
   );
 }
 
@@ -158,7 +175,7 @@ async function rollBackGate(ctx: DeployContext, migrated: boolean, database?: Da
   if ("error" in rolled) {
     return {
       critical: true,
-      outcome: `CRITICAL: the rollback itself failed, the host may be serving the broken release:\n${redact(rolled.error.message, secrets)}`,
+      outcome: `CRITICAL: the rollback itself failed, the host may be serving the broken release:\n${redact(summaryOf(rolled.error), secrets)}`,
     };
   }
   const facts = parseFacts(rolled.stdout).one;
@@ -201,7 +218,7 @@ async function restoreDatabase(spec: ServiceSpec): Promise<DatabaseRestore> {
   } catch (err) {
     return {
       ok: false,
-      message: `CRITICAL: restoring the pre-deploy backup ${point.backupId} failed, so the previous release runs on the migrated database: ${redact((err as Error).message, secrets)}`,
+      message: `CRITICAL: restoring the pre-deploy backup ${point.backupId} failed, so the previous release runs on the migrated database: ${redact(summaryOf(err), secrets)}`,
     };
   }
 }

@@ -3,24 +3,7 @@ import { EXIT, breakLockScript, layoutOf, type LockOwner } from "../../commands/
 import { parseFacts } from "../../commands/facts";
 import { exitError } from "../../transport/errors";
 import { connectionKey, runScript, type ExecResult } from "../../transport/ssh";
-import { outcomeMarker } from "../../decisions/outcome";
-
-/** How a failed deploy ended: for notifications, and (as a marker line) for the deploy command's exit code. */
-export type FailureKind = "failure" | "build" | "rollback" | "critical";
-
-/** A failure meant for the user: a plain Error (see transport/errors.ts for why not a subclass). */
-export function deployError(
-  message: string,
-  kind: FailureKind = "failure",
-  from = "",
-): Error & { critical: boolean; kind: FailureKind; from: string } {
-  return Object.assign(new Error(`${message}\n${outcomeMarker(kind)}`), {
-    name: "DeployError",
-    critical: kind === "critical",
-    kind,
-    from,
-  });
-}
+import { fleetError } from "../../model/errors";
 
 export function secretsOf(spec: ServiceSpec): string[] {
   return [
@@ -116,12 +99,19 @@ export async function runLocked(
       console.error(`[${host}] ${spec.name}: broke a stale deploy lock:\n${ownerText.trim()}`);
       continue;
     }
-    throw deployError(
-      `[${host}] service "${spec.name}" is locked by another deploy:\n${indent(ownerText.trim() || "(no owner recorded)")}\n` +
-        (stale
-          ? `That deploy is gone (its process ended, or its connection died): set breakStaleLock: true to break this lock.`
-          : `Wait for it to finish. If it died on another machine, remove ${layoutOf(spec).lock} on the host after checking.`),
+    throw fleetError(
+      "failure",
+      `[${host}] service "${spec.name}" is locked by another deploy:\n${indent(ownerText.trim() || "(no owner recorded)")}`,
+      stale
+        ? `That deploy is gone (its process ended, or its connection died): set breakStaleLock: true to break this lock.`
+        : `Wait for it to finish. If it died on another machine, remove ${layoutOf(spec).lock} on the host after checking.`,
+      { host },
     );
   }
-  throw deployError(`[${host}] could not take the deploy lock of "${spec.name}"`);
+  throw fleetError(
+    "failure",
+    `[${host}] could not take the deploy lock of "${spec.name}"`,
+    "Another deploy took it again right after its stale lock was broken: wait for that one and deploy again.",
+    { host },
+  );
 }

@@ -2,7 +2,7 @@
  * Issue #10, hostile input: fast-check generates names, paths, env values, commands, URLs and
  * unicode/control characters for every user-controlled field of the fleet config.
  *
- * 1. Config validation: each value is accepted, or rejected with a FleetConfigError whose problem
+ * 1. Config validation: each value is accepted, or rejected with a config FleetError whose problem
  *    names the field's exact path and says what the value must be; and a config validation
  *    accepted builds every script without throwing and passes the providers' own checks.
  * 2. The canary (web3, /srv/fleet-canary, ports 18850–18869): values validation accepted go

@@ -1,5 +1,5 @@
 import { strict as assert } from "assert";
-import { FleetConfigError, parseFleetConfig } from "../../config/schema";
+import { isConfigInvalid, parseFleetConfig, type ConfigInvalid } from "../../config/schema";
 
 /** Raw config pieces and verdicts shared by the config schema tests. */
 
@@ -14,23 +14,23 @@ export const webService = () => ({
   health: { url: "http://127.0.0.1:8080/health" },
 });
 
-/** The FleetConfigError parsing `raw` throws (undefined when it is accepted); other errors propagate. */
-function configError(raw: unknown): FleetConfigError | undefined {
+/** The config error parsing `raw` throws (undefined when it is accepted); other errors propagate. */
+function configError(raw: unknown): ConfigInvalid | undefined {
   try {
     parseFleetConfig(raw);
     return undefined;
   } catch (err) {
-    if (!(err instanceof FleetConfigError)) throw err;
+    if (!isConfigInvalid(err)) throw err;
     return err;
   }
 }
 
 /** The config's problems (none when it is accepted). */
-export const configProblems = (raw: unknown): string[] => configError(raw)?.problems ?? [];
+export const configProblems = (raw: unknown): string[] => [...(configError(raw)?.problems ?? [])];
 
 /** The problems of a config that must be refused: fails the test when it is accepted. */
 export function refusedConfigProblems(raw: unknown): string[] {
   const err = configError(raw);
-  if (!err) assert.fail("expected a FleetConfigError");
-  return err.problems;
+  if (!err) assert.fail("expected the config to be refused");
+  return [...err.problems];
 }

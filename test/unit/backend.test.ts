@@ -1,5 +1,6 @@
 import { strict as assert } from "assert";
-import { BackendUrlError, backendOf, PULUMI_CLOUD_URL } from "../../config/backend";
+import { backendOf, PULUMI_CLOUD_URL } from "../../config/backend";
+import { isFleetError } from "../../model/errors";
 
 const of = (url: string | undefined) => backendOf({ PULUMI_BACKEND_URL: url }, "/srv/fleet", "/home/ops");
 
@@ -45,7 +46,7 @@ describe("config/backend: PULUMI_BACKEND_URL as the Pulumi CLI reads it", () => 
   it("file:// without a folder, or another user's home, is refused with what to write", () => {
     assert.throws(
       () => of("file://"),
-      (e: unknown) => e instanceof BackendUrlError && /file:\/\/ needs a folder: file:\/\/~/.test(e.message),
+      (e: unknown) => isFleetError(e) && e.kind === "config" && /file:\/\/ needs a folder: file:\/\/~/.test(e.message),
     );
     assert.throws(() => of("file://~bob/state"), /only your own home/);
   });

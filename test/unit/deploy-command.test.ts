@@ -3,7 +3,8 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { EXIT_CODES, outcomeMarker, outcomeOf } from "../../decisions/outcome";
+import { EXIT_CODES, outcomeOf } from "../../decisions/outcome";
+import { outcomeMarker } from "../../model/errors";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const TSX = path.join(ROOT, "node_modules", ".bin", "tsx");

@@ -7,7 +7,7 @@ import { serviceLayout } from "../../commands/layout";
 import { renderUnit } from "../../commands/unit";
 import { activateScript, finalizeScript, prepareScript, rollbackScript } from "../../commands/service";
 import { parseFacts } from "../../commands/facts";
-import { remoteCommandError } from "../../transport/errors";
+import { remoteStepFailed } from "../../transport/errors";
 import { underHostTimeout } from "../../transport/ssh";
 import type { ServiceSpec } from "../../model/service";
 
@@ -181,7 +181,7 @@ describe("fixes from the fault matrix (issue #10)", () => {
 
   it("a failed step's phase comes from all of stderr, not the tail its own output may have filled", () => {
     const noise = Array.from({ length: 40 }, (_, i) => `systemd status line ${i}`).join("\n");
-    const err = remoteCommandError(
+    const err = remoteStepFailed(
       "h",
       "switch",
       "sh",

@@ -25,10 +25,14 @@ describe("GoldenImage's inputs: the component refuses only what no provider chec
     const spec = (exclude: string[]) =>
       dockerImageSpec("web", { kind: "docker", context: path.join(IMAGES, "web"), exclude, validate });
     assert.throws(() => spec(["app/*.tmp", "/srv/x"]), {
-      message:
+      kind: "config",
+      summary:
         "images.web.exclude.1: must be relative to the source directory (data/*.db, not /srv/app/data/*.db; ./build for the top-level build only)",
     });
-    assert.throws(() => spec(["!keep"]), { message: /^images\.web\.exclude\.0: negation \(!\) is not supported/ });
+    assert.throws(() => spec(["!keep"]), {
+      kind: "config",
+      summary: /^images\.web\.exclude\.0: negation \(!\) is not supported/,
+    });
     assert.deepEqual(spec(["app/*.tmp"]).exclude, [".git", "app/*.tmp"]);
   });
 
@@ -51,10 +55,10 @@ describe("GoldenImage's inputs: the component refuses only what no provider chec
   });
 
   it("what it reads from disk: the directory, the Dockerfile in it, the provision scripts", () => {
-    assert.throws(
-      () => dockerImageSpec("web", { kind: "docker", context: path.join(IMAGES, "provision"), validate }),
-      /^Error: images\.web\.dockerfile: Dockerfile is not in /,
-    );
+    assert.throws(() => dockerImageSpec("web", { kind: "docker", context: path.join(IMAGES, "provision"), validate }), {
+      kind: "config",
+      summary: /^images\.web\.dockerfile: Dockerfile is not in /,
+    });
     assert.throws(
       () => hcloudImageSpec("agent", { ...hcloudArgs, provision: { ...hcloudArgs.provision, run: ["nope.sh"] } }),
       /^Error: images\.agent\.provision\.run: nope\.sh is not a file of /,

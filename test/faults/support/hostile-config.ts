@@ -5,7 +5,7 @@
  * builds its script without throwing, and the providers' own checks agree with validation.
  */
 import fc from "fast-check";
-import { FleetConfigError, formatFieldPath, parseFleetConfig, type FleetConfig } from "../../../config/schema";
+import { isConfigInvalid, formatFieldPath, parseFleetConfig, type FleetConfig } from "../../../config/schema";
 import { serviceLayout } from "../../../commands/layout";
 import { renderEnvFile, renderUnit } from "../../../commands/unit";
 import {
@@ -296,13 +296,13 @@ export type Verdict =
 
 /**
  * Validates `raw`; returns the verdict, or throws an AssertionError-worthy description when
- * validation crashed with anything but a FleetConfigError.
+ * validation crashed with anything but a config FleetError.
  */
 export function validate(raw: unknown): Verdict {
   try {
     return { ok: true, cfg: parseFleetConfig(raw) };
   } catch (err) {
-    if (err instanceof FleetConfigError) return { ok: false, problems: err.problems };
+    if (isConfigInvalid(err)) return { ok: false, problems: err.problems };
     throw new Error(`validation crashed with ${(err as Error)?.name}: ${(err as Error)?.message}`);
   }
 }
