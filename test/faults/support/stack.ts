@@ -11,8 +11,7 @@
  */
 import { strict as assert } from "assert";
 import * as path from "path";
-import { backupProvider } from "../../../providers/backup/provider";
-import { serviceProvider } from "../../../providers/service/provider";
+import { shippedProvider } from "../../../providers/ship";
 import { GitApp } from "../../support/git-app";
 import { ProviderHost, SimulatedResource, secret, type Props } from "../../support/provider-host";
 import { serviceInputs } from "../../support/service-inputs";
@@ -73,11 +72,11 @@ export class FaultStack {
     this.app.commit("deps and migrations", { "requirements.txt": "fleet-faults==1\n", "migrate.sql": MIGRATION });
     this.role = `faults_${o.name.replace(/[^a-z0-9]/g, "_")}`;
     this.password = `F-${o.name}-pw`;
-    this.service = new SimulatedResource(host, serviceProvider, {
+    this.service = new SimulatedResource(host, shippedProvider("service"), {
       name: o.name,
       additionalSecretOutputs: ["connection", "secretEnv", "notify", "restoreOnRollback"],
     });
-    this.backup = new SimulatedResource(host, backupProvider, {
+    this.backup = new SimulatedResource(host, shippedProvider("backup"), {
       name: `${o.name}-db`,
       additionalSecretOutputs: ["connection"],
     });
