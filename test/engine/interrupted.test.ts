@@ -93,6 +93,12 @@ describe("engine: pulumi up killed during the health phase, then npm run deploy 
     const r = await up.done;
     assert.equal(r.code, 128 + 9, outputOf(r));
     assert.equal(locks().length, 1, "the CLI left its stack lock");
+    const pending = (await stack.exportState()).deployment.pending_operations ?? [];
+    assert.deepEqual(
+      pending.map((p) => `${p.type} ${String(p.resource.urn).split("::").pop()}`),
+      [`updating ${SVC}-release`],
+      "the checkpoint records the update it was doing",
+    );
   });
 
   it("npm run deploy deals with what the killed update left and converges", async () => {

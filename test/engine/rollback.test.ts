@@ -68,17 +68,26 @@ describe("engine: stack history and npm run rollback with the real CLI (web1, we
     }
   });
 
-  it("npm run rollback -- <N> (N from pulumi stack history) puts every copy back on update N's release, in one up, without an upload", async () => {
+  it("npm run rollback -- <N> (update N of pulumi stack history, as --list numbers it) puts every copy back on update N's release, in one up, without an upload", async () => {
     const history = JSON.parse((await stack.ok("stack", "history", "--json")).stdout) as {
-      version: number;
       kind: string;
       result: string;
-      startTime: string;
     }[];
-    const updates = history.filter((h) => h.kind === "update" && h.result === "succeeded");
-    assert.equal(updates.length, 3, JSON.stringify(history));
-    const firstUpdate = updates.reduce((a, b) => (a.startTime <= b.startTime ? a : b));
-    const n = firstUpdate.version;
+    // Newest first. A file backend stores `version: 0` for every entry (its history files carry
+    // no number), so N is the entry's place, oldest first, as Pulumi Cloud numbers them.
+    const oldestFirst = [...history].reverse();
+    assert.deepEqual(
+      oldestFirst.map((h) => `${h.kind} ${h.result}`),
+      ["update succeeded", "update succeeded", "update succeeded"],
+    );
+    const n = 1;
+    const list = await stack.npm("rollback", "--list", "--stack", stack.name);
+    assert.equal(list.code, 0, outputOf(list));
+    const row = list.stdout.split("\n").find((l) => l.startsWith(`${n} `));
+    assert.ok(
+      row?.includes(`${WIDE}=${releases[0]!.wide}`) && row.includes(`${NARROW}=${releases[0]!.narrow}`),
+      list.stdout,
+    );
 
     const inodes = async (host: string, svc: string) => sh(host, `stat -c '%n %i' ${ROOT}/${svc}/releases/* | sort`);
     const before = await Promise.all(

@@ -5,7 +5,7 @@ import * as path from "path";
 import { GitApp } from "../support/git-app";
 import { sh } from "../support/fleet";
 import { outputOf } from "./support/cli";
-import { changedProperties, changes } from "./support/diff";
+import { changes } from "./support/diff";
 import { ROOT, PYAPP, hostsConfig, pyService } from "./support/fixtures";
 import { wipe } from "./support/host";
 import { EngineStack } from "./support/stack";
@@ -87,9 +87,15 @@ describe("engine: secrets set with the real CLI reach the app and nothing else (
       [`update ${SVC}-release`],
       preview.stdout,
     );
-    assert.deepEqual(changedProperties(planned[0]!), { secretEnv: "[secret] => [secret]" }, preview.stdout);
-    const r = await stack.pulumi("up", "--yes", "--non-interactive", "--diff");
+    // The value shows masked (and, as a dynamic provider gives the engine no detailed diff, the
+    // changed key is not marked either).
+    assert.ok(
+      planned[0]!.lines.some((l) => /^\s+secretEnv\s*: \[secret\]$/.test(l)),
+      preview.stdout,
+    );
+    const r = await stack.pulumi("up", "--yes", "--non-interactive");
     assert.equal(r.code, 0, outputOf(r));
+    assert.match(r.stdout, new RegExp(`ServiceRelease ${SVC}-release updated \\(`), r.stdout);
     const env = await appEnv();
     assert.ok(env.includes(`API_TOKEN=${tokens[1]}`), "the new value in the app's environment");
   });
