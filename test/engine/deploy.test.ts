@@ -48,7 +48,7 @@ describe("engine: preview, deploy, drift and destroy with the real CLI (web1)", 
     await wipe(HOST, ROOT, [A, B]).catch(() => undefined);
   });
 
-  it("a new stack previews as creates, and nothing reaches the host", async () => {
+  it("a new stack previews as creates, and nothing is deployed", async () => {
     const r = await stack.pulumi("preview", "--diff", "--non-interactive");
     assert.equal(r.code, 0, outputOf(r));
     const planned = changes(r.stdout);
