@@ -1,0 +1,127 @@
+import { strict as assert } from "assert";
+import * as fs from "fs";
+import * as path from "path";
+import { GitApp } from "../support/git-app";
+import { hostAddress, sh } from "../support/fleet";
+import { killGroup, outputOf } from "./support/cli";
+import { ROOT, PYAPP, hostsConfig, pyService } from "./support/fixtures";
+import { currentRelease, served, VersionSampler, wipe } from "./support/host";
+import { EngineStack, serviceReleases } from "./support/stack";
+
+/**
+ * `pulumi up` killed (SIGKILL, the CLI and the engine/run.ts host and the provider together)
+ * while a new release is in its health gate, on web3. Then `npm run deploy` must deal with what
+ * the CLI left (the file backend's stack lock, the checkpoint) and converge, and the service
+ * must answer with the old or the new release throughout (sampled every 100 ms).
+ */
+const HOST = "web3";
+const SVC = "eng-int";
+const PORT = 18741;
+/** How long the slow release answers 500 on its health URL after it starts. */
+const SLOW_MS = 8000;
+
+/** The pyapp, changed to fail its health check for its first SLOW_MS (its version endpoint answers at once). */
+function slowHealthApp(source: string): string {
+  const patched = source
+    .replace("class Handler", `import time\nSTARTED = time.time()\n\n\nclass Handler`)
+    .replace('if MODE == "unhealthy":', `if MODE == "unhealthy" or time.time() - STARTED < ${SLOW_MS / 1000}:`);
+  assert.notEqual(patched, source);
+  return patched;
+}
+
+describe("engine: pulumi up killed during the health phase, then npm run deploy (web3)", function () {
+  this.timeout(240_000);
+  const stack = new EngineStack();
+  let app: GitApp;
+  let address: string;
+  let sampler: VersionSampler;
+  let old: string;
+  let fresh: string;
+  const locks = () => {
+    const dir = path.join(stack.backendDir, ".pulumi", "locks");
+    return fs.existsSync(dir)
+      ? fs.readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".json"))
+      : [];
+  };
+
+  before(async function () {
+    this.timeout(120_000);
+    address = hostAddress(HOST);
+    app = new GitApp(PYAPP);
+    await wipe(HOST, ROOT, [SVC]);
+    await stack.create({
+      "fleet:hosts": hostsConfig([HOST]),
+      "fleet:services": {
+        // The provider that held the host's deploy lock is killed: the next deploy may break it.
+        [SVC]: pyService({
+          hosts: [HOST],
+          repo: app.dir,
+          port: PORT,
+          healthTimeout: "30s",
+          extra: { breakStaleLock: true },
+        }),
+      },
+    });
+    await stack.ok("up", "--yes", "--non-interactive");
+    old = app.head();
+  });
+  after(async function () {
+    this.timeout(120_000);
+    await sampler?.stop();
+    await stack.pulumi("cancel", "--yes", "--non-interactive").catch(() => undefined);
+    await stack.pulumi("destroy", "--yes", "--non-interactive").catch(() => undefined);
+    await stack.remove();
+    await wipe(HOST, ROOT, [SVC]).catch(() => undefined);
+  });
+
+  it("SIGKILL of the pulumi up tree while the new release is in its health gate", async () => {
+    fresh = app.commit("slow to become healthy", {
+      "app.py": slowHealthApp(fs.readFileSync(path.join(PYAPP, "app.py"), "utf8")),
+    });
+    sampler = new VersionSampler(address, PORT);
+    const up = stack.startPulumi("up", "--yes", "--non-interactive");
+    let health = "";
+    for (let i = 0; i < 600; i++) {
+      if ((await served(address, PORT))?.commit === fresh) {
+        health = await sh(HOST, `curl -s -o /dev/null -w '%{http_code}' http://${address}:${PORT}/api/health`);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(health, "500", "killed while the new release was still failing its health check");
+    killGroup(up.pgid, "SIGKILL");
+    const r = await up.done;
+    assert.equal(r.code, 128 + 9, outputOf(r));
+    assert.equal(locks().length, 1, "the CLI left its stack lock");
+    const pending = (await stack.exportState()).deployment.pending_operations ?? [];
+    assert.deepEqual(
+      pending.map((p) => `${p.type} ${String(p.resource.urn).split("::").pop()}`),
+      [`updating ${SVC}-release`],
+      "the checkpoint records the update it was doing",
+    );
+  });
+
+  it("npm run deploy deals with what the killed update left and converges", async () => {
+    const r = await stack.npm("deploy", "--stack", stack.name);
+    assert.equal(r.code, 0, outputOf(r));
+    assert.deepEqual(locks(), [], "no stack lock left");
+    const exported = await stack.exportState();
+    assert.deepEqual(exported.deployment.pending_operations ?? [], [], "no pending operations");
+    const release = fresh.slice(0, 12);
+    assert.equal(serviceReleases(exported.deployment)[`${SVC}-release`].outputs.releaseId, release);
+    assert.equal(await currentRelease(HOST, ROOT, SVC), release);
+    assert.equal((await served(address, PORT))?.commit, fresh);
+    assert.equal(await sh(HOST, `test -e ${ROOT}/${SVC}/.lock && echo held || echo free`), "free");
+  });
+
+  it("the service answered with the old or the new release throughout", async () => {
+    await sampler.stop();
+    const answered = sampler.samples.filter((s) => s.commit !== undefined).map((s) => s.commit);
+    assert.ok(sampler.samples.length > 50, `sampled ${sampler.samples.length} times`);
+    assert.deepEqual([...new Set(answered)].sort(), [old, fresh].sort(), sampler.sequence().join(" → "));
+    // Old, then (the one restart's gap) new: never back to old, and no second restart (a
+    // converging deploy that restarts the release already serving would show as a second gap).
+    const seq = sampler.sequence().filter((v, i, all) => !(v === "none" && all[i - 1] === old && all[i + 1] === fresh));
+    assert.deepEqual(seq, [old, fresh], sampler.sequence().join(" → "));
+  });
+});
