@@ -11,13 +11,11 @@ interface LanguageServer {
 }
 type LanguageServerClass = new (program: () => Promise<Record<string, unknown>>) => LanguageServer;
 
- 
 const { LanguageServer } = require("@pulumi/pulumi/automation/server") as { LanguageServer: LanguageServerClass };
 const langrpc = require("@pulumi/pulumi/proto/language_grpc_pb") as {
   LanguageRuntimeService: grpc.ServiceDefinition;
 };
 const { grpcChannelOptions } = require("@pulumi/pulumi/runtime") as { grpcChannelOptions: grpc.ChannelOptions };
- 
 
 export interface HostedProgram {
   /** `127.0.0.1:<port>`, for `--client`. */

@@ -27,7 +27,7 @@ function freshProgram(dir: string): () => Promise<Record<string, unknown>> {
     for (const id of Object.keys(require.cache)) {
       if (id.startsWith(dir + path.sep) && !id.includes(nodeModules)) delete require.cache[id];
     }
-     
+
     return { ...(require(entry) as Record<string, unknown>) };
   };
 }
