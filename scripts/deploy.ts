@@ -7,11 +7,13 @@
  */
 import * as path from "path";
 import { teePulumi } from "../engine/tee";
+import { stackLocks } from "../engine/stack-lock";
+import { backendOf } from "../config/backend";
 import { spawnSync } from "child_process";
 import { argsOrExit, parseCommandLine, USAGE_EXIT, type FlagSpec, type ScriptSpec } from "../config/cli-args";
 import { parseFleetConfig } from "../config/schema";
 import { isFleetError } from "../model/errors";
-import { fleetConfigOf, secretsProblem } from "../config/stack-file";
+import { fleetConfigOf, projectNameOf, secretsProblem } from "../config/stack-file";
 import { EXIT_CODES, outcomeOf } from "../decisions/outcome";
 
 const SPEC: ScriptSpec<Record<never, FlagSpec>> = {
@@ -30,6 +32,45 @@ const SPEC: ScriptSpec<Record<never, FlagSpec>> = {
     `${USAGE_EXIT} invalid config or usage: nothing ran`,
   ],
 };
+
+/**
+ * A `pulumi up` that was killed (a laptop that slept, a cancelled CI job) leaves the stack locked
+ * and its operation pending. When the lock's holder ran here and is gone: `pulumi cancel` drops
+ * the lock, and `pulumi refresh` records what the hosts serve now (the host finished or undid the
+ * interrupted release by itself) and clears the pending operation, so that the deploy that follows
+ * is a plain diff. A holder that is alive, or on another machine, is named and the deploy refused.
+ */
+async function clearStaleStackLock(stack: string, cwd: string): Promise<number> {
+  let backend;
+  try {
+    backend = backendOf(process.env, cwd);
+  } catch (err) {
+    console.error((err as Error).message);
+    return EXIT_CODES.config;
+  }
+  if (backend.kind !== "file" || !backend.dir) return 0;
+  const locks = stackLocks(backend.dir, projectNameOf(cwd), stack);
+  if (locks.length === 0) return 0;
+  const held = locks.find((l) => l.kind === "held");
+  if (held) {
+    console.error(
+      `deploy: stack ${stack} is locked: ${held.why}. Nothing was deployed; wait for it, or run \`npm run pulumi -- cancel --stack ${stack}\` once it is really gone.`,
+    );
+    return EXIT_CODES.failure;
+  }
+  for (const l of locks) console.log(`deploy: stack ${stack}'s lock is stale: ${l.why}; clearing it`);
+  for (const args of [
+    ["cancel", "--yes", "--stack", stack],
+    ["refresh", "--yes", "--skip-preview", "--clear-pending-creates", "--stack", stack, "--non-interactive"],
+  ]) {
+    const r = await teePulumi(args, cwd);
+    if (r.status !== 0) {
+      console.error(`deploy: \`pulumi ${args.slice(0, 2).join(" ")}\` failed (exit ${r.status}); nothing was deployed`);
+      return EXIT_CODES.failure;
+    }
+  }
+  return 0;
+}
 
 async function main(): Promise<number> {
   const args = argsOrExit(parseCommandLine(SPEC, process.argv.slice(2), process.env, process.cwd()));
@@ -56,6 +97,8 @@ async function main(): Promise<number> {
       return EXIT_CODES.checks;
     }
   }
+  const lockCode = await clearStaleStackLock(stack, cwd);
+  if (lockCode !== 0) return lockCode;
   for (const pulumiArgs of [
     ["preview", "--stack", stack, "--diff", "--non-interactive"],
     ["up", "--stack", stack, "--yes", "--skip-preview", "--non-interactive"],
