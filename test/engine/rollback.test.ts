@@ -85,7 +85,9 @@ describe("engine: stack history and npm run rollback with the real CLI (web1, we
     assert.equal(list.code, 0, outputOf(list));
     const row = list.stdout.split("\n").find((l) => l.startsWith(`${n} `));
     assert.ok(
-      row?.includes(`${WIDE}=${releases[0]!.wide}`) && row.includes(`${NARROW}=${releases[0]!.narrow}`),
+      // One entry per copy: the service on several hosts is listed per host.
+      WIDE_HOSTS.every((h) => row?.includes(`${WIDE}@${h}=${releases[0]!.wide}`)) &&
+        row?.includes(`${NARROW}=${releases[0]!.narrow}`),
       list.stdout,
     );
 
