@@ -94,7 +94,7 @@ describe("rolling batches and pins (real servers)", function () {
     delete (pinned as Record<string, unknown>)["ref"];
     await assert.rejects(
       resource.up(pinned),
-      /release \S+ is pinned \(a rollback\), but the host no longer has it; nothing was changed\. Deploy it from source instead: set the service's source ref to [0-9a-f]{40}/,
+      /release \S+ is pinned \(a rollback\), but the host no longer has it; nothing was changed\.\s+Deploy it from source instead: set the service's source ref to [0-9a-f]{40}/,
     );
     const res = await fetch(`http://${hostAddress("web1")}:${PORT + 1}/api/version`);
     assert.equal(((await res.json()) as { commit: string }).commit, third, "still serving the last release");
