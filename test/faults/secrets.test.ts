@@ -441,7 +441,7 @@ describe("faults: secrets sweep (web2 + db, through Pulumi's provider host)", fu
           ...backupInputs(backupSpec()),
           postgres: { host: pg.host, port: pg.port, database: DB, user: ROLE, password: secret(`${DB_PASSWORD}\nx`) },
         }),
-        /postgres\.password: must be a non-empty one-line string/,
+        /postgres\.password: must be a single line/,
       );
 
       // 11. The same key for a user that does not accept it: a refused login.
