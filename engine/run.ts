@@ -12,12 +12,17 @@ import * as fs from "fs";
 import * as path from "path";
 import { cliEnv, PROJECT_DIR, pulumiCli } from "./cli";
 import { runsProgram, withClient } from "./commands";
+import { RunError } from "@pulumi/pulumi";
+import { isFleetError } from "../model/errors";
 import { hostProgram, type HostedProgram } from "./language-server";
 
 /** The project folder: the working directory when it holds a Pulumi.yaml (scripts' --cwd), else this checkout. */
 function projectDir(): string {
   return fs.existsSync(path.join(process.cwd(), "Pulumi.yaml")) ? process.cwd() : PROJECT_DIR;
 }
+
+/** The program's errors that the SDK has logged in full (FleetErrors, thrown as RunErrors). */
+const reported = new WeakSet<object>();
 
 /** The program: index.ts, evaluated afresh at each run (`pulumi up` runs it for preview, then for the update). */
 function freshProgram(dir: string): () => Promise<Record<string, unknown>> {
@@ -27,8 +32,16 @@ function freshProgram(dir: string): () => Promise<Record<string, unknown>> {
     for (const id of Object.keys(require.cache)) {
       if (id.startsWith(dir + path.sep) && !id.includes(nodeModules)) delete require.cache[id];
     }
-
-    return { ...(require(entry) as Record<string, unknown>) };
+    try {
+      return { ...(require(entry) as Record<string, unknown>) };
+    } catch (err) {
+      // A FleetError's message says everything (the fields, the fix, the outcome marker): the SDK
+      // prints a RunError's message alone, not as an "Unhandled exception" with a stack.
+      if (!isFleetError(err)) throw err;
+      const run = new RunError(err.message);
+      reported.add(run);
+      throw run;
+    }
   };
 }
 
@@ -38,7 +51,10 @@ export async function runPulumi(args: readonly string[]): Promise<number> {
   let hosted: HostedProgram | undefined;
   let argv = [...args];
   if (!cli.languageHost && runsProgram(args)) {
-    hosted = await hostProgram(freshProgram(dir));
+    hosted = await hostProgram(
+      freshProgram(dir),
+      (err) => typeof err === "object" && err !== null && reported.has(err),
+    );
     argv = withClient(args, hosted.address);
   }
   const child = spawn(cli.pulumi, argv, { cwd: dir, env: cliEnv(cli), stdio: "inherit" });

@@ -1,16 +1,6 @@
 import { strict as assert } from "assert";
 import { shippedProvider } from "../../providers/ship";
-import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
-import {
-  listHistory,
-  missingReleases,
-  pinsForVersion,
-  readCurrentReleases,
-  serviceReleases,
-} from "../../rollback/history";
-import { recordSuccessfulUpdate } from "../support/diy-backend";
 import type { SshConnection } from "../../transport/connection";
 import { connectionFor, sshRun } from "../support/fleet";
 import { GitApp } from "../support/git-app";
@@ -67,11 +57,11 @@ describe("scenario AETHER: Python service from git + SQLite backup before each d
   let connection: SshConnection;
   before(() => (connection = connectionFor(HOST)));
   const app = new GitApp(PYAPP);
-  const historyDir = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-sc-aether-backend-"));
   let host: ProviderHost;
   let service: SimulatedResource;
   let backup: SimulatedResource;
-  let updates = 0;
+  /** The service's outputs after each successful update, as that update's state records them. */
+  const recorded: Props[] = [];
   const commits: string[] = [];
 
   const inputs = (over: Partial<ServiceCase> = {}): Props =>
@@ -122,10 +112,8 @@ describe("scenario AETHER: Python service from git + SQLite backup before each d
     return { backupId: String(taken.state!.plainOutputs["latestId"]), state: state!.plainOutputs };
   }
 
-  /** Records the service's state as the file backend records a successful update. */
-  function record(message: string): void {
-    recordSuccessfulUpdate(historyDir, "prod", NAME, service.plainStateJson(), message, app.head(), ++updates);
-  }
+  /** Keeps the outputs the update's state records (how the stack history remembers the release). */
+  const record = (state: Props) => recorded.push(state);
 
   const served = async () => String((await get(connection.host, "/api/version")).body["commit"]);
   const installs = async () => Number(await sh(`cat ${COUNTER} 2>/dev/null | wc -l`));
@@ -156,7 +144,6 @@ describe("scenario AETHER: Python service from git + SQLite backup before each d
     await backup?.destroy().catch(() => undefined);
     await host?.stop();
     await sshRun(HOST, `rm -rf ${DATA} ${BACKUPS} ${COUNTER}`);
-    fs.rmSync(historyDir, { recursive: true, force: true });
   });
 
   it("first deploy: a verified 0600 backup for the release, then the release serves health and version = commit", async () => {
@@ -172,7 +159,7 @@ describe("scenario AETHER: Python service from git + SQLite backup before each d
     assert.equal(await sh(`cat ${ROOT}/${NAME}/current/REVISION`), commits[0]);
     assert.equal(await sh(`systemctl is-active ${NAME}`), "active");
     assert.equal(await installs(), 1);
-    record("deploy 1");
+    record(state);
   });
 
   it("a change: a new backup first, then the new commit serves; the venv is reused (no install)", async () => {
@@ -186,7 +173,7 @@ describe("scenario AETHER: Python service from git + SQLite backup before each d
       [commits[0]!.slice(0, 12), commits[1]!.slice(0, 12)],
     );
     assert.match(backupId, new RegExp(`-${commits[1]!.slice(0, 12)}$`));
-    record("deploy 2");
+    record(state);
   });
 
   it("an unhealthy release is rolled back automatically: the old commit serves, after its backup was taken", async () => {
@@ -209,16 +196,16 @@ describe("scenario AETHER: Python service from git + SQLite backup before each d
     app.commit("fix", { "mode.txt": null });
   });
 
-  it("manual rollback to the first release from the stack history: switch only (same inode, no install)", async () => {
-    const entries = listHistory(historyDir, "fleet", "prod");
+  // Reading the stack history and `npm run rollback` are the engine layer's (test/engine/rollback.test.ts,
+  // history.test.ts): here, the pin update 1 recorded is re-applied.
+  it("manual rollback to the first update's release: switch only (same inode, no install)", async () => {
     assert.deepEqual(
-      entries.map((e) => serviceReleases(e.releases, NAME)[0]?.commit),
+      recorded.map((o) => o["commit"]),
       [commits[0], commits[1]],
     );
-    const pins = pinsForVersion(entries, 1);
-    assert.deepEqual(pins, { [NAME]: { releaseId: commits[0]!.slice(0, 12), commit: commits[0] } });
-    assert.deepEqual(missingReleases(pins, readCurrentReleases(historyDir, "fleet", "prod")), []);
-    const pin = pins[NAME]!;
+    const pin = { releaseId: String(recorded[0]!["releaseId"]), commit: String(recorded[0]!["commit"]) };
+    assert.equal(pin.releaseId, commits[0]!.slice(0, 12));
+    assert.ok((recorded[1]!["retainedReleases"] as string[]).includes(pin.releaseId), "the host still keeps it");
     const file = `${ROOT}/${NAME}/releases/${pin.releaseId}/app.py`;
     const inode = await sh(`stat -c %i ${file}`);
     const installsBefore = await installs();
@@ -227,7 +214,6 @@ describe("scenario AETHER: Python service from git + SQLite backup before each d
     assert.equal(await served(), pin.commit);
     assert.equal(await sh(`stat -c %i ${file}`), inode, "the release was not uploaded again");
     assert.equal(await installs(), installsBefore, "nothing was installed");
-    record("rollback to version 1");
   });
 
   it("manual rollback of the data: restore a retained backup (after a safety backup)", async () => {

@@ -19,24 +19,33 @@ import {
   pulumiCommands,
   type RollbackArgs,
 } from "../../rollback/commands";
-import { serviceReleaseResource, versionedCheckpoint, writeUpdate, type UpdateRecord } from "../support/diy-backend";
 
 /**
- * The file backend reader on test/fixtures/backend, laid out as the CLI writes it: four updates of
- * stack fleet/dev (api changes release in each successful one, web only in the last; the third
- * failed and was rolled back), secrets in outputs as ciphertext objects.
+ * The file backend the real CLI wrote in test/engine/history.test.ts (refreshed by `npm run
+ * fixtures:history`; only the bundled provider's code is elided): four updates of stack
+ * fleet/engine-history. API runs on web1, web2 and web3 (one resource per host), WEB on web3:
+ * 1 API A, WEB A; 2 API B; 3 API's next release failed its health gate (a failed update, B kept);
+ * 4 API C, WEB W2. API keeps 2 releases, so after update 4 its hosts keep C and B, not A.
  */
 const BACKEND = path.resolve(__dirname, "..", "fixtures", "backend");
-const HISTORY = path.join(BACKEND, ".pulumi", "history", "fleet", "dev");
-const id = (p: string) => p.repeat(40 / p.length).slice(0, 12);
-const commit = (p: string) => p.repeat(40 / p.length);
+const STACK = "engine-history";
+const HISTORY = path.join(BACKEND, ".pulumi", "history", "fleet", STACK);
+const API = "eng-hist-api";
+const WEB = "eng-hist-web";
+const HOSTS = { web1: "127.0.0.11", web2: "127.0.0.12", web3: "127.0.0.13" } as const;
+const A = { releaseId: "7952cbe121fb", commit: "7952cbe121fb00f88cce688b4a0ca2715bc52290" };
+const B = { releaseId: "e3b293254524", commit: "e3b2932545242cc370e658708b1c9940409ce142" };
+const C = { releaseId: "691049b6062d", commit: "691049b6062d222c8acf948af9d61109a8805c4f" };
+const W2 = { releaseId: "a5c960d17de3", commit: "a5c960d17de35f58a8634ba13420edb15e263858" };
+/** The fleet commit the CLI recorded as `git.head` (the project folder's HEAD when it ran). */
+const FLEET_HEAD = "6550a8a4d7396bc1ace18682ef49304566e549cb";
 
-/** The one release of a single-host service in an update. */
-const only = (e: HistoryEntry, service: string) => {
-  const [release, ...more] = serviceReleases(e.releases, service);
-  assert.equal(more.length, 0, `${service} is on one host`);
-  return release!;
-};
+const history = (dir = BACKEND) => listHistory(dir, "fleet", STACK);
+/** Per host, the release of a service in an update. */
+const perHost = (e: HistoryEntry, service: string) =>
+  serviceReleases(e.releases, service).map((r) => [r.hostName ?? "-", r.address, r.releaseId]);
+const apiOn = (release: { releaseId: string }) =>
+  Object.entries(HOSTS).map(([h, address]) => [h, address, release.releaseId]);
 
 function copyBackend(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-rb-"));
@@ -44,254 +53,165 @@ function copyBackend(): string {
   return dir;
 }
 
-describe("rollback: reading a file backend's history", () => {
-  it("lists the updates oldest first, numbered 1… (the files all say version 0), with each service's release", () => {
-    const entries = listHistory(BACKEND, "fleet", "dev");
+describe("rollback: reading a file backend's history (files the real CLI wrote)", () => {
+  it("lists the updates oldest first, numbered 1… (the files all say version 0), with every copy's release", () => {
+    const entries = history();
     assert.deepEqual(
-      entries.map((e) => [e.version, e.storedVersion, e.result, e.gitHead?.slice(0, 4), e.message]),
+      entries.map((e) => [e.version, e.storedVersion, e.kind, e.result, e.gitHead]),
       [
-        [1, 0, "succeeded", "0a0a", "first deploy"],
-        [2, 0, "succeeded", "0b0b", "api 2"],
-        [3, 0, "failed", "0c0c", "api 3 (unhealthy: rolled back)"],
-        [4, 0, "succeeded", "0d0d", "api 3 and web 2"],
+        [1, 0, "update", "succeeded", FLEET_HEAD],
+        [2, 0, "update", "succeeded", FLEET_HEAD],
+        [3, 0, "update", "failed", FLEET_HEAD],
+        [4, 0, "update", "succeeded", FLEET_HEAD],
       ],
     );
-    assert.equal(entries[0]!.startTime, 1767225600);
+    assert.equal(entries[0]!.startTime, 1796174558);
+    assert.ok(entries.every((e, i) => i === 0 || e.startTime >= entries[i - 1]!.startTime));
     assert.deepEqual(
-      entries.map((e) => [only(e, "api").releaseId, only(e, "web").releaseId]),
+      entries.map((e) => perHost(e, API)),
+      [apiOn(A), apiOn(B), apiOn(B), apiOn(C)],
+    );
+    assert.deepEqual(
+      entries.map((e) => perHost(e, WEB)),
+      [A, A, A, W2].map((r) => [["-", HOSTS.web3, r.releaseId]]),
+    );
+    const web = serviceReleases(entries[3]!.releases, WEB)[0]!;
+    assert.deepEqual(
+      [web.resource, web.commit, web.urn],
       [
-        [id("1a1a"), id("4d4d")],
-        [id("2b2b"), id("4d4d")],
-        [id("2b2b"), id("4d4d")],
-        [id("3c3c"), id("5e5e")],
+        WEB,
+        W2.commit,
+        `urn:pulumi:${STACK}::fleet::fleet:index:Service$pulumi-nodejs:dynamic/fleet:ServiceRelease::${WEB}-release`,
       ],
     );
-    assert.equal(only(entries[3]!, "web").commit, commit("5e5e"));
-    assert.equal(only(entries[3]!, "web").address, "10.0.0.5");
-    assert.deepEqual(
-      [only(entries[3]!, "web").resource, only(entries[3]!, "web").hostName, only(entries[3]!, "web").urn],
-      [
-        "web",
-        undefined,
-        "urn:pulumi:dev::fleet::fleet:index:Service$pulumi-nodejs:dynamic/fleet:ServiceRelease::web-release",
-      ],
+    const api1 = serviceReleases(entries[3]!.releases, API)[0]!;
+    assert.deepEqual([api1.resource, api1.hostName], [`${API}@web1`, "web1"]);
+    assert.ok(
+      fs.readdirSync(HISTORY).some((n) => n.endsWith(".attrs")),
+      "the CLI's .attrs sidecars are there, and ignored",
     );
   });
 
   it("gives the pins of each succeeded version, and refuses the failed one", () => {
-    const entries = listHistory(BACKEND, "fleet", "dev");
-    const pin = (a: string, w: string) => ({
-      api: { releaseId: id(a), commit: commit(a) },
-      web: { releaseId: id(w), commit: commit(w) },
-    });
-    assert.deepEqual(pinsForVersion(entries, 1), pin("1a1a", "4d4d"));
-    assert.deepEqual(pinsForVersion(entries, 2), pin("2b2b", "4d4d"));
-    assert.deepEqual(pinsForVersion(entries, 4), pin("3c3c", "5e5e"));
+    const entries = history();
+    const pin = (api: typeof A, web: typeof A) => ({ [API]: api, [WEB]: web });
+    assert.deepEqual(pinsForVersion(entries, 1), pin(A, A));
+    assert.deepEqual(pinsForVersion(entries, 2), pin(B, A));
+    assert.deepEqual(pinsForVersion(entries, 4), pin(C, W2));
     assert.throws(() => pinsForVersion(entries, 3), /version 3 \(update\) failed: pick a succeeded version/);
     assert.throws(() => pinsForVersion(entries, 5), /no version 5 in the history \(versions 1…4\)/);
   });
 
-  it("finds pinned releases the hosts no longer keep, with the deploy-from-source advice", () => {
-    const entries = listHistory(BACKEND, "fleet", "dev");
-    const current = readCurrentReleases(BACKEND, "fleet", "dev");
-    assert.deepEqual(serviceReleases(current, "api")[0]!.retainedReleases, [id("2b2b"), id("3c3c")]);
-    assert.deepEqual(missingReleases(pinsForVersion(entries, 2), current), []);
-    const missing = missingReleases(pinsForVersion(entries, 1), current);
+  it("finds pinned releases a host no longer keeps, per host, with the deploy-from-source advice", () => {
+    const current = readCurrentReleases(BACKEND, "fleet", STACK);
     assert.deepEqual(
-      missing.map((m) => [m.service, m.releaseId]),
-      [["api", id("1a1a")]],
+      serviceReleases(current, API).map((r) => [...r.retainedReleases].sort()),
+      Object.keys(HOSTS).map(() => [C.releaseId, B.releaseId].sort()),
     );
-    assert.match(missing[0]!.message, /10\.0\.0\.5 no longer keeps it \(it keeps: 2b2b2b2b2b2b, 3c3c3c3c3c3c\)/);
+    assert.deepEqual(missingReleases(pinsForVersion(history(), 2), current), []);
+    const missing = missingReleases(pinsForVersion(history(), 1), current);
+    assert.deepEqual(
+      missing.map((m) => [m.service, m.host, m.releaseId]),
+      Object.keys(HOSTS).map((h) => [API, h, A.releaseId]),
+      "WEB still keeps A; API lost it on every host",
+    );
     assert.match(
       missing[0]!.message,
-      new RegExp(`set the service's source ref to ${commit("1a1a")}, unpin, pulumi up`),
+      new RegExp(
+        `^${API}: release ${A.releaseId} is not available: web1 \\(127\\.0\\.0\\.11\\) no longer keeps it \\(it keeps: `,
+      ),
     );
+    assert.match(missing[0]!.message, new RegExp(`set the service's source ref to ${A.commit}, unpin, pulumi up`));
     const gone = missingReleases({ old: { releaseId: "abc", commit: "abc" } }, current);
     assert.match(gone[0]!.message, /old: release abc is not available: the service is not in the current state/);
   });
 
   it("reads gzip-compressed history and names a corrupt file in its error", () => {
     const dir = copyBackend();
-    const hist = path.join(dir, ".pulumi", "history", "fleet", "dev");
-    const name = "dev-1767229200123456789";
+    const hist = path.join(dir, ".pulumi", "history", "fleet", STACK);
+    const names = [
+      ...new Set(fs.readdirSync(hist).map((n) => n.replace(/\.(history|checkpoint)\.json.*$/, ""))),
+    ].sort();
     for (const kind of ["history", "checkpoint"]) {
-      const f = path.join(hist, `${name}.${kind}.json`);
+      const f = path.join(hist, `${names[1]}.${kind}.json`);
       fs.writeFileSync(`${f}.gz`, zlib.gzipSync(fs.readFileSync(f)));
       fs.rmSync(f);
     }
-    assert.equal(only(listHistory(dir, "fleet", "dev")[1]!, "api").releaseId, id("2b2b"));
-    const corrupt = path.join(hist, "dev-1767232800123456789.checkpoint.json");
+    assert.deepEqual(perHost(history(dir)[1]!, API), apiOn(B));
+    const corrupt = path.join(hist, `${names[2]}.checkpoint.json`);
     fs.writeFileSync(corrupt, '{"version":3,"checkpoint":{"latest":{"resources":[{"urn":');
     assert.throws(
-      () => listHistory(dir, "fleet", "dev"),
+      () => history(dir),
       (e: Error) => e.message.startsWith(`${corrupt}: not valid JSON`),
     );
     fs.writeFileSync(corrupt, '{"version":3,"checkpoint":{"latest":{"resources":{}}}}');
-    assert.throws(
-      () => listHistory(dir, "fleet", "dev"),
-      new RegExp(`${corrupt}: checkpoint.latest.resources is not a list`),
-    );
+    assert.throws(() => history(dir), new RegExp(`${corrupt}: checkpoint.latest.resources is not a list`));
     fs.writeFileSync(corrupt, Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0]));
     assert.throws(() => readJsonFile(corrupt), /zstd-compressed/);
-    assert.throws(() => listHistory(path.join(dir, "nope"), "fleet", "dev"), /no history/);
+    assert.throws(() => listHistory(path.join(dir, "nope"), "fleet", STACK), /no history/);
   });
 
   it("never decrypts: a secret field it needs is reported, not read", () => {
     const dir = copyBackend();
-    const stackFile = path.join(dir, ".pulumi", "stacks", "fleet", "dev.json");
+    const stackFile = path.join(dir, ".pulumi", "stacks", "fleet", `${STACK}.json`);
     const text = fs.readFileSync(stackFile, "utf8");
+    // The connection is a secret output: the CLI stores it as ciphertext, and fleet needs none of it.
     assert.match(
       text,
-      /"connection":\{"4dabf18193072939515e22adb298388d":"1b47061264138c4ac30d75fd1eb44270","ciphertext"/,
+      /"connection":\{"4dabf18193072939515e22adb298388d":"1b47061264138c4ac30d75fd1eb44270","ciphertext":"v1:/,
     );
     const doc = JSON.parse(text);
-    const api = doc.checkpoint.latest.resources.find((r: any) => r.outputs?.name === "api");
-    api.outputs.releaseId = { "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", ciphertext: "x" };
+    const web = doc.checkpoint.latest.resources.find((r: any) => r.outputs?.name === WEB);
+    web.outputs.releaseId = { "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", ciphertext: "x" };
     fs.writeFileSync(stackFile, JSON.stringify(doc));
     assert.throws(
-      () => readCurrentReleases(dir, "fleet", "dev"),
+      () => readCurrentReleases(dir, "fleet", STACK),
       /output "releaseId" is a secret; fleet never decrypts/,
     );
   });
-
-  it("the test writer produces the fixtures byte for byte (so real-deploy histories have the same format)", () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-rb-"));
-    const names = fs.readdirSync(HISTORY).filter((n) => n.endsWith(".history.json"));
-    for (const n of names.sort()) {
-      const nanos = /-(\d+)\.history\.json$/.exec(n)![1]!;
-      const checkpoint = JSON.parse(
-        fs.readFileSync(path.join(HISTORY, n.replace(".history.", ".checkpoint.")), "utf8"),
-      );
-      writeUpdate(dir, "fleet", "dev", nanos, readJsonFile(path.join(HISTORY, n)) as UpdateRecord, checkpoint);
-    }
-    for (const rel of [
-      ".pulumi/stacks/fleet/dev.json",
-      ".pulumi/meta.yaml",
-      ...names.map((n) => `.pulumi/history/fleet/dev/${n}`),
-    ]) {
-      assert.equal(fs.readFileSync(path.join(dir, rel), "utf8"), fs.readFileSync(path.join(BACKEND, rel), "utf8"), rel);
-    }
-  });
 });
 
-/**
- * A service on three hosts (resources `api@web1`, `api@web2`, `api@web3`, as index.ts names them)
- * and one single-host service (`web`). Update 2 left the hosts on different releases; update 3
- * put them all on C, after which web1 keeps B and C, web2 keeps A and C, web3 keeps only C.
- */
-function threeHostBackend(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-rb3-"));
-  const address: Record<string, string> = { web1: "10.0.0.11", web2: "10.0.0.12", web3: "10.0.0.13" };
-  const release = (resource: string, service: string, host: string, p: string, retained: string[]) =>
-    serviceReleaseResource(
-      "dev",
-      "fleet",
-      resource,
-      `${host}:22/${service}`,
-      {},
-      {
-        name: service,
-        host,
-        releaseId: id(p),
-        commit: commit(p),
-        retainedReleases: retained.map(id),
-      },
-    );
-  const updates: [string, Record<string, [string, string[]]>][] = [
-    ["all on A", { web1: ["aaaa", ["aaaa"]], web2: ["aaaa", ["aaaa"]], web3: ["aaaa", ["aaaa"]] }],
-    [
-      "web1 and web3 on B",
-      { web1: ["bbbb", ["aaaa", "bbbb"]], web2: ["aaaa", ["aaaa"]], web3: ["bbbb", ["aaaa", "bbbb"]] },
-    ],
-    ["all on C", { web1: ["cccc", ["bbbb", "cccc"]], web2: ["cccc", ["aaaa", "cccc"]], web3: ["cccc", ["cccc"]] }],
-  ];
-  updates.forEach(([message, hosts], i) => {
-    const resources = [
-      ...Object.entries(hosts).map(([h, [p, kept]]) => release(`api@${h}`, "api", address[h]!, p, kept)),
-      release("web", "web", "10.0.0.5", "4d4d", ["4d4d"]),
-    ];
-    const time = 1767225600 + i * 3600;
-    writeUpdate(
-      dir,
-      "fleet",
-      "dev",
-      `${time}000000000`,
-      {
-        kind: "update",
-        startTime: time,
-        message,
-        environment: {},
-        config: {},
-        result: "succeeded",
-        endTime: time + 30,
-      },
-      versionedCheckpoint("dev", "fleet", new Date(time * 1000).toISOString(), resources),
-    );
-  });
-  return dir;
-}
-
 describe("rollback: a service on several hosts (one resource per host, keyed by URN)", () => {
-  const backend = threeHostBackend();
-
   it("--list shows each host's release, not one host for the whole service", () => {
-    const lines = historyTable(listHistory(backend, "fleet", "dev")).split("\n");
-    assert.match(
-      lines[2]!,
-      new RegExp(`^2 .*  api@web1=${id("bbbb")} api@web2=${id("aaaa")} api@web3=${id("bbbb")} web=${id("4d4d")}$`),
-    );
-    assert.match(lines[3]!, new RegExp(`  api@web1=${id("cccc")} api@web2=${id("cccc")} api@web3=${id("cccc")} web=`));
+    const lines = historyTable(history()).split("\n");
+    const row = (r: typeof A, w: typeof A) =>
+      `  ${Object.keys(HOSTS)
+        .map((h) => `${API}@${h}=${r.releaseId}`)
+        .join(" ")} ${WEB}=${w.releaseId}`;
+    assert.ok(lines[2]!.startsWith("2 ") && lines[2]!.endsWith(row(B, A)), lines[2]);
+    assert.ok(lines[4]!.endsWith(row(C, W2)), lines[4]);
   });
 
-  it("pins one release per service when its hosts agree, and refuses a version where they did not", () => {
-    const entries = listHistory(backend, "fleet", "dev");
-    assert.deepEqual(pinsForVersion(entries, 1), {
-      api: { releaseId: id("aaaa"), commit: commit("aaaa") },
-      web: { releaseId: id("4d4d"), commit: commit("4d4d") },
-    });
+  it("refuses a succeeded version whose hosts ran different releases, with the choices", () => {
+    // A refresh after a partly failed update records such a state as succeeded; the files here
+    // have none, so update 2 is given web2's release A in memory.
+    const entries = history();
+    const v2 = entries[1]!;
+    const web2 = serviceReleases(v2.releases, API).find((r) => r.hostName === "web2")!;
+    const mixed: HistoryEntry = { ...v2, releases: { ...v2.releases, [web2.urn]: { ...web2, ...A } } };
+    const withMixed = entries.map((e) => (e === v2 ? mixed : e));
     assert.throws(
-      () => pinsForVersion(entries, 2),
+      () => pinsForVersion(withMixed, 2),
       new RegExp(
-        `version 2: api ran different releases on its hosts \\(web1=${id("bbbb")}, web2=${id("aaaa")}, web3=${id("bbbb")}\\)`,
+        `version 2: ${API} ran different releases on its hosts \\(web1=${B.releaseId}, web2=${A.releaseId}, web3=${B.releaseId}\\)`,
       ),
     );
-    assert.throws(() => pinsForVersion(entries, 2), /npm run rollback -- --service api <release>/);
-    assert.deepEqual(pinOneService(entries, "api", id("bbbb")), {
-      api: { releaseId: id("bbbb"), commit: commit("bbbb") },
-    });
-  });
-
-  it("checks every host for the pinned release, and names the ones that no longer keep it", () => {
-    const entries = listHistory(backend, "fleet", "dev");
-    const missing = missingReleases(pinsForVersion(entries, 1), readCurrentReleases(backend, "fleet", "dev"));
-    assert.deepEqual(
-      missing.map((m) => [m.service, m.host, m.releaseId]),
-      [
-        ["api", "web1", id("aaaa")],
-        ["api", "web3", id("aaaa")],
-      ],
-    );
-    assert.match(
-      missing[0]!.message,
-      new RegExp(
-        `^api: release ${id("aaaa")} is not available: web1 \\(10\\.0\\.0\\.11\\) no longer keeps it \\(it keeps: ${id("bbbb")}, ${id("cccc")}\\)`,
-      ),
-    );
-    assert.match(missing[1]!.message, /web3 \(10\.0\.0\.13\) no longer keeps it \(it keeps: cccccccccccc\)/);
+    assert.throws(() => pinsForVersion(withMixed, 2), new RegExp(`npm run rollback -- --service ${API} <release>`));
+    assert.deepEqual(pinOneService(withMixed, API, B.releaseId), { [API]: B });
   });
 
   it("the pins it writes are per service (fleet:pins.<service>), for every host of that service", () => {
-    const pins = pinsForVersion(listHistory(backend, "fleet", "dev"), 3);
+    const pins = pinsForVersion(history(), 4);
     assert.deepEqual(pulumiCommands(pins, "dev").slice(1, 3), [
-      ["pulumi", "config", "set", "--path", "fleet:pins.api.releaseId", id("cccc"), "--stack", "dev"],
-      ["pulumi", "config", "set", "--path", "fleet:pins.api.commit", commit("cccc"), "--stack", "dev"],
+      ["pulumi", "config", "set", "--path", `fleet:pins.${API}.releaseId`, C.releaseId, "--stack", "dev"],
+      ["pulumi", "config", "set", "--path", `fleet:pins.${API}.commit`, C.commit, "--stack", "dev"],
     ]);
   });
 });
 
 describe("rollback: command lines and arguments", () => {
   const pins = {
-    api: { releaseId: "2b2b2b2b2b2b", commit: commit("2b2b") },
+    api: { releaseId: "2b2b2b2b2b2b", commit: "2b2b".repeat(10) },
     "web.v2": { releaseId: "w1", commit: "c1" },
   };
 
@@ -299,7 +219,7 @@ describe("rollback: command lines and arguments", () => {
     assert.deepEqual(pulumiCommands(pins, "prod"), [
       ["pulumi", "config", "rm", "fleet:pins", "--stack", "prod"],
       ["pulumi", "config", "set", "--path", "fleet:pins.api.releaseId", "2b2b2b2b2b2b", "--stack", "prod"],
-      ["pulumi", "config", "set", "--path", "fleet:pins.api.commit", commit("2b2b"), "--stack", "prod"],
+      ["pulumi", "config", "set", "--path", "fleet:pins.api.commit", "2b2b".repeat(10), "--stack", "prod"],
       ["pulumi", "config", "set", "--path", 'fleet:pins["web.v2"].releaseId', "w1", "--stack", "prod"],
       ["pulumi", "config", "set", "--path", 'fleet:pins["web.v2"].commit', "c1", "--stack", "prod"],
       ["pulumi", "up", "--stack", "prod", "--yes"],
@@ -369,14 +289,15 @@ describe("rollback: command lines and arguments", () => {
   });
 
   it("the --list table and --service pins come from the history", () => {
-    const entries = listHistory(BACKEND, "fleet", "dev");
+    const entries = history();
     const lines = historyTable(entries).split("\n");
     assert.equal(lines.length, 5);
     assert.match(lines[0]!, /^VERSION\s+TIME\s+GIT HEAD\s+RESULT\s+SERVICES$/);
-    assert.match(lines[3]!, /^3\s+2026-01-01T02:00:00Z\s+0c0c0c0c\s+failed\s+api=2b2b2b2b2b2b web=4d4d4d4d4d4d$/);
-    assert.deepEqual(pinOneService(entries, "web", id("4d4d")), {
-      web: { releaseId: id("4d4d"), commit: commit("4d4d") },
-    });
-    assert.deepEqual(pinOneService(entries, "web", "unknown"), { web: { releaseId: "unknown", commit: "unknown" } });
+    assert.match(
+      lines[3]!,
+      new RegExp(`^3\\s+2026-12-02T01:22:51Z\\s+${FLEET_HEAD.slice(0, 8)}\\s+failed\\s+${API}@web1=${B.releaseId} `),
+    );
+    assert.deepEqual(pinOneService(entries, WEB, A.releaseId), { [WEB]: A });
+    assert.deepEqual(pinOneService(entries, WEB, "unknown"), { [WEB]: { releaseId: "unknown", commit: "unknown" } });
   });
 });

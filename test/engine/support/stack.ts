@@ -14,15 +14,22 @@ import { npmArgv, outputOf, pulumiArgv, PROJECT_DIR, run, start, type CliResult,
 export type StackConfig = Record<string, unknown>;
 
 export class EngineStack {
-  readonly name = `engine-${randomBytes(4).toString("hex")}`;
+  /** `engine-<random>`, unless a test needs a fixed name (it must start with `engine-`: git-ignored). */
+  readonly name: string;
   readonly backendDir = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-engine-backend-"));
   readonly passphrase = `engine-${randomBytes(8).toString("hex")}`;
-  readonly configFile = path.join(PROJECT_DIR, `Pulumi.${this.name}.yaml`);
+  readonly configFile: string;
   /** What every command of this stack printed, in order. */
   readonly transcript: { argv: string[]; result: CliResult }[] = [];
 
   get env(): NodeJS.ProcessEnv {
     return { PULUMI_BACKEND_URL: `file://${this.backendDir}`, PULUMI_CONFIG_PASSPHRASE: this.passphrase };
+  }
+
+  constructor(name = `engine-${randomBytes(4).toString("hex")}`) {
+    if (!name.startsWith("engine-")) throw new Error(`stack name ${name}: engine stacks are named engine-…`);
+    this.name = name;
+    this.configFile = path.join(PROJECT_DIR, `Pulumi.${name}.yaml`);
   }
 
   /** `npm run pulumi -- <args> --stack <this>`. */
