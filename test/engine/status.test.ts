@@ -16,7 +16,7 @@ import { EngineStack, serviceReleases } from "./support/stack";
  */
 const HOST = "web1";
 const SVC = "eng-st";
-const PORT = 18751;
+const PORT = 18761;
 const KEY_PATH = `fleet:privateKeys.${HOST}`;
 
 /** The table's rows as column → value, cut at the header's column starts. */
