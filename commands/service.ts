@@ -3,6 +3,22 @@ import { UNIT_MARKER, depsDir, releaseDir, serviceLayout, type ServiceLayout } f
 import type { ServiceSpec } from "../model/service";
 import { diskGuard } from "./host";
 import { createHash } from "crypto";
+import {
+  EXIT,
+  RECORD_SCRIPT,
+  REAP_SCRIPT,
+  auditLine,
+  header,
+  lockIs,
+  noteWord,
+  probeLines,
+  restartLines,
+  restoreLines,
+  type AuditResult,
+} from "./service-shell";
+import { decideLines, startWatchdogLines, takeoverFunctions, watchdogUnit } from "./watchdog";
+
+export { EXIT, watchdogUnit };
 
 function sha256(text: string): string {
   return createHash("sha256").update(text).digest("hex");
@@ -15,29 +31,6 @@ function sha256(text: string): string {
  * their phase on stderr (`fleet-phase: build`) so a failure says which part failed.
  */
 
-/** Exit codes the provider tells apart. */
-export const EXIT = {
-  locked: 75,
-  unitNotOurs: 65,
-  missingUser: 67,
-  missingTool: 68,
-  restartFailed: 70,
-  lowDisk: 69,
-} as const;
-
-function header(layout: ServiceLayout, runAs: string): string {
-  return [
-    "set -eu",
-    "umask 022",
-    `D=${shq(layout.dir)}`,
-    `RUN_AS=${shq(runAs)}`,
-    `phase() { printf 'fleet-phase: %s\\n' "$1" >&2; }`,
-    // Install and build run as the service's account, with its HOME.
-    `as_user() { if [ "$RUN_AS" = "$(id -un)" ]; then /bin/sh -c "$1"; else HOME=$(getent passwd "$RUN_AS" | cut -d: -f6) runuser -u "$RUN_AS" -- /bin/sh -c "$1"; fi; }`,
-    "",
-  ].join("\n");
-}
-
 /**
  * A release that can be activated as it is: staged, built and migrated to the end (`.fleet-staged`),
  * or activated before (`.fleet-activated`, which releases staged before that marker existed have).
@@ -46,29 +39,6 @@ function header(layout: ServiceLayout, runAs: string): string {
 function releaseReady(rel: string): string {
   return `{ [ -f ${shq(rel + "/.fleet-staged")} ] || [ -f ${shq(rel + "/.fleet-activated")} ]; }`;
 }
-
-/**
- * Records the running script's process group (and its leader's start time) in the lock, so that
- * if the connection dies and the script lives on as an orphan, the deploy's next script there
- * (rollback, finalize) or whoever breaks the lock can stop it before changing anything.
- */
-const RECORD_SCRIPT = `{ pg=$(cut -d' ' -f5 /proc/$$/stat) && echo "$pg $(cut -d' ' -f22 /proc/$pg/stat)" > "$D/.lock/script"; } 2>/dev/null || true`;
-
-/**
- * Kills the process group a previous script of this deploy recorded, if it still runs: never
- * our own group, and never a group whose leader's pid now belongs to another process.
- */
-const REAP_SCRIPT = [
-  `reap() {`,
-  `  [ -f "$D/.lock/script" ] || return 0`,
-  `  read -r spg sst < "$D/.lock/script" || return 0`,
-  `  rm -f "$D/.lock/script"`,
-  `  [ -n "$spg" ] && [ "$spg" != "$(cut -d' ' -f5 /proc/$$/stat)" ] || return 0`,
-  `  if [ -e "/proc/$spg" ]; then [ "$(cut -d' ' -f22 "/proc/$spg/stat" 2>/dev/null)" = "$sst" ] || return 0; fi`,
-  // (dash's kill takes no "--": the negative pid names the group)
-  `  if kill -KILL "-$spg" 2>/dev/null; then echo "reaped=$spg"; fi`,
-  `}`,
-].join("\n");
 
 export function layoutOf(spec: Pick<ServiceSpec, "root" | "name" | "unitName">): ServiceLayout {
   return serviceLayout(spec.root, spec.name, spec.unitName);
@@ -83,10 +53,16 @@ export interface LockOwner {
   readonly release: string;
   /** Unique per deploy: tells this deploy's lock from one a dead deploy of the same process left. */
   readonly token: string;
+  /**
+   * `<pid> <start time>` of the deployer's presence on the host (transport/presence.ts): a
+   * process that ends with its SSH connection. Gone means the holder is gone.
+   */
+  readonly presence?: string;
 }
 
 export function renderLockOwner(owner: LockOwner): string {
-  return `who=${owner.who}\nmachine=${owner.machine}\npid=${owner.pid}\nsince=${owner.since}\nrelease=${owner.release}\ntoken=${owner.token}\n`;
+  const presence = owner.presence ? `presence=${owner.presence}\n` : "";
+  return `who=${owner.who}\nmachine=${owner.machine}\npid=${owner.pid}\nsince=${owner.since}\nrelease=${owner.release}\ntoken=${owner.token}\n${presence}`;
 }
 
 /** Refuses a host that cannot take the service (tools, user, foreign unit, disk), then takes the lock. */
@@ -102,9 +78,16 @@ function checksAndLock(spec: ServiceSpec, owner: LockOwner): string[] {
     diskGuard(spec.root, spec.minFreeDiskMb, EXIT.lowDisk),
     `mkdir -p "$D/releases" "$D/deps" "$D/shared" "$D/.staging"`,
     "phase lock",
+    REAP_SCRIPT,
+    takeoverFunctions(spec, layout),
     // The holder writes its owner file just after its mkdir: a deploy refused in that instant
     // waits for it (up to 1 s), so that the refusal names who holds the lock.
-    `if ! mkdir "$D/.lock" 2>/dev/null; then echo locked=1; i=0; while [ ! -s "$D/.lock/owner" ] && [ -d "$D/.lock" ] && [ $i -lt 20 ]; do sleep 0.05; i=$((i + 1)); done; cat "$D/.lock/owner" 2>/dev/null || true; exit ${EXIT.locked}; fi`,
+    `refuse() { echo locked=1; i=0; while [ ! -s "$D/.lock/owner" ] && [ -d "$D/.lock" ] && [ $i -lt 20 ]; do sleep 0.05; i=$((i + 1)); done; cat "$D/.lock/owner" 2>/dev/null || true; exit ${EXIT.locked}; }`,
+    // A holder that is provably gone (its presence ended with its connection) is taken over.
+    `if ! mkdir "$D/.lock" 2>/dev/null; then`,
+    `  i=0; while [ ! -s "$D/.lock/owner" ] && [ -d "$D/.lock" ] && [ $i -lt 20 ]; do sleep 0.05; i=$((i + 1)); done`,
+    `  if holder_gone; then take_over ${shq(owner.who)}; mkdir "$D/.lock" 2>/dev/null || refuse; else refuse; fi`,
+    `fi`,
     `${emitBytes(renderLockOwner(owner))} > "$D/.lock/owner"`,
   ];
 }
@@ -209,6 +192,10 @@ export interface ActivatePlan {
   readonly stage: boolean;
   /** The env file content (secrets included: this script travels on stdin). */
   readonly envFile: string;
+  /** This deploy's lock token: the host's watchdog acts only while the lock is still this deploy's. */
+  readonly token: string;
+  /** From the switch on, how long the host waits for the deploying side's decision before reverting. */
+  readonly watchdogDeadlineMs: number;
 }
 
 /**
@@ -295,8 +282,10 @@ function activateLines(spec: ServiceSpec, plan: ActivatePlan): string[] {
     `if [ -n "$prev" ]; then printf '%s' "$prev" > "$D/.rollback/current"; fi`,
     `if [ -f ${shq(layout.unitFile)} ]; then cp -p ${shq(layout.unitFile)} "$D/.rollback/unit"; fi`,
     `if [ -f ${shq(layout.envFile)} ]; then cp -p ${shq(layout.envFile)} "$D/.rollback/env"; fi`,
-    // Everything the rollback needs is saved: only now may the switch change anything.
+    // Everything the rollback needs is saved: only now may the switch change anything, and only
+    // under the host's watchdog, which reverts it if nobody decides in time.
     `: > "$D/.rollback/saved"`,
+    ...startWatchdogLines(spec, layout, plan.token, plan.watchdogDeadlineMs, EXIT.noWatchdog),
     // What needs disk space is written first (a full disk fails here, before any change); then
     // the switch commits with renames back to back: a server that dies at any point boots the
     // old release with its env, or the new one with its own (never old code with the new env),
@@ -324,91 +313,16 @@ function activateLines(spec: ServiceSpec, plan: ActivatePlan): string[] {
 }
 
 /**
- * Restart, then report the restart counter so the health gate can tell "exited and was
- * restarted" from "still starting". `reset-failed` clears a start-limit hit from earlier runs.
- */
-function restartLines(unitName: string): string {
-  const unit = shq(unitName);
-  return [
-    `started=$(date +%s)`,
-    // fleet's units disable the start limit; a unit made elsewhere may still hit it: reset, retry once.
-    `if ! out=$(systemctl restart ${unit} 2>&1); then`,
-    `  case "$out" in *"too quickly"*) systemctl reset-failed ${unit}; out=$(systemctl restart ${unit} 2>&1) && out=;; esac`,
-    `  if [ -n "$out" ]; then`,
-    `    echo "$out" >&2`,
-    `    case "$out" in *"too quickly"*) echo "systemd refused the start: the unit hit its start limit (start request repeated too quickly)" >&2;; esac`,
-    `    systemctl status ${unit} --no-pager -n 20 >&2 || true`,
-    `    exit ${EXIT.restartFailed}`,
-    `  fi`,
-    `fi`,
-    `eval "$(systemctl show -p NRestarts -p MainPID ${unit} | sed 's/^NRestarts=/base=/; s/^MainPID=/pid=/')"`,
-    `echo "restarts=$base"`,
-  ].join("\n");
-}
-
-/**
- * The health gate's probe, polled on the host (no round trip per probe) right after the restart,
- * in the same script. Waits until the URL answers the expected status (and body), or the timeout,
- * or the started process (`$pid`, set by the restart) exits; then, with a version endpoint, until
- * that answers 200 within the same deadline. Prints `result=ok|timeout|exited`, the last status,
- * the bodies (base64) and, on failure, this attempt's journal lines (base64). It reads no field
- * of the version body: that verdict is judgeHealth's alone (decisions/health.ts).
- */
-function probeLines(spec: ServiceSpec): string[] {
-  const h = spec.health;
-  const unit = shq(spec.unitName);
-  const bodyCheck = h.bodyContains !== undefined ? ` && grep -qF -- ${shq(h.bodyContains)} "$tmp/body"` : "";
-  return [
-    "phase health",
-    `tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT`,
-    `deadline=$(( $(date +%s%3N) + ${Math.max(0, Math.floor(h.timeoutMs))} ))`,
-    `result=timeout; code=000`,
-    `while :; do`,
-    // Cheapest check first: a healthy release passes on its first answer.
-    // -g: the URL as given; curl would expand {a,b} and [1-3] into several requests.
-    `  code=$(curl -gsS -o "$tmp/body" -w '%{http_code}' --max-time 2 ${shq(h.url)} 2>"$tmp/err" || true)`,
-    `  if [ "$code" = ${shq(String(h.expectStatus))} ]${bodyCheck}; then result=ok; break; fi`,
-    // kill -0 is a builtin: checking that the started process still lives costs no fork.
-    `  if [ "$pid" = 0 ] || ! kill -0 "$pid" 2>/dev/null; then result=exited; break; fi`,
-    `  [ "$(date +%s%3N)" -lt "$deadline" ] || break`,
-    `  sleep ${(h.intervalMs / 1000).toFixed(3)}`,
-    `done`,
-    `echo "result=$result"`,
-    `echo "status=$code"`,
-    `echo "body=$(head -c 4096 "$tmp/body" 2>/dev/null | base64 -w0)"`,
-    `echo "curl_error=$(head -c 1024 "$tmp/err" 2>/dev/null | base64 -w0)"`,
-    h.version
-      ? [
-          // Polled like the health URL, within the same deadline: one slow answer under load is not a verdict.
-          `if [ $result = ok ]; then`,
-          `  while :; do`,
-          `    vcode=$(curl -gsS -o "$tmp/version" -w '%{http_code}' --max-time 2 ${shq(h.version.url)} 2>/dev/null || true)`,
-          `    [ "$vcode" = 200 ] && break`,
-          `    [ "$(date +%s%3N)" -lt "$deadline" ] || break`,
-          `    sleep ${(h.intervalMs / 1000).toFixed(3)}`,
-          `  done`,
-          `  echo "version_status=$vcode"; echo "version_body=$(head -c 4096 "$tmp/version" 2>/dev/null | base64 -w0)"`,
-          `fi`,
-        ].join("\n")
-      : "",
-    // Evidence, only when it is needed: each systemctl costs a round of systemd work.
-    `if [ $result != ok ]; then`,
-    `  echo "active=$(systemctl is-active ${unit} 2>/dev/null || true)"`,
-    `  echo "restarts_now=$(systemctl show -p NRestarts --value ${unit})"`,
-    `  echo "journal=$(journalctl -u ${unit} --since "@$started" -n 50 --no-pager -o short-iso 2>&1 | base64 -w0)"`,
-    `fi`,
-  ];
-}
-
-/**
- * Puts back what `activateScript` saved: `current`, the unit and the env file, then restarts
- * the previous release and probes its health. After a first deploy (nothing to go back to) it stops the unit and
- * removes it, so a broken release is not left crash-looping. A no-op when nothing was switched.
+ * The deploying side's rollback (its gate failed, or a step after the switch did): decides the
+ * activation (stopping the host's watchdog), then puts back what `activateScript` saved:
+ * `current`, the unit and the env file, restarts the previous release and probes its health.
+ * After a first deploy (nothing to go back to) it stops the unit and removes it, so a broken
+ * release is not left crash-looping. A no-op when nothing was switched. When the watchdog had
+ * already reverted (this side came too late), it prints the watchdog's outcome and `by_host=1`,
+ * and exits EXIT.reverted.
  */
 export function rollbackScript(spec: ServiceSpec, options: { unstage?: boolean } = {}): string {
   const layout = layoutOf(spec);
-  const unit = shq(spec.unitName);
-  const unitFile = shq(layout.unitFile);
   return (
     header(layout, spec.runAs) +
     [
@@ -416,31 +330,10 @@ export function rollbackScript(spec: ServiceSpec, options: { unstage?: boolean }
       // What is left of the activation (its connection died) must not act after the rollback.
       REAP_SCRIPT,
       "reap",
+      ...decideLines(spec, layout, spec.health.timeoutMs + 60_000, EXIT.reverted),
       // Not saved: the switch stopped before changing anything, so there is nothing to undo.
       `[ -f "$D/.rollback/saved" ] || { echo restored=none; exit 0; }`,
-      `failed=$(readlink "$D/current" 2>/dev/null || true)`,
-      `rm -f ${shq(`${layout.envFile}.fleet-tmp`)} ${shq(`${layout.unitFile}.fleet-tmp`)}`,
-      // The failed release sorts oldest, so retention prunes it first; its files stay as evidence.
-      // (A switch that stopped before moving `current` left the previous release there: not failed.)
-      `if [ -n "$failed" ] && [ "$failed" != "$(cat "$D/.rollback/current" 2>/dev/null)" ] && [ -d "$D/$failed" ]; then`,
-      options.unstage
-        ? // Its migrations were undone (the database restored): it must be staged and migrated again.
-          `  rm -f "$D/$failed/.fleet-staged" "$D/$failed/.fleet-activated"`
-        : `  echo 0 > "$D/$failed/.fleet-activated"`,
-      `fi`,
-      `if [ -f "$D/.rollback/env" ]; then cp -p "$D/.rollback/env" ${shq(layout.envFile)}; fi`,
-      `if [ -f "$D/.rollback/current" ]; then`,
-      `  ln -sfn "$(cat "$D/.rollback/current")" "$D/.current.tmp" && mv -Tf "$D/.current.tmp" "$D/current"`,
-      `  if [ -f "$D/.rollback/unit" ] && ! cmp -s "$D/.rollback/unit" ${unitFile}; then cp -p "$D/.rollback/unit" ${unitFile}; systemctl daemon-reload; fi`,
-      `  prev=$(readlink "$D/current"); echo "restored=\${prev##*/}"`,
-      `  [ -f "$D/$prev/REVISION" ] && echo "restored_commit=$(cat "$D/$prev/REVISION")"`,
-      `  ${restartLines(spec.unitName).split("\n").join("\n  ")}`,
-      ...probeLines(spec).map((l) => `  ${l}`),
-      `else`,
-      `  systemctl disable --now ${unit} 2>/dev/null || true`,
-      `  rm -f "$D/current" ${unitFile}; systemctl daemon-reload`,
-      `  echo restored=nothing`,
-      `fi`,
+      ...restoreLines(spec, layout, { probe: true, ...(options.unstage ? { unstage: true } : {}) }),
       "",
     ].join("\n")
   );
@@ -452,7 +345,7 @@ export interface AuditEntry {
   /** The release before ("" for none). */
   readonly from: string;
   readonly to: string;
-  readonly result: "ok" | "failed" | "rolled-back" | "critical";
+  readonly result: Extract<AuditResult, "ok" | "failed" | "rolled-back" | "critical">;
   readonly note?: string;
 }
 
@@ -462,6 +355,8 @@ export interface FinalizeArgs {
   readonly audit: AuditEntry;
   /** Time the deploy spent before this script, in ms; the script adds its own. */
   readonly elapsedBeforeMs: number;
+  /** This deploy's lock token: a lock that is no longer this deploy's is left alone (EXIT.lockLost). */
+  readonly token: string;
 }
 
 /**
@@ -469,17 +364,24 @@ export interface FinalizeArgs {
  * deploying side, or a step failed): prune releases and the deps sets no remaining release uses,
  * drop staging, append the audit line (with the duration), release the lock. `.rollback/` stays
  * until the next switch, so the deploying side can still put the previous release back.
+ * It is the deploying side's decision: it stops the host's watchdog, and an `ok` moves
+ * `verified` to the release. A lock that is no longer this deploy's (the watchdog reverted and
+ * released it, or a takeover) is left alone: EXIT.lockLost, with the last deploy.log line.
  */
 export function finalizeScript(spec: ServiceSpec, args: FinalizeArgs): string {
   const layout = layoutOf(spec);
   const a = args.audit;
-  const note = a.note ? ` ${a.note.replace(/\s+/g, " ").slice(0, 300)}` : "";
   const lines = [
+    `if ! ${lockIs(args.token)}; then echo lock_lost=1; echo "last=$(tail -n 1 ${shq(layout.auditLog)} 2>/dev/null)"; exit ${EXIT.lockLost}; fi`,
     // After a lost connection the deploy's last script may live on: stop it before releasing the lock.
     REAP_SCRIPT,
     "reap",
+    ...decideLines(spec, layout, spec.health.timeoutMs + 60_000, EXIT.reverted),
     "t0=$(date +%s%3N)",
     "phase finalize",
+    ...(a.result === "ok"
+      ? [`printf '%s\\n' ${shq(a.to)} > "$D/.verified.tmp" && mv -f "$D/.verified.tmp" "$D/verified"`]
+      : []),
     ...args.deleteReleases.map((id) => `rm -rf ${shq(releaseDir(layout, id))}`),
     // Deps sets only lose their last user when a release goes.
     ...(args.deleteReleases.length
@@ -491,7 +393,13 @@ export function finalizeScript(spec: ServiceSpec, args: FinalizeArgs): string {
       : []),
     `rm -rf "$D/.staging"`,
     `ms=$(( ${Math.max(0, Math.round(args.elapsedBeforeMs))} + $(date +%s%3N) - t0 ))`,
-    `printf '%s %s %s -> %s %s %d.%03ds%s\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)" ${shq(a.who)} ${shq(a.from || "-")} ${shq(a.to)} ${shq(a.result)} $((ms / 1000)) $((ms % 1000)) ${shq(note)} >> ${shq(layout.auditLog)}`,
+    auditLine(layout, {
+      who: shq(a.who),
+      from: shq(a.from || "-"),
+      to: shq(a.to),
+      result: shq(a.result),
+      note: noteWord(a.note),
+    }),
     `rm -rf "$D/.lock"`,
     "",
   ];
@@ -509,6 +417,9 @@ export function readScript(spec: ServiceSpec): string {
       `echo exists=1`,
       `cur=$(readlink "$D/current" 2>/dev/null || true); echo "current=\${cur##*/}"`,
       `[ -n "$cur" ] && [ -f "$D/$cur/REVISION" ] && echo "commit=$(cat "$D/$cur/REVISION")"`,
+      // The last release a confirmed gate passed: what a refresh reports as deployed.
+      `v=$(cat "$D/verified" 2>/dev/null || true); echo "verified=$v"`,
+      `[ -n "$v" ] && [ -f "$D/releases/$v/REVISION" ] && echo "verified_commit=$(cat "$D/releases/$v/REVISION")"`,
       `echo "active=$(systemctl is-active ${unit} 2>/dev/null || true)"`,
       `echo "health_status=$(curl -gs -o /dev/null -w '%{http_code}' --max-time 2 ${shq(spec.health.url)} || true)"`,
       `for r in "$D"/releases/*/; do [ -d "$r" ] || continue; r=\${r%/}; echo "release=\${r##*/} $(cat "$r/.fleet-activated" 2>/dev/null || echo 0) -"; done`,
@@ -517,15 +428,23 @@ export function readScript(spec: ServiceSpec): string {
   );
 }
 
-/** `pulumi destroy`: stop and remove the unit (only if it is fleet's), then the service dir. */
-export function deleteScript(spec: ServiceSpec): string {
+/**
+ * `pulumi destroy`: stop and remove the unit (only if it is fleet's), then the service dir. A
+ * lock whose holder is provably gone is taken over first (its watchdog stopped); a live one is
+ * refused, naming its holder.
+ */
+export function deleteScript(spec: ServiceSpec, who = "delete"): string {
   const layout = layoutOf(spec);
   const unitFile = shq(layout.unitFile);
   return (
     header(layout, spec.runAs) +
     [
       "phase delete",
+      REAP_SCRIPT,
+      takeoverFunctions(spec, layout),
+      `if [ -d "$D/.lock" ] && holder_gone; then take_over ${shq(who)} >/dev/null; fi`,
       `if [ -d "$D/.lock" ]; then echo "a deploy holds the lock:" >&2; cat "$D/.lock/owner" >&2 || true; exit ${EXIT.locked}; fi`,
+      `systemctl stop ${shq(watchdogUnit(spec))} 2>/dev/null || true`,
       `if [ -f ${unitFile} ] && grep -qxF ${shq(UNIT_MARKER)} ${unitFile}; then`,
       `  systemctl disable --now ${shq(spec.unitName)} 2>/dev/null || true`,
       `  rm -f ${unitFile}; systemctl daemon-reload; systemctl reset-failed ${shq(spec.unitName)} 2>/dev/null || true`,

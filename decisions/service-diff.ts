@@ -48,7 +48,8 @@ export interface ServiceDiff {
  */
 export function diffService(olds: unknown, news: unknown): ServiceDiff {
   const replaces = REPLACE_KEYS.filter((k) => differs(olds, news, k)).map((k) => k.split(".")[0]!);
-  const updates = UPDATE_KEYS.filter((k) => differs(olds, news, k));
+  const updates: string[] = UPDATE_KEYS.filter((k) => differs(olds, news, k));
+  if (liveDrift(olds)) updates.push("live.release");
   const records = SERVICE_RECORD_KEYS.filter((k) => differs(olds, news, k));
   const uniqueReplaces = [...new Set(replaces)];
   const sameHost =
@@ -62,6 +63,18 @@ export function diffService(olds: unknown, news: unknown): ServiceDiff {
     changedKeys: [...REPLACE_KEYS.filter((k) => differs(olds, news, k)), ...updates, ...records],
     recordOnly: uniqueReplaces.length === 0 && updates.length === 0 && records.length > 0,
   };
+}
+
+/**
+ * A refresh found `current` on another release than the deployed (last verified) one: a manual
+ * switch, or a release an interrupted deploy left unconfirmed. The next up deploys (and gates)
+ * the configured release again.
+ */
+export function liveDrift(olds: unknown): boolean {
+  if (typeof olds !== "object" || olds === null) return false;
+  const o = olds as { releaseId?: unknown; live?: { release?: unknown } };
+  const live = o.live?.release;
+  return typeof live === "string" && live !== "" && live !== o.releaseId;
 }
 
 /**

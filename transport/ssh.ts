@@ -38,6 +38,8 @@ export interface TransportStats {
 
 interface PoolEntry {
   client: Promise<unknown>;
+  /** This process's presence on the host (see `presence`), opened on first use. */
+  presence?: Promise<string | undefined>;
 }
 
 interface Pool {
@@ -242,6 +244,43 @@ export function client(conn: SshConnection): Promise<unknown> {
     },
   );
   return entry.client;
+}
+
+/**
+ * This process's presence on the host: a process started over the pooled connection that reads
+ * its stdin until the connection ends, so it lives exactly as long as the connection does (a
+ * killed deployer's connection is closed by its kernel; sshd then closes the channel and the
+ * process ends). Resolves with `<pid> <start time>` (the start time tells a reused pid apart), or
+ * undefined when the host would not run it: locks then record no presence, and stay unjudgeable.
+ * One per pooled connection; not counted in transportStats (it runs no step).
+ */
+export async function presence(conn: SshConnection): Promise<string | undefined> {
+  const c = (await client(conn)) as import("ssh2").Client;
+  const entry = pool().entries[poolKey(conn)];
+  if (!entry) return undefined;
+  entry.presence ??= new Promise<string | undefined>((resolve) => {
+    const command = `exec /bin/sh -c 'echo "presence=$$ $(cut -d" " -f22 /proc/$$/stat)"; exec cat >/dev/null'`;
+    c.exec(command, (err, stream) => {
+      if (err) return resolve(undefined);
+      let text = "";
+      const timer = setTimeout(() => resolve(undefined), 10_000);
+      stream.on("data", (d: Buffer) => {
+        text += d.toString("utf8");
+        const m = /presence=(\d+ \d+)\n/.exec(text);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]);
+        }
+      });
+      stream.stderr.on("data", () => undefined);
+      stream.on("close", () => {
+        clearTimeout(timer);
+        resolve(undefined);
+        if (entry.presence) delete entry.presence;
+      });
+    });
+  });
+  return entry.presence;
 }
 
 /**

@@ -3,6 +3,7 @@ import { finalizeScript, type AuditEntry, type LockOwner } from "../../commands/
 import { renderEnvFile } from "../../commands/unit";
 import { runScript } from "../../transport/ssh";
 import { secretsOf } from "./lock";
+import { watchdogDeadlineMs } from "../../decisions/watchdog";
 
 /** What every step of one deploy shares. */
 export interface DeployContext {
@@ -15,6 +16,8 @@ export interface DeployContext {
   readonly started: number;
   /** The activation runs its steps and then the health gate: both budgets. */
   readonly activationTimeoutMs: number;
+  /** From the switch on, how long the host's watchdog waits for this side's decision. */
+  readonly watchdogDeadlineMs: number;
 }
 
 export function deployContext(spec: ServiceSpec, owner: LockOwner): DeployContext {
@@ -25,6 +28,7 @@ export function deployContext(spec: ServiceSpec, owner: LockOwner): DeployContex
     envFile: renderEnvFile({ ...spec.env, ...spec.secretEnv }, spec.releaseId, spec.commit),
     started: Date.now(),
     activationTimeoutMs: spec.stepTimeoutMs + spec.health.timeoutMs,
+    watchdogDeadlineMs: watchdogDeadlineMs(spec.health.timeoutMs),
   };
 }
 
@@ -52,6 +56,7 @@ export async function finish(ctx: DeployContext, ending: Ending): Promise<void> 
         ...(ending.note ? { note: ending.note } : {}),
       },
       elapsedBeforeMs: Date.now() - ctx.started,
+      token: ctx.owner.token,
     }),
     { step: "finalize", secrets: ctx.secrets, timeoutMs: spec.stepTimeoutMs },
   );

@@ -1,14 +1,16 @@
 import type { ServiceSpec, ServiceState } from "../../model/service";
 import { fleetError, isFleetError, summaryOf } from "../../model/errors";
-import { exitError } from "../../transport/errors";
-import { connectionKey, exec, runScript } from "../../transport/ssh";
+import { exitError, isRemoteStepFailure } from "../../transport/errors";
+import { connectionKey, exec, presence, runScript } from "../../transport/ssh";
 import {
+  EXIT,
   activateScript,
   fastActivateScript,
   installScript,
   layoutOf,
   prepareScript,
   uploadCommand,
+  type ActivatePlan,
   type LockOwner,
 } from "../../commands/service";
 import { parseFacts } from "../../commands/facts";
@@ -44,7 +46,8 @@ export interface DeployHint {
  *   release's gate → finalize → fail with the evidence.
  */
 export async function deployService(spec: ServiceSpec, hint: DeployHint = {}): Promise<ServiceState> {
-  const owner = lockOwner(spec);
+  // The lock records this process's presence on the host: if it dies, the next deploy can tell.
+  const owner = { ...lockOwner(spec), presence: await presence(spec.connection).catch(() => undefined) };
   const held = heldTokens();
   held.push(owner.token);
   const started = Date.now();
@@ -107,6 +110,15 @@ async function deployHoldingToken(spec: ServiceSpec, owner: LockOwner, hint: Dep
   return servingState(spec, activation);
 }
 
+function activatePlan(ctx: DeployContext, stage: boolean): ActivatePlan {
+  return {
+    stage,
+    envFile: ctx.envFile,
+    token: ctx.owner.token,
+    watchdogDeadlineMs: ctx.watchdogDeadlineMs,
+  };
+}
+
 function activationOf(
   stdout: string,
   current: string,
@@ -130,7 +142,7 @@ async function activateRetained(ctx: DeployContext, hint: DeployHint): Promise<A
   if (!hint.retained?.includes(spec.releaseId)) return undefined;
   const fast = await runLocked(
     spec,
-    fastActivateScript(spec, ctx.owner, { stage: false, envFile: ctx.envFile }),
+    fastActivateScript(spec, ctx.owner, activatePlan(ctx, false)),
     "switch",
     ctx.activationTimeoutMs,
   ).catch((err: unknown) => failStep(ctx, err, { current: "" }));
@@ -192,15 +204,11 @@ async function activateFromSource(ctx: DeployContext): Promise<Activation> {
   try {
     if (!host.releasePresent) await bringRelease(ctx);
     const depsReinstalled = await installDeps(ctx, host);
-    const result = await runScript(
-      spec.connection,
-      activateScript(spec, { stage: !host.releasePresent, envFile: ctx.envFile }),
-      {
-        step: spec.build && !host.releasePresent ? "build and switch" : "switch",
-        secrets: ctx.secrets,
-        timeoutMs: ctx.activationTimeoutMs,
-      },
-    );
+    const result = await runScript(spec.connection, activateScript(spec, activatePlan(ctx, !host.releasePresent)), {
+      step: spec.build && !host.releasePresent ? "build and switch" : "switch",
+      secrets: ctx.secrets,
+      timeoutMs: ctx.activationTimeoutMs,
+    });
     return activationOf(result.stdout, host.current, { depsReinstalled, retention: host.retention });
   } catch (err) {
     return failStep(ctx, err, { current: host.current });
@@ -259,7 +267,29 @@ async function finalizeServing(ctx: DeployContext, activation: Activation): Prom
     result: "ok",
     from: activation.previousReleaseId,
     deleteReleases: activation.retention.deleteReleases,
-  }).catch((err: unknown) => failStep(ctx, err, { current: activation.previousReleaseId, afterSwitch: true }));
+  }).catch((err: unknown) => {
+    if (isRemoteStepFailure(err) && (err.exitCode === EXIT.reverted || err.exitCode === EXIT.lockLost))
+      throw revertedByHost(ctx, err.stdoutTail, activation.previousReleaseId);
+    return failStep(ctx, err, { current: activation.previousReleaseId, afterSwitch: true });
+  });
+}
+
+/**
+ * The gate passed, but the confirmation came after the host's watchdog deadline: the host had put
+ * the previous release back by itself (and released the lock), so this release is not recorded.
+ */
+function revertedByHost(ctx: DeployContext, finalizeOutput: string, previous: string): Error {
+  const { spec } = ctx;
+  const host = connectionKey(spec.connection);
+  const last = parseFacts(finalizeOutput).one["last"];
+  return fleetError(
+    "rollback",
+    `[${host}] service "${spec.name}": release ${spec.releaseId} passed its health gate, but the confirmation reached the host after its watchdog's deadline (${Math.round(ctx.watchdogDeadlineMs / 1000)} s from the switch): ` +
+      `the host had reverted to ${previous || "the previous release"} by itself.` +
+      (last ? `\n  deploy.log: ${last}` : ""),
+    "Deploy again: the release is kept on the host, so the next pulumi up only switches. If the connection to this host is that slow, look at it first.",
+    { host, from: previous },
+  );
 }
 
 /** The state to record for a release that serves and passed its gate. */

@@ -6,7 +6,8 @@ import {
   type RemoteStepFailure,
 } from "../../transport/errors";
 import { connectionKey, runScript } from "../../transport/ssh";
-import { rollbackScript } from "../../commands/service";
+import { EXIT, rollbackScript } from "../../commands/service";
+import { exitError } from "../../transport/errors";
 import { parseFacts } from "../../commands/facts";
 import { shq } from "../../commands/quote";
 import { redact } from "../../transport/redact";
@@ -39,7 +40,7 @@ function evidenceOf(err: RemoteStepFailure | ConnectionFailure): FleetErrorEvide
 /** What the rollback after a failed step did. */
 type StepRollback =
   | { readonly kind: "untouched" }
-  | { readonly kind: "restored"; readonly release: string }
+  | { readonly kind: "restored"; readonly release: string; readonly byHost: boolean }
   | { readonly kind: "failed"; readonly reason: string };
 
 function describeStepRollback(r: StepRollback): string {
@@ -47,17 +48,33 @@ function describeStepRollback(r: StepRollback): string {
     case "untouched":
       return "the switch had not changed anything yet, so the serving release was not touched";
     case "restored":
-      return `rolled back to ${r.release} (previous release restored)`;
+      return r.byHost
+        ? `the host's watchdog had already rolled back to ${r.release} by itself (no decision reached it in time)`
+        : `rolled back to ${r.release} (previous release restored)`;
     case "failed":
       return `CRITICAL: rollback failed: ${r.reason}`;
   }
 }
 
+/**
+ * Runs the deploying side's rollback. Its stdout is the restored release's probe, or, when the
+ * host's watchdog had already reverted (EXIT.reverted, `by_host=1`), the watchdog's.
+ */
+async function runRollback(spec: ServiceSpec, unstage: boolean): Promise<{ stdout: string; byHost: boolean }> {
+  const secrets = secretsOf(spec);
+  const script = rollbackScript(spec, unstage ? { unstage } : {});
+  const timeoutMs = spec.stepTimeoutMs + spec.health.timeoutMs + 60_000;
+  const r = await runScript(spec.connection, script, { step: "rollback", secrets, timeoutMs }, false);
+  if (r.code !== 0 && r.code !== EXIT.reverted)
+    throw exitError(connectionKey(spec.connection), "rollback", "/bin/sh -s (rollback)", r, secrets);
+  return { stdout: r.stdout, byHost: r.code === EXIT.reverted };
+}
+
 async function rollBackStep(spec: ServiceSpec): Promise<StepRollback> {
   try {
-    const r = await runScript(spec.connection, rollbackScript(spec), { step: "rollback", secrets: secretsOf(spec) });
+    const r = await runRollback(spec, false);
     const restored = parseFacts(r.stdout).one["restored"] ?? "?";
-    return restored === "none" ? { kind: "untouched" } : { kind: "restored", release: restored };
+    return restored === "none" ? { kind: "untouched" } : { kind: "restored", release: restored, byHost: r.byHost };
   } catch (e) {
     return { kind: "failed", reason: summaryOf(e) };
   }
@@ -164,12 +181,8 @@ export async function rollBackAndFail(ctx: DeployContext, gate: Gate, at: GateFa
 async function rollBackGate(ctx: DeployContext, migrated: boolean, database?: DatabaseRestore): Promise<GateRollback> {
   const { spec, secrets } = ctx;
   // A release whose migrations were undone with the database must migrate again if deployed again.
-  const rolled = await runScript(spec.connection, rollbackScript(spec, { unstage: database?.ok === true }), {
-    step: "rollback",
-    secrets,
-    timeoutMs: spec.stepTimeoutMs + spec.health.timeoutMs,
-  }).then(
-    (r) => ({ stdout: r.stdout }),
+  const rolled = await runRollback(spec, database?.ok === true).then(
+    (r) => r,
     (e: Error) => ({ error: e }),
   );
   if ("error" in rolled) {
@@ -187,7 +200,9 @@ async function rollBackGate(ctx: DeployContext, migrated: boolean, database?: Da
   const back = judge(spec, rolled.stdout, restoredCommit || spec.commit);
   // A previous release without REVISION (deployed by hand) cannot be version-checked.
   if (back.verdict.ok || (!restoredCommit && back.outcome.result === "ok")) {
-    let outcome = `Rolled back automatically: ${restored} is serving and healthy again.`;
+    let outcome = rolled.byHost
+      ? `Rolled back automatically by the host's watchdog (this side decided too late): ${restored} is serving and healthy again.`
+      : `Rolled back automatically: ${restored} is serving and healthy again.`;
     if (database) outcome += ` ${database.message}`;
     else if (migrated)
       outcome += ` The migrations ${spec.releaseId} ran (${spec.migrate}) stay applied: the database was not rolled back.`;

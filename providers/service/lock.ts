@@ -84,7 +84,16 @@ export async function runLocked(
   const secrets = secretsOf(spec);
   for (let attempt = 0; attempt < 2; attempt++) {
     const result = await runScript(spec.connection, script, { step, secrets, timeoutMs }, false);
-    if (result.code === 0) return result;
+    if (result.code === 0) {
+      const took = parseFacts(result.stdout).one;
+      if (took["took_over"] === "1") {
+        console.error(
+          `[${host}] ${spec.name}: took over the lock of a deploy that is gone (${took["stale_who"] ?? "?"}, release ` +
+            `${took["stale_release"] ?? "?"}, since ${took["stale_since"] ?? "?"}): its connection had ended; deploy.log has it as interrupted.`,
+        );
+      }
+      return result;
+    }
     if (result.code !== EXIT.locked) throw exitError(host, step, `/bin/sh -s (${step})`, result, secrets);
     const ownerText = result.stdout.replace(/^locked=1\n/, "");
     const os = require("os") as typeof import("os");

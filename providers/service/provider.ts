@@ -9,6 +9,7 @@ import type { SshConnection } from "../../transport/connection";
 import { recordImageRefsScript } from "../../commands/image";
 import { checkServiceInputs } from "./check";
 import { deployService } from "./deploy";
+import { lockOwner } from "./lock";
 
 /**
  * The Service dynamic provider: thin; the steps live in deploy.ts, the scripts in commands/,
@@ -50,12 +51,17 @@ export const serviceProvider: pulumi.dynamic.ResourceProvider = {
     const facts = parseFacts(result.stdout);
     if (facts.one["exists"] !== "1") return { id: "", props: {} };
     const live = facts.one["current"] ?? "";
+    // Deployed is what a confirmed gate passed last (`verified`), never merely what `current`
+    // points at: a release an interrupted deploy left there shows as drift (live.release), and
+    // the next up runs its gate. Hosts deployed before `verified` existed report `current`.
+    const deployed = facts.one["verified"] || live || props.releaseId;
+    const deployedCommit = facts.one["verified"] ? facts.one["verified_commit"] : facts.one["commit"];
     return {
       id,
       props: {
         ...props,
-        releaseId: live || props.releaseId,
-        commit: live === props.releaseId ? props.commit : (facts.one["commit"] ?? live),
+        releaseId: deployed,
+        commit: deployed === props.releaseId ? props.commit : (deployedCommit ?? deployed),
         retainedReleases: parseReleaseLines(facts.all["release"] ?? [])
           .map((r) => r.id)
           .sort(),
@@ -76,7 +82,7 @@ export const serviceProvider: pulumi.dynamic.ResourceProvider = {
         secrets: [props.connection.privateKey],
       });
     }
-    await runScript(props.connection, deleteScript(props), {
+    await runScript(props.connection, deleteScript(props, lockOwner(props).who), {
       step: "delete",
       secrets: [props.connection.privateKey, ...Object.values(props.secretEnv ?? {})],
       timeoutMs: props.stepTimeoutMs,

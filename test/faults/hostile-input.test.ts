@@ -473,12 +473,15 @@ describe("hostile input (issue #10)", function () {
         const plan: ActivatePlan = {
           stage: true,
           envFile: renderEnvFile({ ...env, ...secretEnv }, releaseId, commit),
+          token: "t0k3n",
+          watchdogDeadlineMs: 24_000,
         };
         // What the provider finalizes once the gate passed: from the release before (none, then itself).
         const ending = (from: string): FinalizeArgs => ({
           deleteReleases: [],
           audit: { who, from, to: releaseId, result: "ok", note },
           elapsedBeforeMs: 1,
+          token: "t0k3n",
         });
         const owner = {
           who,

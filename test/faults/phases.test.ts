@@ -257,7 +257,8 @@ describe("fault matrix (issue #10): phases × faults, on the fault suite's own s
       const startsNothing = (script: string, where: string) => {
         assert.doesNotMatch(script, /systemctl (re)?start|systemctl restart/, `${where} starts the app`);
       };
-      const activate = () => activateScript(spec(), { stage: true, envFile: "" });
+      const activate = () =>
+        activateScript(spec(), { stage: true, envFile: "", token: "t0k3n", watchdogDeadlineMs: 24_000 });
       const section = (from: string, to: string) => {
         const s = activate();
         const a = s.indexOf(`phase ${from}`);

@@ -86,6 +86,8 @@ describe("fixes from the fault matrix (issue #10)", () => {
     const s = activateScript(specAt("/srv/fleet"), {
       stage: true,
       envFile: "A=1\n",
+      token: "t0k3n",
+      watchdogDeadlineMs: 24_000,
     });
     const staged = s.indexOf('.fleet-staged"');
     assert.ok(staged > s.indexOf("phase migrate") && staged < s.indexOf("phase switch"));
@@ -95,6 +97,8 @@ describe("fixes from the fault matrix (issue #10)", () => {
     const s = activateScript(specAt("/srv/fleet"), {
       stage: false,
       envFile: "A=1\n",
+      token: "t0k3n",
+      watchdogDeadlineMs: 24_000,
     });
     const at = (needle: string) => {
       const i = s.indexOf(needle, s.indexOf("phase switch"));
@@ -159,10 +163,12 @@ describe("fixes from the fault matrix (issue #10)", () => {
       deleteReleases: [],
       audit: { who: "w", from: "old", to: "t", result: "failed" as const },
       elapsedBeforeMs: 0,
+      token: "t0k3n",
     };
 
     const stranger = orphan();
     fs.mkdirSync(lock, { recursive: true });
+    fs.writeFileSync(path.join(lock, "owner"), "who=w\ntoken=t0k3n\n");
     fs.writeFileSync(path.join(lock, "script"), `${stranger} 1\n`); // its start time does not match
     const first = run(finalizeScript(spec, args), tmp);
     assert.equal(first.code, 0, first.stderr);
@@ -171,6 +177,7 @@ describe("fixes from the fault matrix (issue #10)", () => {
 
     const left = orphan();
     fs.mkdirSync(lock, { recursive: true });
+    fs.writeFileSync(path.join(lock, "owner"), "who=w\ntoken=t0k3n\n");
     fs.writeFileSync(path.join(lock, "script"), `${left} ${starttime(left)}\n`);
     const r = run(finalizeScript(spec, args), tmp);
     assert.equal(r.code, 0, r.stderr);

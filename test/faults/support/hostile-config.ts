@@ -396,11 +396,14 @@ export function buildEverything(cfg: FleetConfig): string | undefined {
     const plan = {
       stage: true,
       envFile: renderEnvFile({ ...spec.env, ...spec.secretEnv }, spec.releaseId, spec.commit),
+      token: "t0k3n",
+      watchdogDeadlineMs: 24_000,
     };
     const ending = {
       deleteReleases: [],
       audit: { who: "me", from: "", to: spec.releaseId, result: "ok" as const },
       elapsedBeforeMs: 1,
+      token: "t0k3n",
     };
     problems.push(
       step(`services.${name}: provider check`, () =>
