@@ -138,7 +138,7 @@ describe("engine: preview, deploy, drift and destroy with the real CLI (web1)", 
     assert.ok(!outputOf(r).includes(`update  ${B}-release`), `${B} is not reported`);
   });
 
-  it("pulumi refresh records the switch as drift of that service only, and up puts it back", async () => {
+  it("pulumi refresh records the switch as drift of that service only (live), and up puts it back", async () => {
     const now = appA.head().slice(0, 12);
     const r = await stack.pulumi("refresh", "--yes", "--diff", "--non-interactive");
     assert.equal(r.code, 0, outputOf(r));
@@ -148,9 +148,16 @@ describe("engine: preview, deploy, drift and destroy with the real CLI (web1)", 
       [`update ${A}-release`],
       r.stdout,
     );
-    assert.equal(changedProperties(drifted[0]!)["releaseId"], `"${now}" => "${first}"`, r.stdout);
+    assert.ok(
+      Object.keys(changedProperties(drifted[0]!)).some((k) => k.startsWith("live")),
+      r.stdout,
+    );
     const state = serviceReleases((await stack.exportState()).deployment);
-    assert.equal(state[`${A}-release`].outputs.releaseId, first, "the state records what the host serves");
+    // Deployed stays the last release a confirmed gate passed; what `current` points at is live.
+    assert.equal(state[`${A}-release`].outputs.releaseId, now, "the state keeps the verified release as deployed");
+    assert.equal(state[`${A}-release`].outputs.live.release, first, "and records what the host serves as live");
+    const preview = await stack.pulumi("preview", "--diff", "--non-interactive");
+    assert.match(preview.stdout, new RegExp(`~ .*${A}-release`), "the drift makes the next up deploy again");
     const up = await stack.pulumi("up", "--yes", "--non-interactive");
     assert.equal(up.code, 0, outputOf(up));
     assert.equal(await currentRelease(HOST, ROOT, A), now);

@@ -190,8 +190,17 @@ async function judged(
     live.current,
     "the env file (what a restart would run) belongs to the `current` release",
   );
-  assert.equal(read["releaseId"], live.current, "a refresh reports the release `current` points at");
-  assert.equal(read["commit"], live.revision, "a refresh reports the commit of that release");
+  // A refresh reports as deployed only the last release a confirmed gate passed, and what
+  // `current` points at as live: a release the deploy left unconfirmed shows as drift.
+  const readLive = read["live"] as { release?: string } | undefined;
+  assert.equal(readLive?.release, live.current, "a refresh reports the release `current` points at as live");
+  assert.ok(
+    [oldRelease, newRelease].includes(String(read["releaseId"])),
+    `a refresh reports the old or the new release as deployed, not ${String(read["releaseId"])}`,
+  );
+  assert.equal(read["releaseId"], live.verified, "a refresh reports the host's verified release as deployed");
+  if (read["releaseId"] === live.current)
+    assert.equal(read["commit"], live.revision, "a refresh reports the commit of that release");
   if (stack.recordedRelease() !== live.current) {
     assert.ok(err, "the deploy succeeded but its recorded state is not what the server runs");
     assert.match(

@@ -54,6 +54,8 @@ export interface Live {
   /** `.lock/owner` if a lock dir exists, else undefined. */
   readonly lock: string | undefined;
   readonly active: string;
+  /** The last release a confirmed gate passed (`verified` on the host). */
+  readonly verified: string;
 }
 
 export class FaultStack {
@@ -248,6 +250,7 @@ export class FaultStack {
     const out = await this.o.server.sh(
       `cur=$(readlink ${d}/current 2>/dev/null || true); echo "current=\${cur##*/}"; ` +
         `echo "revision=$(cat ${d}/current/REVISION 2>/dev/null)"; ` +
+        `echo "verified=$(cat ${d}/verified 2>/dev/null)"; ` +
         `echo "env=$(sed -n 's/^FLEET_RELEASE="\\(.*\\)"$/\\1/p' ${d}/shared/env 2>/dev/null)"; ` +
         `echo "active=$(/usr/bin/systemctl is-active ${this.o.name} 2>/dev/null)"; ` +
         `pid=$(/usr/bin/systemctl show -p MainPID --value ${this.o.name} 2>/dev/null); ` +
@@ -271,6 +274,7 @@ export class FaultStack {
       servedRelease: served?.release ?? "",
       servedCommit: served?.commit ?? "",
       lock: facts["lock"] === "1" ? owner.join("\n") : undefined,
+      verified: facts["verified"] ?? "",
       active: facts["active"] ?? "",
     };
   }
