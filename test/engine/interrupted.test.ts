@@ -4,7 +4,7 @@ import * as path from "path";
 import { GitApp } from "../support/git-app";
 import { hostAddress, sh } from "../support/fleet";
 import { killGroup, outputOf } from "./support/cli";
-import { ROOT, PYAPP, hostsConfig, pyService } from "./support/fixtures";
+import { ROOT, PYAPP, hostsConfig, pyService, slowHealthApp } from "./support/fixtures";
 import { currentRelease, served, VersionSampler, wipe } from "./support/host";
 import { EngineStack, serviceReleases } from "./support/stack";
 
@@ -19,15 +19,6 @@ const SVC = "eng-int";
 const PORT = 18741;
 /** How long the slow release answers 500 on its health URL after it starts. */
 const SLOW_MS = 8000;
-
-/** The pyapp, changed to fail its health check for its first SLOW_MS (its version endpoint answers at once). */
-function slowHealthApp(source: string): string {
-  const patched = source
-    .replace("class Handler", `import time\nSTARTED = time.time()\n\n\nclass Handler`)
-    .replace('if MODE == "unhealthy":', `if MODE == "unhealthy" or time.time() - STARTED < ${SLOW_MS / 1000}:`);
-  assert.notEqual(patched, source);
-  return patched;
-}
 
 describe("engine: pulumi up killed during the health phase, then npm run deploy (web3)", function () {
   this.timeout(240_000);
@@ -70,7 +61,7 @@ describe("engine: pulumi up killed during the health phase, then npm run deploy 
 
   it("SIGKILL of the pulumi up tree while the new release is in its health gate", async () => {
     fresh = app.commit("slow to become healthy", {
-      "app.py": slowHealthApp(fs.readFileSync(path.join(PYAPP, "app.py"), "utf8")),
+      "app.py": slowHealthApp(SLOW_MS),
     });
     sampler = new VersionSampler(address, PORT);
     const up = stack.startPulumi("up", "--yes", "--non-interactive");

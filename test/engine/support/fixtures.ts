@@ -3,6 +3,7 @@
  * test servers from the inventory (read when called: in hooks, never at module load) and the
  * pyapp fixture deployed from a throwaway git repository, bound to its server's address.
  */
+import * as fs from "fs";
 import * as path from "path";
 import { hostAddress, loadInventory, sh } from "../../support/fleet";
 
@@ -70,4 +71,18 @@ export function pyService(s: PyService): Record<string, unknown> {
     keepReleases: 5,
     ...s.extra,
   };
+}
+
+/**
+ * The pyapp's app.py, changed to fail its health check (500) for its first `slowMs` after it
+ * starts, and for good when `slowMs` is Infinity; its version endpoint answers at once.
+ */
+export function slowHealthApp(slowMs: number): string {
+  const source = fs.readFileSync(path.join(PYAPP, "app.py"), "utf8");
+  const seconds = Number.isFinite(slowMs) ? String(slowMs / 1000) : "float('inf')";
+  const patched = source
+    .replace("class Handler", `import time\nSTARTED = time.time()\n\n\nclass Handler`)
+    .replace('if MODE == "unhealthy":', `if MODE == "unhealthy" or time.time() - STARTED < ${seconds}:`);
+  if (patched === source) throw new Error("slowHealthApp: the pyapp's app.py no longer has the lines it patches");
+  return patched;
 }
