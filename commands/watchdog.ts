@@ -145,7 +145,8 @@ export function takeoverFunctions(spec: ServiceSpec, layout: ServiceLayout): str
     `  holder=$(sed -n 's/^who=//p' "$D/.lock/owner"); attempted=$(sed -n 's/^release=//p' "$D/.lock/owner")`,
     `  note=" the deploying side was gone (its connection ended) before it finished; found by $1"`,
     `  if [ -e "$D/.lock/switched" ] && [ ! -d "$D/.lock/decided" ]; then`,
-    `    ${restoreLines(spec, layout, { probe: false }).join("\n    ")}`,
+    // (its facts go to stderr: this script's stdout is the new deploy's, its gate evidence included)
+    `    ( ${restoreLines(spec, layout, { probe: false }).join("\n    ")} ) >&2`,
     `    note="$note; it had switched: $(readlink "$D/current" 2>/dev/null | sed 's|.*/||') restored"`,
     `  fi`,
     `  cur=$(readlink "$D/current" 2>/dev/null || true)`,

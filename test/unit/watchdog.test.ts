@@ -175,6 +175,8 @@ describe("the host's watchdog and lock takeover (commands/watchdog.ts, run with 
     const r = run(prepareScript(spec, owner()), tmp);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(fs.readlinkSync(path.join(dir, "current")), "releases/aaaaaaaaaaaa", "the last good release again");
+    // The revert's facts stay off stdout, which carries the new deploy's own facts (its gate evidence).
+    assert.doesNotMatch(r.stdout, /^(restored|restarts)=/m);
     assert.match(log(), / old@ci aaaaaaaaaaaa -> bbbbbbbbbbbb interrupted .*it had switched: aaaaaaaaaaaa restored$/m);
     const systemctl = fs.readFileSync(path.join(tmp, "systemctl.log"), "utf8");
     assert.match(systemctl, new RegExp(`^stop fleet-watchdog-${spec.unitName}$`, "m"), "its watchdog is stopped");
