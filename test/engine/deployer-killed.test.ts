@@ -1,7 +1,7 @@
 import { strict as assert } from "assert";
 import { GitApp } from "../support/git-app";
 import { hostAddress, sh } from "../support/fleet";
-import { killGroup, outputOf } from "./support/cli";
+import { killTree, outputOf } from "./support/cli";
 import { ROOT, PYAPP, hostsConfig, pyService, slowHealthApp } from "./support/fixtures";
 import { currentRelease, deployLog, served, VersionSampler, wipe } from "./support/host";
 import { EngineStack, serviceReleases } from "./support/stack";
@@ -58,7 +58,7 @@ describe("engine: the deploying process killed mid-deploy; the host recovers by 
       } else await new Promise((r) => setTimeout(r, 50));
     }
     assert.equal(gate, "500", "the new release answers and is still failing its gate");
-    killGroup(up.pgid, "SIGKILL");
+    killTree(up.pgid);
     const r = await up.done;
     assert.equal(r.code, 128 + 9, outputOf(r));
     // The file backend's stack lock of the killed CLI: what a user clears with `pulumi cancel`.

@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { GitApp } from "../support/git-app";
 import { hostAddress, sh } from "../support/fleet";
-import { killGroup, outputOf } from "./support/cli";
+import { killTree, outputOf } from "./support/cli";
 import { ROOT, PYAPP, hostsConfig, pyService, slowHealthApp } from "./support/fixtures";
 import { currentRelease, served, VersionSampler, wipe } from "./support/host";
 import { EngineStack, serviceReleases } from "./support/stack";
@@ -74,7 +74,7 @@ describe("engine: pulumi up killed during the health phase, then npm run deploy 
       await new Promise((r) => setTimeout(r, 50));
     }
     assert.equal(health, "500", "killed while the new release was still failing its health check");
-    killGroup(up.pgid, "SIGKILL");
+    killTree(up.pgid);
     const r = await up.done;
     assert.equal(r.code, 128 + 9, outputOf(r));
     assert.equal(locks().length, 1, "the CLI left its stack lock");

@@ -5,6 +5,7 @@
  * search this output.
  */
 import { spawn, type ChildProcess } from "child_process";
+import * as fs from "fs";
 import * as path from "path";
 
 /** The project folder: where `Pulumi.yaml` is and where users run the CLI. */
@@ -79,6 +80,49 @@ export function start(cmd: string, args: readonly string[], opts: RunOptions = {
     });
   });
   return { child, pgid, done };
+}
+
+/** Every process below `pid` (children first found through /proc's parent pids). */
+function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const found: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    for (const c of children.get(queue.shift()!) ?? []) {
+      found.push(c);
+      queue.push(c);
+    }
+  }
+  return found;
+}
+
+/**
+ * What the deploying machine dying does to a command: every process it started ends at once,
+ * in whatever process group it runs (Pulumi starts its plugins in groups of their own, so a
+ * group kill would leave the provider finishing its step). Stopped first, so none reacts.
+ */
+export function killTree(pid: number): void {
+  const all = [pid, ...descendants(pid)];
+  for (const p of all) signalQuietly(p, "SIGSTOP");
+  for (const p of all) signalQuietly(p, "SIGKILL");
+}
+
+function signalQuietly(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // already gone
+  }
 }
 
 export function killGroup(pgid: number, signal: NodeJS.Signals): void {
