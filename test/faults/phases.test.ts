@@ -24,6 +24,7 @@ import { FAULT_RESULTS_EVIDENCE } from "./support/results-file";
 import { fleetDown, fleetUp, servers, type Server } from "./support/servers";
 import { FaultStack } from "./support/stack";
 import type { PostgresServer } from "../support/fleet";
+import { KILLED_HEALTH_TIMEOUT, killedDeployerPlan } from "./support/killed-deployer";
 
 /**
  * Issue #10, the faults × phases matrix: each fault injected inside each deploy phase on real
@@ -399,6 +400,28 @@ describe("fault matrix (issue #10): phases × faults, on the fault suite's own s
             names: phase === "health" ? /failed its health gate: .* did not answer 200 within 4000 ms/ : NAMES[phase],
             evidence: phase === "health" ? /last: no HTTP answer/ : /timed out after \d+ ms/,
           } satisfies CellPlan),
+        );
+      }
+    },
+  );
+
+  // ---------------------------------------------------------------------------------- fault 6
+  family(
+    FAULT_TITLES["deployer-killed"],
+    () => ({
+      server: () => f2,
+      name: "fx-kill",
+      port: 18805,
+      root: ROOT,
+      extra: { healthTimeout: KILLED_HEALTH_TIMEOUT },
+    }),
+    (stack) => {
+      for (const phase of Object.keys(POINT) as Phase[]) {
+        cell(phase, "deployer-killed", "the provider host driving the deploy is SIGKILLed while the phase runs", () =>
+          runCell(
+            stack(),
+            killedDeployerPlan(phase, POINT[phase], phase === "install" ? install("deployer-killed") : {}),
+          ),
         );
       }
     },
