@@ -29,7 +29,8 @@ import { KILLED_HEALTH_TIMEOUT, killedDeployerPlan } from "./support/killed-depl
 /**
  * Issue #10, the faults × phases matrix: each fault injected inside each deploy phase on real
  * servers (the suite's own: f1, f2 and the PostgreSQL server fdb, never the shared fleet), with
- * the invariants asserted after each (see support/cell.ts). Results: test-results/faults/RESULTS.md
+ * the invariants asserted after each (see support/cell.ts); the deployer killed column is issue
+ * #17's (support/killed-deployer.ts). Results: test-results/faults/RESULTS.md
  * (ignored; `npm run faults:results` refreshes the committed test/faults/RESULTS.md from it).
  */
 

@@ -98,6 +98,7 @@ export function killedDeployerPlan(phase: Phase, point: GatePoint, files: Record
       );
     }
     ctx.hostRestart(killedAt, seenAt);
+    log(`served until the revert: ${ctx.sampler.snapshot().releases.join(", ")}`);
     log(
       `the host's watchdog reverted ${seenAt - killedAt} ms after the kill (deadline ${DEADLINE_MS} ms from the switch): ${await st.lastAudit()}`,
     );
@@ -198,27 +199,32 @@ export function killedDeployerPlan(phase: Phase, point: GatePoint, files: Record
     afterConverged: async (_st, r) => {
       const from = escaped(r.oldRelease);
       const to = escaped(r.newRelease);
-      const ok = new RegExp(`^\\S+ \\S+ ${from} -> ${to} ok \\d+\\.\\d{3}s`);
-      const expected: RegExp[] =
+      const holder = escaped(/^who=(.*)$/m.exec(lockAtKill ?? "")?.[1] ?? "?");
+      const ok = { what: "the next run's ok", re: new RegExp(`^\\S+ \\S+ ${from} -> ${to} ok \\d+\\.\\d{3}s`) };
+      const before =
         phase === "backup"
-          ? [ok]
+          ? [] // the killed run never reached the service
           : SWITCHED.has(phase)
-            ? [new RegExp(`^\\S+ host-watchdog ${from} -> ${to} reverted `), ok]
+            ? [{ what: "the watchdog's reverted", re: new RegExp(`^\\S+ host-watchdog ${from} -> ${to} reverted `) }]
             : [
-                new RegExp(
-                  `^\\S+ ${escaped(/^who=(.*)$/m.exec(lockAtKill ?? "")?.[1] ?? "?")} ${from} -> ${to} interrupted \\d+\\.\\d{3}s ` +
-                    `the deploying side was gone \\(its connection ended\\) before it finished; found by \\S+$`,
-                ),
-                ok,
+                {
+                  what: "the takeover's interrupted",
+                  re: new RegExp(
+                    `^\\S+ ${holder} ${from} -> ${to} interrupted \\d+\\.\\d{3}s ` +
+                      `the deploying side was gone \\(its connection ended\\) before it finished; found by \\S+$`,
+                  ),
+                },
               ];
+      const expected = [...before, ok];
       const added = r.added.join("\n");
+      const want = expected.map((e) => e.what).join(", ");
       assert.equal(
         r.added.length,
         expected.length,
-        `deploy.log got ${expected.length} line(s) during the cell:\n${added}`,
+        `deploy.log should have got ${want} during the cell; it got:\n${added}`,
       );
-      expected.forEach((re, i) =>
-        assert.match(r.added[i] ?? "", re, `deploy.log's line ${i + 1} of the cell:\n${added}`),
+      expected.forEach((e, i) =>
+        assert.match(r.added[i] ?? "", e.re, `deploy.log's line ${i + 1} of the cell is ${e.what}:\n${added}`),
       );
       log(`deploy.log during the cell: ${r.added.map((l) => l.split(" ").slice(1, 6).join(" ")).join(" | ")}`);
     },

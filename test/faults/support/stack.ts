@@ -108,7 +108,7 @@ export class FaultStack {
   async prepare(): Promise<void> {
     const u = this.o.name;
     await this.o.server.sh(
-      `systemctl disable --now ${u} 2>/dev/null; rm -f /etc/systemd/system/${u}.service; /usr/bin/systemctl daemon-reload; ` +
+      `/usr/bin/systemctl stop ${this.watchdogUnit} 2>/dev/null; systemctl disable --now ${u} 2>/dev/null; rm -f /etc/systemd/system/${u}.service; /usr/bin/systemctl daemon-reload; ` +
         `systemctl reset-failed ${u} 2>/dev/null; rm -rf ${this.dir} ${this.backupsDir}; true`,
     );
     await this.psql(
