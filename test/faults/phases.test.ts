@@ -24,11 +24,13 @@ import { FAULT_RESULTS_EVIDENCE } from "./support/results-file";
 import { fleetDown, fleetUp, servers, type Server } from "./support/servers";
 import { FaultStack } from "./support/stack";
 import type { PostgresServer } from "../support/fleet";
+import { KILLED_HEALTH_TIMEOUT, killedDeployerPlan } from "./support/killed-deployer";
 
 /**
  * Issue #10, the faults × phases matrix: each fault injected inside each deploy phase on real
  * servers (the suite's own: f1, f2 and the PostgreSQL server fdb, never the shared fleet), with
- * the invariants asserted after each (see support/cell.ts). Results: test-results/faults/RESULTS.md
+ * the invariants asserted after each (see support/cell.ts); the deployer killed column is issue
+ * #17's (support/killed-deployer.ts). Results: test-results/faults/RESULTS.md
  * (ignored; `npm run faults:results` refreshes the committed test/faults/RESULTS.md from it).
  */
 
@@ -399,6 +401,28 @@ describe("fault matrix (issue #10): phases × faults, on the fault suite's own s
             names: phase === "health" ? /failed its health gate: .* did not answer 200 within 4000 ms/ : NAMES[phase],
             evidence: phase === "health" ? /last: no HTTP answer/ : /timed out after \d+ ms/,
           } satisfies CellPlan),
+        );
+      }
+    },
+  );
+
+  // ---------------------------------------------------------------------------------- fault 6
+  family(
+    FAULT_TITLES["deployer-killed"],
+    () => ({
+      server: () => f2,
+      name: "fx-kill",
+      port: 18805,
+      root: ROOT,
+      extra: { healthTimeout: KILLED_HEALTH_TIMEOUT },
+    }),
+    (stack) => {
+      for (const phase of Object.keys(POINT) as Phase[]) {
+        cell(phase, "deployer-killed", "the provider host driving the deploy is SIGKILLed while the phase runs", () =>
+          runCell(
+            stack(),
+            killedDeployerPlan(phase, POINT[phase], phase === "install" ? install("deployer-killed") : {}),
+          ),
         );
       }
     },

@@ -694,11 +694,19 @@ export class SimulatedResource {
   private readonly pending: Stored[] = [];
 
   constructor(
-    private readonly host: ProviderHost,
+    private host: ProviderHost,
     private readonly provider: object,
     private readonly options: SimulatedResourceOptions,
   ) {
     this.urn = makeUrn(options.name);
+  }
+
+  /**
+   * The engine starts a new provider host for each run: later calls go to `host`, and the state
+   * stays as recorded (a deployer killed mid-run, then the next `pulumi up` from another process).
+   */
+  rebind(host: ProviderHost): void {
+    this.host = host;
   }
 
   get state(): ResourceState | undefined {

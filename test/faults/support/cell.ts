@@ -5,7 +5,7 @@
  * the same inputs that must converge.
  */
 import { strict as assert } from "assert";
-import type { Props } from "../../support/provider-host";
+import { ProviderHost, type Props } from "../../support/provider-host";
 import { alive, arm, arrived, disarm, ended, type GateMode, type GatePoint } from "./inject";
 import { note, type Fault, type Phase } from "./matrix";
 import type { Server } from "./servers";
@@ -27,6 +27,17 @@ export interface CellContext {
   /** The process that reached the sync point. */
   readonly gatePid: number;
   readonly point: GatePoint;
+  /** The release that served before the cell, and the one its deploy brings. */
+  readonly oldRelease: string;
+  readonly newRelease: string;
+  /** The provider host driving the faulty deploy (the cell's own with `freshDeployer`). */
+  readonly deployer: ProviderHost;
+  /**
+   * A restart the host made on its own after the deploy ended (its watchdog's revert, an
+   * orphaned step's restart), from `from` until the cell saw it done: serving nothing inside it
+   * (plus the grace) is a restart window too.
+   */
+  readonly hostRestart: (from: number, to: number) => void;
 }
 
 export interface CellPlan {
@@ -40,10 +51,17 @@ export interface CellPlan {
   readonly inject: (ctx: CellContext) => Promise<string>;
   /** The fault goes away (after the deploy has ended): the gate released, the server started, the disk freed. */
   readonly recover: (ctx: CellContext) => Promise<void>;
-  /** How fleet's message must name the phase. */
+  /** How fleet's message must name the phase (or, with no fleet left to say it, what ended the deploy). */
   readonly names: RegExp;
+  /** What `names` checks, for the assertion's message (default: that the error names the phase). */
+  readonly namesWhat?: string;
   /** The evidence the message must carry (exit code, output tail, timeout, connection loss). */
   readonly evidence: RegExp;
+  /**
+   * The deploy runs through a provider host of its own, started for it (the process the fault
+   * kills); the stack goes back to its family's host once that deploy has ended.
+   */
+  readonly freshDeployer?: boolean;
   /** The server itself went down: its processes are gone, pids mean nothing after the boot. */
   readonly serverRestarts?: boolean;
   /**
@@ -53,6 +71,11 @@ export interface CellPlan {
   readonly expectStopped?: boolean;
   /** Assertions of the cell's own, after the fault and before the next up(). */
   readonly afterFault?: (stack: FaultStack, err: Error | undefined, newRelease: string) => Promise<void>;
+  /** Assertions of the cell's own after the next up() converged; `added`: the deploy.log lines the cell wrote. */
+  readonly afterConverged?: (
+    stack: FaultStack,
+    r: { oldRelease: string; newRelease: string; added: string[] },
+  ) => Promise<void>;
 }
 
 function head(text: string, lines = 4): string {
@@ -61,6 +84,17 @@ function head(text: string, lines = 4): string {
     .filter((l) => l.trim())
     .slice(0, lines)
     .join(" ⏎ ");
+}
+
+/** Overlapping windows as one (a host restart that began inside the deploy's own window). */
+function merged(windows: { from: number; to: number }[]): { from: number; to: number }[] {
+  const out: { from: number; to: number }[] = [];
+  for (const w of [...windows].sort((a, b) => a.from - b.from)) {
+    const last = out[out.length - 1];
+    if (last && w.from <= last.to) last.to = Math.max(last.to, w.to);
+    else out.push({ ...w });
+  }
+  return out;
 }
 
 function lockSummary(live: Live): string {
@@ -112,13 +146,17 @@ export async function runCell(stack: FaultStack, plan: CellPlan): Promise<string
   const newRelease = String(stack.serviceProps()["releaseId"]);
   log(`old release ${oldRelease}, new release ${newRelease}`);
 
+  const family = stack.host;
+  const deployer = plan.freshDeployer ? await ProviderHost.start() : family;
   await arm(server, plan.point, plan.mode);
   const sampler = new ServeSampler(stack);
   try {
-    return await judged(stack, plan, sampler, { oldRelease, newRelease, newCommit });
+    return await judged(stack, plan, sampler, { oldRelease, newRelease, newCommit, deployer });
   } finally {
     await sampler.stop();
     await disarm(server);
+    stack.rebind(family);
+    if (deployer !== family) await deployer.stop();
   }
 }
 
@@ -126,17 +164,31 @@ async function judged(
   stack: FaultStack,
   plan: CellPlan,
   sampler: ServeSampler,
-  r: { oldRelease: string; newRelease: string; newCommit: string },
+  r: { oldRelease: string; newRelease: string; newCommit: string; deployer: ProviderHost },
 ): Promise<string> {
   const { phase, fault } = plan;
-  const { oldRelease, newRelease, newCommit } = r;
+  const { oldRelease, newRelease, newCommit, deployer } = r;
   const server = stack.o.server;
   const log = (line: string) => note(phase, fault, line);
+  const auditBefore = (await stack.audit()).length;
+  const family = stack.host;
+  const hostRestarts: { from: number; to: number }[] = [];
   const t0 = Date.now();
+  stack.rebind(deployer);
   const deploy = stack.up();
   deploy.catch(() => undefined);
   const gatePid = await arrived(server, plan.point, deploy);
-  const ctx: CellContext = { stack, server, sampler, gatePid, point: plan.point };
+  const ctx: CellContext = {
+    stack,
+    server,
+    sampler,
+    gatePid,
+    point: plan.point,
+    oldRelease,
+    newRelease,
+    deployer,
+    hostRestart: (from, to) => void hostRestarts.push({ from, to }),
+  };
   log(`sync point "${plan.point}" (${plan.mode}) reached by pid ${gatePid} after ${Date.now() - t0} ms`);
   log(`fault: ${await plan.inject(ctx)}`);
   const err = await deploy.then(
@@ -144,6 +196,8 @@ async function judged(
     (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
   );
   const deployEnded = Date.now();
+  // Everything after the faulty deploy (Read, the next up()) goes through the family's host.
+  stack.rebind(family);
   log(`the deploy ended after ${Date.now() - t0} ms: ${err ? `failed: ${head(err.message, 8)}` : "succeeded"}`);
   if (!plan.serverRestarts) {
     const lingering = await alive(server, gatePid);
@@ -219,7 +273,7 @@ async function judged(
 
   // 4. The error names the phase and carries the evidence.
   if (err) {
-    assert.match(err.message, plan.names, `the error names the ${phase} phase`);
+    assert.match(err.message, plan.names, plan.namesWhat ?? `the error names the ${phase} phase`);
     assert.match(err.message, plan.evidence, "the error carries the evidence");
   }
 
@@ -251,6 +305,10 @@ async function judged(
   assert.ok((await stack.migrations()).includes(newRelease), "the serving release's migration is in the database");
   const refreshed = await stack.service.refresh();
   assert.equal(refreshed?.plainOutputs["releaseId"], newRelease, "a refresh after convergence agrees");
+  const added = (await stack.audit()).slice(auditBefore);
+  // A lock whose holder is provably gone is taken over in the next run's own script (logged as interrupted).
+  const takenOver = added.some((l) => l.includes(` -> ${newRelease} interrupted `));
+  await plan.afterConverged?.(stack, { oldRelease, newRelease, added });
 
   const sampled = await sampler.stop();
   log(
@@ -260,19 +318,24 @@ async function judged(
   for (const r of sampled.releases) {
     assert.ok([oldRelease, newRelease].includes(r), `the server served ${r}, neither the old nor the new release`);
   }
-  const windows = [
-    { from: t0, to: deployEnded },
-    { from: t1, to: t2 },
-  ];
+  const windows = merged([{ from: t0, to: deployEnded }, ...hostRestarts, { from: t1, to: t2 }]);
   for (const g of sampled.gaps) {
     const w = windows.find((x) => g.from >= x.from - 200 && g.to <= x.to + AFTER_DEPLOY_GRACE_MS);
     assert.ok(
       w,
       `the server served nothing for ${g.to - g.from} ms from ${g.from - t0} ms into the cell, outside a deploy's ` +
-        `restart window (failed deploy: 0–${deployEnded - t0} ms, next up(): ${t1 - t0}–${t2 - t0} ms, ` +
+        `restart window (failed deploy: 0–${deployEnded - t0} ms, ` +
+        hostRestarts.map((w) => `the host's own restart: ${w.from - t0}–${w.to - t0} ms, `).join("") +
+        `next up(): ${t1 - t0}–${t2 - t0} ms, ` +
         `+${AFTER_DEPLOY_GRACE_MS} ms grace)`,
     );
   }
   log(`error: ${err ? err.message.split("\n")[0] : "none: the deploy absorbed the fault"}`);
-  return `${err ? "failed" : "absorbed"} → ${live.current === newRelease ? "new" : "old"}, ${live.lock === undefined ? "no lock" : "stale lock (broken by the next run)"}, gap ${(sampled.longestGapMs / 1000).toFixed(1)} s`;
+  const lockText =
+    live.lock === undefined
+      ? "no lock"
+      : takenOver
+        ? "stale lock (taken over by the next run)"
+        : "stale lock (broken by the next run)";
+  return `${err ? "failed" : "absorbed"} → ${live.current === newRelease ? "new" : "old"}, ${lockText}, gap ${(sampled.longestGapMs / 1000).toFixed(1)} s`;
 }

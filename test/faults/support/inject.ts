@@ -25,6 +25,7 @@
  * The wrappers only pause (or hang) the real command; unarmed they exec it unchanged.
  */
 import { execFileSync, spawnSync } from "child_process";
+import type { ExitInfo, ProviderHost } from "../../support/provider-host";
 import { docker, sleep, type Server } from "./servers";
 
 export const STATE_DIR = "/var/lib/fleet-faults";
@@ -217,4 +218,27 @@ export async function fillDisk(server: Server, dir: string): Promise<number> {
 
 export async function freeDisk(server: Server, dir: string): Promise<void> {
   await server.sh(`rm -f ${dir}/.fault-fill ${dir}/.fault-fill-small`);
+}
+
+/**
+ * Fault 6: the deployer dies. SIGKILLs the provider host process driving the deploy (the
+ * process `pulumi up` runs fleet's provider in, as the CLI's own death or an OOM kill would end
+ * it) and waits for it to be gone: its SSH connections close with it.
+ */
+export async function killDeployer(deployer: ProviderHost, timeoutMs = 10_000): Promise<ExitInfo> {
+  process.kill(deployer.pid, "SIGKILL");
+  const deadline = Date.now() + timeoutMs;
+  while (!deployer.exited) {
+    if (Date.now() > deadline)
+      throw new Error(`the provider host (pid ${deployer.pid}) still runs ${timeoutMs} ms after SIGKILL`);
+    await sleep(20);
+  }
+  return deployer.exited;
+}
+
+/** True while the process a lock's `presence=<pid> <start time>` names still runs on the server. */
+export async function presenceRuns(server: Server, presence: string): Promise<boolean> {
+  const [pid, start] = presence.split(" ");
+  const r = await server.exec(`cut -d' ' -f22 /proc/${Number(pid)}/stat 2>/dev/null`);
+  return r.code === 0 && r.stdout.trim() === start;
 }

@@ -9,7 +9,7 @@ import * as path from "path";
 export const PHASES = ["upload", "install", "build", "migrate", "backup", "switch", "restart", "health"] as const;
 export type Phase = (typeof PHASES)[number];
 
-export const FAULTS = ["ssh-drop", "server-restart", "app-crash", "disk-full", "hung"] as const;
+export const FAULTS = ["ssh-drop", "server-restart", "app-crash", "disk-full", "hung", "deployer-killed"] as const;
 export type Fault = (typeof FAULTS)[number];
 
 export const FAULT_TITLES: Record<Fault, string> = {
@@ -18,6 +18,7 @@ export const FAULT_TITLES: Record<Fault, string> = {
   "app-crash": "app crashes on start",
   "disk-full": "disk full",
   hung: "hung command",
+  "deployer-killed": "deployer killed",
 };
 
 export interface CellResult {
@@ -76,15 +77,23 @@ export async function writeResults(
     "",
     "After each fault a cell asserts: the server serves the old or the new release, never anything else, " +
       "and nothing only inside a deploy's own restart window (sampled every 100 ms; the app must answer " +
-      "again within 3 s of that deploy's end); the state fleet reports (a Read, as `pulumi refresh`) " +
+      "again within 3 s of that deploy's end, or of a restart the host made by itself); the state fleet reports (a Read, as `pulumi refresh`) " +
       "matches the server (`current`, the release dir the process runs from, the release the app reports, the env a restart would use); no lock " +
-      "is left, or the one left names its holder and is broken by the next run (`breakStaleLock`); no " +
+      "is left, or the one left names its holder and is taken over (its holder provably gone, logged as " +
+      "interrupted) or broken (`breakStaleLock`) by the next run; no " +
       "process of the interrupted step lingers; the error names the phase and carries the evidence; and " +
       "a plain `up()` of the same inputs converges (new release served, recorded, migrated).",
     "",
+    "The deployer killed column (issue #17) SIGKILLs the provider host process that drives the deploy, then " +
+      "lets the orphaned step go on. With no deployer left, within the watchdog's deadline (health timeout + " +
+      "20 s) plus a slack from the kill: after the switch, the host's watchdog has reverted (deploy.log's " +
+      "last line is its `reverted` line, no lock is left, the old release serves); before it, the old release " +
+      "served throughout and the lock left names its holder and its presence, which has ended. The error is " +
+      "the provider host's death (fleet is gone and says nothing).",
+    "",
     "A pass cell reads: how the deploy ended (failed, or absorbed the fault) → which release the server " +
       "served once the fault was gone (old/new); whether a lock was left (a stale one names its holder " +
-      "and the next run broke it); gap: the longest time the app answered nothing, outside a server's " +
+      "and the next run took it over or broke it); gap: the longest time the app answered nothing, outside a server's " +
       "own downtime (always inside a deploy's restart window, or the cell fails). In every pass cell the next plain `up()` converged. Details per cell below.",
     "",
     `| phase | ${FAULTS.map((f) => FAULT_TITLES[f]).join(" | ")} |`,

@@ -12,6 +12,7 @@
 import { strict as assert } from "assert";
 import * as path from "path";
 import { shippedProvider } from "../../../providers/ship";
+import { watchdogUnit } from "../../../commands/watchdog";
 import { GitApp } from "../../support/git-app";
 import { ProviderHost, SimulatedResource, secret, type Props } from "../../support/provider-host";
 import { serviceInputs } from "../../support/service-inputs";
@@ -67,21 +68,33 @@ export class FaultStack {
   private cell = "setup";
 
   constructor(
-    readonly host: ProviderHost,
+    private hostNow: ProviderHost,
     readonly o: StackOptions,
   ) {
     this.app = new GitApp(PYAPP);
     this.app.commit("deps and migrations", { "requirements.txt": "fleet-faults==1\n", "migrate.sql": MIGRATION });
     this.role = `faults_${o.name.replace(/[^a-z0-9]/g, "_")}`;
     this.password = `F-${o.name}-pw`;
-    this.service = new SimulatedResource(host, shippedProvider("service"), {
+    this.service = new SimulatedResource(hostNow, shippedProvider("service"), {
       name: o.name,
       additionalSecretOutputs: ["connection", "secretEnv", "notify", "restoreOnRollback"],
     });
-    this.backup = new SimulatedResource(host, shippedProvider("backup"), {
+    this.backup = new SimulatedResource(hostNow, shippedProvider("backup"), {
       name: `${o.name}-db`,
       additionalSecretOutputs: ["connection"],
     });
+  }
+
+  /** The provider host the stack's resources talk to (its "deployer"). */
+  get host(): ProviderHost {
+    return this.hostNow;
+  }
+
+  /** Later calls of both resources go to `host`; what they recorded stays. */
+  rebind(host: ProviderHost): void {
+    this.hostNow = host;
+    this.service.rebind(host);
+    this.backup.rebind(host);
   }
 
   get dir(): string {
@@ -95,7 +108,7 @@ export class FaultStack {
   async prepare(): Promise<void> {
     const u = this.o.name;
     await this.o.server.sh(
-      `systemctl disable --now ${u} 2>/dev/null; rm -f /etc/systemd/system/${u}.service; /usr/bin/systemctl daemon-reload; ` +
+      `/usr/bin/systemctl stop ${this.watchdogUnit} 2>/dev/null; systemctl disable --now ${u} 2>/dev/null; rm -f /etc/systemd/system/${u}.service; /usr/bin/systemctl daemon-reload; ` +
         `systemctl reset-failed ${u} 2>/dev/null; rm -rf ${this.dir} ${this.backupsDir}; true`,
     );
     await this.psql(
@@ -283,6 +296,37 @@ export class FaultStack {
   async lastAudit(): Promise<string> {
     return (await this.o.server.exec(`tail -1 ${this.dir}/deploy.log 2>/dev/null`)).stdout.trim();
   }
+
+  /** The service's watchdog unit (commands/watchdog.ts). */
+  get watchdogUnit(): string {
+    return watchdogUnit({ unitName: String(this.serviceProps()["unitName"]) });
+  }
+
+  /** True while the host's watchdog for this service runs. */
+  async watchdogActive(): Promise<boolean> {
+    return (await this.o.server.exec(`/usr/bin/systemctl is-active --quiet ${this.watchdogUnit}`)).code === 0;
+  }
+
+  /**
+   * What the host shows about its watchdog (for a failed assertion): `current`, deploy.log's tail,
+   * the lock, and the watchdog unit's status and journal.
+   */
+  async watchdogReport(): Promise<string> {
+    const unit = this.watchdogUnit;
+    const r = await this.o.server.exec(
+      `cd ${this.dir} || exit 0; echo "current=$(readlink current)"; echo "verified=$(cat verified 2>/dev/null)"; ` +
+        `echo "--- deploy.log (tail)"; tail -n 4 deploy.log; echo "--- .lock"; ls -A .lock 2>&1; cat .lock/owner 2>&1; ` +
+        `echo "decided by: $(cat .lock/decided/by 2>&1)"; echo "--- systemctl status ${unit}"; ` +
+        `/usr/bin/systemctl status ${unit} --no-pager 2>&1 | head -n 12; echo "--- journalctl -u ${unit}"; ` +
+        `journalctl -u ${unit} --no-pager -n 20 2>&1; echo "--- .watchdog.out"; tail -n 20 .watchdog.out 2>&1`,
+    );
+    return r.stdout.trim();
+  }
+
+  /** deploy.log's lines, oldest first. */
+  async audit(): Promise<string[]> {
+    return (await this.o.server.exec(`cat ${this.dir}/deploy.log 2>/dev/null`)).stdout.split("\n").filter(Boolean);
+  }
 }
 
 /** A time the app answered nothing (ms since the epoch): from the first unanswered probe to the next answered one. */
@@ -327,6 +371,12 @@ export class ServeSampler {
   excuse(on: boolean): void {
     this.excused = on;
     this.gapStart = undefined;
+  }
+
+  /** What was sampled so far (the sampler goes on). */
+  snapshot(): { releases: string[]; gaps: Gap[] } {
+    const open = this.gapStart !== undefined ? [{ from: this.gapStart, to: Date.now() }] : [];
+    return { releases: [...this.seen].sort(), gaps: [...this.closed, ...open] };
   }
 
   /** Idempotent: a failed cell stops its sampler in a finally. */
