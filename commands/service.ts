@@ -270,7 +270,7 @@ function activateLines(spec: ServiceSpec, plan: ActivatePlan): string[] {
       // sourcing it, only positional parameters are used, and rm comes from the default PATH.
       `migrate_as() { set -a; . "$1"; set +a; command -p rm -f "$1"; if [ "$2" = "$3" ]; then /bin/sh -c "$4"; else command -p runuser -u "$2" -- /bin/sh -c "$4"; fi; }`,
       `(cd "$R" && migrate_as "$D/.migrate-env" "$RUN_AS" "$(id -un)" ${shq(spec.migrate)}) || { rc=$?; rm -f "$D/.migrate-env"; exit $rc; }`,
-      `echo migrated=1`,
+      `echo migrated=1; : > "$D/.lock/migrated"`,
     );
   }
   // Staged, built and migrated to the end: from here on the release may be re-activated as it is.

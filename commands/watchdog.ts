@@ -59,13 +59,15 @@ export function watchdogProgram(spec: ServiceSpec, layout: ServiceLayout, token:
       `( set -e; ${restoreLines(spec, layout, { probe: true }).join("\n")} ) > "$D/.watchdog.probe"; rc=$?`,
       `cat "$D/.watchdog.probe"; restored=$(sed -n 's/^restored=//p' "$D/.watchdog.probe"); verdict=$(sed -n 's/^result=//p' "$D/.watchdog.probe")`,
       `if [ $rc -eq 0 ] && { [ "$verdict" = ok ] || [ "$restored" = nothing ]; }; then res=reverted; else res=critical; fi`,
+      // The host has no database restore of its own: say what stays applied (README: Reliability).
+      `mig=; [ -e "$D/.lock/migrated" ] && mig="; the migrations \${attempted:-the new release} ran stay applied${spec.restoreOnRollback ? " (restoreOnRollback is the deploying side's: the host did not restore the database)" : ""}"`,
       `ms=$(( $(date +%s%3N) - t0 ))`,
       auditLine(layout, {
         who: "host-watchdog",
         from: `"\${restored:--}"`,
         to: `"\${attempted:--}"`,
         result: `"$res"`,
-        note: `" ${note}; \${restored:-nothing} restored, its health: \${verdict:-not probed} (exit $rc)"`,
+        note: `" ${note}; \${restored:-nothing} restored, its health: \${verdict:-not probed} (exit $rc)$mig"`,
       }),
       `rm -rf "$D/.lock"`,
       "",

@@ -253,6 +253,16 @@ describe("the host's watchdog and lock takeover (commands/watchdog.ts, run with 
       /^\S+ host-watchdog aaaaaaaaaaaa -> bbbbbbbbbbbb critical .* reverted by the host: no confirmation within 0 s/m,
     );
     assert.match(fs.readFileSync(path.join(dir, ".watchdog.out"), "utf8"), /^restored=aaaaaaaaaaaa$/m);
+    assert.doesNotMatch(log(), /stay applied/, "nothing migrated: nothing to say about the database");
+  });
+
+  it("a reverted release that migrated: the line says its migrations stay applied (the host restores no database)", () => {
+    heldBy(undefined, true);
+    fs.writeFileSync(path.join(dir, ".lock", "owner"), "who=old@ci\nrelease=bbbbbbbbbbbb\ntoken=mine\n");
+    fs.writeFileSync(path.join(dir, ".lock", "migrated"), "");
+    const layout = serviceLayout(spec.root, spec.name, spec.unitName);
+    assert.equal(run(watchdogProgram(spec, layout, "mine", 0), tmp).code, 0);
+    assert.match(log(), /; the migrations bbbbbbbbbbbb ran stay applied$/m);
   });
 
   it("delete takes over a gone holder's lock (stopping its watchdog) and refuses a live one", async () => {
