@@ -107,10 +107,24 @@ describe("engine: pulumi up killed during the health phase, then npm run deploy 
     // Old, then the killed deploy's new release (unconfirmed); the next deploy takes the lock over,
     // puts the last good release back first (the takeover's revert), then deploys and confirms
     // the new one. Restart gaps aside, nothing else answers.
+    // (The revert's old release may come and go between two samples.)
     const seq = sampler
       .sequence()
       .filter((v) => v !== "none")
       .filter((v, i, all) => v !== all[i - 1]);
-    assert.deepEqual(seq, [old, fresh, old, fresh], sampler.sequence().join(" → "));
+    const shown = sampler.sequence().join(" → ");
+    assert.ok(seq[0] === old && seq.at(-1) === fresh && seq.length <= 4, shown);
+    assert.ok(
+      seq.every((v) => v === old || v === fresh),
+      shown,
+    );
+    const log = await sh(HOST, `cat ${ROOT}/${SVC}/deploy.log`);
+    assert.match(
+      log,
+      new RegExp(
+        ` ${old.slice(0, 12)} -> ${fresh.slice(0, 12)} interrupted .*it had switched: ${old.slice(0, 12)} restored`,
+      ),
+    );
+    assert.match(log.trim().split("\n").at(-1)!, new RegExp(` ${old.slice(0, 12)} -> ${fresh.slice(0, 12)} ok `));
   });
 });

@@ -294,7 +294,9 @@ describe("Service provider on real servers (through Pulumi's provider host)", fu
       const other = releases.find((r) => r !== deployed)!;
       await sh("web1", `ln -sfn releases/${other} ${ROOT}/aether/current && systemctl restart aether`);
       const refreshed = await svc.resource.refresh();
-      assert.equal(refreshed!.plainOutputs["releaseId"], other);
+      // Deployed stays the last release a confirmed gate passed; what `current` points at is live.
+      assert.equal(refreshed!.plainOutputs["releaseId"], deployed);
+      assert.equal((refreshed!.plainOutputs["live"] as any).release, other);
       assert.equal((refreshed!.plainOutputs["live"] as any).active, "active");
       const preview = await svc.resource.preview(svc.inputs({ keepReleases: 2 }));
       assert.equal(preview.op, "update", "drift shows as an update");
