@@ -470,18 +470,20 @@ describe("hostile input (issue #10)", function () {
           filter: (v) => !/\s/.test(v) && v.length < 100,
         })[0]!;
         const note = acceptedValues("services.api.env.FOO", 1, seed + 13, { filter: (v) => v.length < 200 })[0]!;
+        // The lock's token (the owner's) is the activation's and its finalize's: the watchdog and
+        // the finalize act only on their own deploy's lock.
         const plan: ActivatePlan = {
           stage: true,
           envFile: renderEnvFile({ ...env, ...secretEnv }, releaseId, commit),
-          token: "t0k3n",
+          token: `t${i}`,
           watchdogDeadlineMs: 24_000,
         };
         // What the provider finalizes once the gate passed: from the release before (none, then itself).
-        const ending = (from: string): FinalizeArgs => ({
+        const ending = (from: string, token: string): FinalizeArgs => ({
           deleteReleases: [],
           audit: { who, from, to: releaseId, result: "ok", note },
           elapsedBeforeMs: 1,
-          token: "t0k3n",
+          token,
         });
         const owner = {
           who,
@@ -519,10 +521,10 @@ describe("hostile input (issue #10)", function () {
           const gate = judge(spec, activated, commit).verdict;
           if (act["result"] !== "ok" || act["migrated"] !== "1" || !gate.ok)
             fail(`activation facts ${JSON.stringify(act)}, gate ${JSON.stringify(gate)}`);
-          await step(finalizeScript(spec, ending("")), "finalize");
+          await step(finalizeScript(spec, ending("", `t${i}`)), "finalize");
           const reactivated = (
             await step(
-              fastActivateScript(spec, { ...owner, token: `u${i}` }, { ...plan, stage: false }),
+              fastActivateScript(spec, { ...owner, token: `u${i}` }, { ...plan, stage: false, token: `u${i}` }),
               "fast activate",
             )
           ).stdout;
@@ -530,7 +532,7 @@ describe("hostile input (issue #10)", function () {
           const regate = judge(spec, reactivated, commit).verdict;
           if (again["result"] !== "ok" || again["fast"] === "0" || !regate.ok)
             fail(`re-activation facts ${JSON.stringify(again)}, gate ${JSON.stringify(regate)}`);
-          await step(finalizeScript(spec, ending(releaseId)), "finalize again");
+          await step(finalizeScript(spec, ending(releaseId, `u${i}`)), "finalize again");
           const read = parseFacts((await step(readScript(spec), "read")).stdout).one;
           if (
             read["current"] !== releaseId ||
