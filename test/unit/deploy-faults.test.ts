@@ -1,60 +1,21 @@
 import { strict as assert } from "assert";
-import { execFileSync, spawn, spawnSync } from "child_process";
+import { execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { serviceLayout } from "../../commands/layout";
-import { renderUnit } from "../../commands/unit";
 import { activateScript, finalizeScript, prepareScript, rollbackScript } from "../../commands/service";
 import { parseFacts } from "../../commands/facts";
 import { remoteStepFailed } from "../../transport/errors";
 import { underHostTimeout } from "../../transport/ssh";
-import type { ServiceSpec } from "../../model/service";
+import { localServiceSpec, runLocalScript } from "../support/local-sh";
 
 /**
  * Guards for the bugs the fault matrix (test/faults, issue #10) found, each at the level of the
  * script or function that had it. Scripts run here with the local /bin/sh in a temporary root.
  */
 
-const user = os.userInfo().username;
-
-function specAt(root: string): ServiceSpec {
-  const layout = serviceLayout(root, "svc", `fleet-faults-unit-${process.pid}`);
-  return {
-    name: "svc",
-    connection: { host: "127.0.0.1", user, privateKey: "KEY", hostKey: "ssh-ed25519 AAAA" },
-    host: "127.0.0.1",
-    root,
-    unitName: `fleet-faults-unit-${process.pid}`,
-    runAs: user,
-    releaseId: "0123456789ab",
-    commit: "0123456789abcdef0123456789abcdef01234567",
-    source: { kind: "path", path: "/src", exclude: [] },
-    migrate: "true",
-    start: "true",
-    env: {},
-    secretEnv: {},
-    unit: renderUnit({ name: "svc", runAs: user, start: "true", layout }),
-    health: { url: "http://127.0.0.1:1/", expectStatus: 200, timeoutMs: 100, intervalMs: 50 },
-    keepReleases: 5,
-    breakStaleLock: false,
-    stepTimeoutMs: 10_000,
-    minFreeDiskMb: 0,
-  };
-}
-
-/** Runs a script as fleet does (on stdin of /bin/sh), with a stand-in `curl` on PATH. */
-function run(script: string, dir: string): { code: number; stdout: string; stderr: string } {
-  const bin = path.join(dir, "bin");
-  fs.mkdirSync(bin, { recursive: true });
-  fs.writeFileSync(path.join(bin, "curl"), "#!/bin/sh\nexit 7\n", { mode: 0o755 });
-  const r = spawnSync("/bin/sh", ["-s"], {
-    input: script,
-    encoding: "utf8",
-    env: { ...process.env, PATH: `${bin}:${process.env["PATH"]}` },
-  });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
+const specAt = (root: string) => localServiceSpec(root, `fleet-faults-unit-${process.pid}`, { migrate: "true" });
+const run = (script: string, dir: string) => runLocalScript(script, dir);
 
 describe("fixes from the fault matrix (issue #10)", () => {
   let tmp: string;

@@ -1,16 +1,16 @@
 import { strict as assert } from "assert";
-import { spawn, spawnSync } from "child_process";
+import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { serviceLayout } from "../../commands/layout";
-import { renderUnit } from "../../commands/unit";
 import { deleteScript, finalizeScript, prepareScript, readScript, type LockOwner } from "../../commands/service";
 import { watchdogProgram } from "../../commands/watchdog";
 import { parseFacts } from "../../commands/facts";
 import { diffService, liveDrift } from "../../decisions/service-diff";
 import { WATCHDOG_MARGIN_MS, watchdogDeadlineMs } from "../../decisions/watchdog";
 import type { ServiceSpec } from "../../model/service";
+import { localServiceSpec, runLocalScript } from "../support/local-sh";
 
 /**
  * The host-side half of "magic rollback" (commands/watchdog.ts), run here with the local /bin/sh
@@ -18,51 +18,8 @@ import type { ServiceSpec } from "../../model/service";
  * a takeover puts back and writes, and what only a confirmed gate may move (`verified`).
  */
 
-const user = os.userInfo().username;
-
-function specAt(root: string): ServiceSpec {
-  const unitName = `fleet-wd-unit-${process.pid}`;
-  const layout = serviceLayout(root, "svc", unitName);
-  return {
-    name: "svc",
-    connection: { host: "127.0.0.1", user, privateKey: "KEY", hostKey: "ssh-ed25519 AAAA" },
-    host: "127.0.0.1",
-    root,
-    unitName,
-    runAs: user,
-    releaseId: "0123456789ab",
-    commit: "0123456789abcdef0123456789abcdef01234567",
-    source: { kind: "path", path: "/src", exclude: [] },
-    start: "true",
-    env: {},
-    secretEnv: {},
-    unit: renderUnit({ name: "svc", runAs: user, start: "true", layout }),
-    health: { url: "http://127.0.0.1:1/", expectStatus: 200, timeoutMs: 100, intervalMs: 50 },
-    keepReleases: 5,
-    breakStaleLock: false,
-    stepTimeoutMs: 10_000,
-    minFreeDiskMb: 0,
-  };
-}
-
-/** Runs a script on stdin of /bin/sh, with stand-ins for curl (no answer) and systemctl (a log). */
-function run(script: string, dir: string): { code: number; stdout: string; stderr: string } {
-  const bin = path.join(dir, "bin");
-  fs.mkdirSync(bin, { recursive: true });
-  fs.writeFileSync(path.join(bin, "curl"), "#!/bin/sh\nexit 7\n", { mode: 0o755 });
-  fs.writeFileSync(
-    path.join(bin, "systemctl"),
-    `#!/bin/sh\necho "$*" >> ${JSON.stringify(path.join(dir, "systemctl.log"))}\n` +
-      `case "$1" in show) echo NRestarts=0; echo MainPID=0;; is-active) exit 3;; esac\nexit 0\n`,
-    { mode: 0o755 },
-  );
-  const r = spawnSync("/bin/sh", ["-s"], {
-    input: script,
-    encoding: "utf8",
-    env: { ...process.env, PATH: `${bin}:${process.env["PATH"]}` },
-  });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
+const specAt = (root: string) => localServiceSpec(root, `fleet-wd-unit-${process.pid}`);
+const run = (script: string, dir: string) => runLocalScript(script, dir, { stubSystemctl: true });
 
 const startTime = (pid: number) => fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(" ")[21]!;
 
