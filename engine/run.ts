@@ -15,6 +15,9 @@ import { runsProgram, withClient } from "./commands";
 import { RunError } from "@pulumi/pulumi";
 import { isFleetError } from "../model/errors";
 import { hostProgram, type HostedProgram } from "./language-server";
+import { traceEvent } from "../observe/trace";
+
+traceEvent("runner-start");
 
 /** The project folder: the working directory when it holds a Pulumi.yaml (scripts' --cwd), else this checkout. */
 function projectDir(): string {
@@ -28,12 +31,15 @@ const reported = new WeakSet<object>();
 function freshProgram(dir: string): () => Promise<Record<string, unknown>> {
   const entry = path.join(dir, "index.ts");
   return async () => {
+    traceEvent("program-start");
     const nodeModules = `${path.sep}node_modules${path.sep}`;
     for (const id of Object.keys(require.cache)) {
       if (id.startsWith(dir + path.sep) && !id.includes(nodeModules)) delete require.cache[id];
     }
     try {
-      return { ...(require(entry) as Record<string, unknown>) };
+      const exports = { ...(require(entry) as Record<string, unknown>) };
+      traceEvent("program-loaded");
+      return exports;
     } catch (err) {
       // A FleetError's message says everything (the fields, the fix, the outcome marker): the SDK
       // prints a RunError's message alone, not as an "Unhandled exception" with a stack.
@@ -57,6 +63,7 @@ export async function runPulumi(args: readonly string[]): Promise<number> {
     );
     argv = withClient(args, hosted.address);
   }
+  traceEvent("cli-spawn", { args: argv.slice(0, 1) });
   const child = spawn(cli.pulumi, argv, { cwd: dir, env: cliEnv(cli), stdio: "inherit" });
   // Ctrl-C reaches the CLI through the terminal's process group; here it only must not kill us
   // before the CLI has finished cancelling (it still talks to the hosted program).
@@ -70,6 +77,7 @@ export async function runPulumi(args: readonly string[]): Promise<number> {
     });
     child.on("close", (status, signal) => resolve(status ?? (signal ? 128 + 15 : 1)));
   });
+  traceEvent("cli-exit", { code });
   process.off("SIGINT", ignore);
   await hosted?.close(code !== 0);
   return code;

@@ -121,8 +121,26 @@ export function loaderFor(
   const loader: Record<string, (...args: unknown[]) => unknown> = {};
   for (const method of methods) {
     loader[method] = (...args: unknown[]) => {
+      // FLEET_TRACE (observe/trace.ts): each RPC's span, for bench:compare. Written inline: this
+      // function travels in state, so it captures nothing but strings.
+      const traceFile = process.env["FLEET_TRACE"];
+      const start = Date.now();
       const provider = load();
-      return provider[method]!.apply(provider, args);
+      const result = provider[method]!.apply(provider, args);
+      if (!traceFile) return result;
+      const done = () =>
+        require("fs").appendFileSync(
+          traceFile,
+          JSON.stringify({
+            ev: "rpc",
+            method,
+            pid: process.pid,
+            origin: Math.round(performance.timeOrigin),
+            start,
+            t: Date.now(),
+          }) + "\n",
+        );
+      return Promise.resolve(result).finally(done);
     };
   }
   return loader as unknown as pulumi.dynamic.ResourceProvider;

@@ -1,6 +1,7 @@
 import type { Readable } from "stream";
 import type { SshConnection } from "./connection";
 import { connectionFailed, exitError, remoteStepFailed } from "./errors";
+import { traceEvent } from "../observe/trace";
 
 /**
  * The transport: the only code that touches a socket. One pooled SSH connection per host and
@@ -230,10 +231,12 @@ export function client(conn: SshConnection): Promise<unknown> {
   const key = poolKey(conn);
   const existing = p.entries[key];
   if (existing) return existing.client;
+  const connectStart = Date.now();
   const entry: PoolEntry = { client: connect(conn) };
   p.entries[key] = entry;
   entry.client.then(
     (c) => {
+      traceEvent("ssh-connect", { host: connectionKey(conn), start: connectStart, end: Date.now() });
       const drop = () => {
         if (p.entries[key] === entry) delete p.entries[key];
       };
@@ -313,6 +316,7 @@ export async function exec(conn: SshConnection, command: string, opts: ExecOptio
   const timeoutMs = opts.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS;
   const secrets = opts.secrets ?? [];
   const describe = opts.describe ?? command;
+  const started = Date.now();
   return new Promise<ExecResult>((resolve, reject) => {
     c.exec(underHostTimeout(command, timeoutMs), (err, stream) => {
       if (err) {
@@ -346,6 +350,7 @@ export async function exec(conn: SshConnection, command: string, opts: ExecOptio
       stream.stderr.on("data", (d: Buffer) => errOut.push(d));
       stream.on("close", (code: number | null, signal?: string) => {
         clearTimeout(timer);
+        traceEvent("ssh-exec", { host: key, step: opts.step, start: started, end: Date.now() });
         if (finished) return;
         finished = true;
         if (code === null || code === undefined) {
