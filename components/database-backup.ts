@@ -1,12 +1,12 @@
 import * as pulumi from "@pulumi/pulumi";
-import { shippedProvider } from "../providers/ship";
+import { ShippedResource } from "./shipped-resource";
 import { defaultBackupsDir } from "../commands/backup";
 import type { BackupSpec, PostgresTarget, RestorePoint } from "../model/backup";
 import { parseDuration } from "../model/duration";
 import { ONE_ENGINE, hasOneEngine } from "../model/rules/backup";
 import type { SshConnection } from "../transport/connection";
 import { Host } from "./host";
-import { DYNAMIC_MODULE, DYNAMIC_TYPES, TOKENS } from "./tokens";
+import { DYNAMIC_TYPES, TOKENS } from "./tokens";
 
 export interface PostgresBackupArgs {
   /** Address of the PostgreSQL server, as seen from the backup host (it may be another machine). */
@@ -76,7 +76,7 @@ type Inputs<T> = { [K in keyof T]: pulumi.Input<T[K]> };
 type BackupInputs = Inputs<Omit<BackupSpec, "postgres">> & { postgres?: Inputs<PostgresTarget> };
 
 /** The dynamic resource behind a DatabaseBackup: one backup set (a directory and its manifest). */
-export class BackupSet extends pulumi.dynamic.Resource {
+export class BackupSet extends ShippedResource {
   declare readonly latestId: pulumi.Output<string>;
   declare readonly latestPath: pulumi.Output<string>;
   declare readonly latestSize: pulumi.Output<number>;
@@ -95,12 +95,11 @@ export class BackupSet extends pulumi.dynamic.Resource {
       lastRestore: undefined,
     };
     super(
-      shippedProvider("backup"),
+      "backup",
+      DYNAMIC_TYPES.backupSet,
       name,
       { ...inputs, ...outputsOnly },
       { ...opts, additionalSecretOutputs: ["connection"] },
-      DYNAMIC_MODULE,
-      DYNAMIC_TYPES.backupSet,
     );
   }
 }

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { shippedProvider } from "../providers/ship";
+import { ShippedResource } from "./shipped-resource";
 import { imageContentHash } from "../decisions/image-hash";
 import { parseDuration } from "../model/duration";
 import { excludePatternProblem } from "../model/exclude-pattern";
@@ -9,7 +9,7 @@ import type { DockerImageSpec, ImageArtifact } from "../providers/image/model";
 import type { HcloudImageSpec } from "../providers/image/hcloud-model";
 import type { SshConnection } from "../transport/connection";
 import { Host } from "./host";
-import { DYNAMIC_MODULE, DYNAMIC_TYPES, TOKENS } from "./tokens";
+import { DYNAMIC_TYPES, TOKENS } from "./tokens";
 import { fleetError } from "../model/errors";
 import { refusing } from "./refuse";
 
@@ -89,7 +89,7 @@ export type GoldenImageArgs = DockerGoldenImageArgs | HcloudGoldenImageArgs;
 type Inputs<T> = { [K in keyof T]: pulumi.Input<T[K]> };
 
 /** The dynamic resource behind a docker GoldenImage (see providers/image/docker-provider.ts). */
-class DockerImage extends pulumi.dynamic.Resource {
+class DockerImage extends ShippedResource {
   declare readonly imageId: pulumi.Output<string>;
   declare readonly ref: pulumi.Output<string>;
   declare readonly tags: pulumi.Output<string[]>;
@@ -111,25 +111,25 @@ class DockerImage extends pulumi.dynamic.Resource {
       "pruned",
     ];
     super(
-      shippedProvider("dockerImage"),
+      "dockerImage",
+      DYNAMIC_TYPES.dockerImage,
       name,
       { ...spec, ...Object.fromEntries(outputs.map((k) => [k, undefined])) },
       { ...opts, additionalSecretOutputs: ["hostConnections"] },
-      DYNAMIC_MODULE,
-      DYNAMIC_TYPES.dockerImage,
     );
   }
 }
 
 /** The dynamic resource behind an hcloud GoldenImage (see providers/image/hcloud-provider.ts). */
-class HcloudImage extends pulumi.dynamic.Resource {
+class HcloudImage extends ShippedResource {
   declare readonly imageId: pulumi.Output<string>;
   declare readonly previousImageId: pulumi.Output<string>;
   declare readonly contentHash: pulumi.Output<string>;
   declare readonly commit: pulumi.Output<string>;
   constructor(name: string, spec: Inputs<HcloudImageSpec>, opts?: pulumi.CustomResourceOptions) {
     super(
-      shippedProvider("hcloudImage"),
+      "hcloudImage",
+      DYNAMIC_TYPES.hcloudImage,
       name,
       {
         ...spec,
@@ -140,8 +140,6 @@ class HcloudImage extends pulumi.dynamic.Resource {
         pruned: undefined,
       },
       { ...opts, additionalSecretOutputs: ["token"] },
-      DYNAMIC_MODULE,
-      DYNAMIC_TYPES.hcloudImage,
     );
   }
 }

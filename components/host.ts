@@ -1,6 +1,6 @@
 import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
-import { shippedProvider } from "../providers/ship";
+import { ShippedResource } from "./shipped-resource";
 import * as hcloud from "@pulumi/hcloud";
 import { bootstrapScript } from "../commands/host";
 import { cloudInitUserData } from "../commands/cloud-init";
@@ -9,7 +9,7 @@ import { parseDuration } from "../model/duration";
 import { SSH_FROM_REQUIRED } from "../model/rules/network";
 import { type HostBootstrapSpec } from "../providers/host/provider";
 import type { SshConnection } from "../transport/connection";
-import { DYNAMIC_MODULE, DYNAMIC_TYPES, TOKENS } from "./tokens";
+import { DYNAMIC_TYPES, TOKENS } from "./tokens";
 import { fleetError } from "../model/errors";
 import { refusing } from "./refuse";
 
@@ -103,23 +103,22 @@ export function firewallRules(args: Pick<HcloudHostArgs, "sshFrom" | "inbound">)
 }
 
 /** A host key made once by fleet (see providers/host/host-key.ts). */
-class HostKey extends pulumi.dynamic.Resource {
+class HostKey extends ShippedResource {
   declare readonly privateKey: pulumi.Output<string>;
   declare readonly publicKey: pulumi.Output<string>;
   constructor(name: string, opts?: pulumi.CustomResourceOptions) {
     super(
-      shippedProvider("hostKey"),
+      "hostKey",
+      DYNAMIC_TYPES.hostKey,
       name,
       { privateKey: undefined, publicKey: undefined, fingerprint: undefined },
       { ...opts, additionalSecretOutputs: ["privateKey"] },
-      DYNAMIC_MODULE,
-      DYNAMIC_TYPES.hostKey,
     );
   }
 }
 
 /** The bootstrap run on one host (see providers/host/provider.ts). */
-class HostBootstrap extends pulumi.dynamic.Resource {
+class HostBootstrap extends ShippedResource {
   declare readonly facts: pulumi.Output<HostFacts>;
   declare readonly changed: pulumi.Output<string[]>;
   constructor(
@@ -128,12 +127,11 @@ class HostBootstrap extends pulumi.dynamic.Resource {
     opts?: pulumi.CustomResourceOptions,
   ) {
     super(
-      shippedProvider("hostBootstrap"),
+      "hostBootstrap",
+      DYNAMIC_TYPES.hostBootstrap,
       name,
       { ...spec, facts: undefined, changed: undefined, bootstrappedAt: undefined },
       { ...opts, additionalSecretOutputs: ["connection"] },
-      DYNAMIC_MODULE,
-      DYNAMIC_TYPES.hostBootstrap,
     );
   }
 }

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { shippedProvider } from "../providers/ship";
+import { ShippedResource } from "./shipped-resource";
 import type { ServiceSpec } from "../model/service";
 import type { ImageArtifact } from "../providers/image/model";
 import {
@@ -15,7 +15,7 @@ import type { SshConnection } from "../transport/connection";
 import type { NotifyTarget } from "../model/notify";
 import type { DatabaseBackup } from "./database-backup";
 import { Host } from "./host";
-import { DYNAMIC_MODULE, DYNAMIC_TYPES, TOKENS } from "./tokens";
+import { DYNAMIC_TYPES, TOKENS } from "./tokens";
 
 export type { HealthArgs, Pin } from "../source/plan";
 
@@ -42,7 +42,7 @@ export interface ServiceArgs extends Omit<SettingsArgs<pulumi.Input<ImageArtifac
 }
 
 /** The dynamic resource behind a Service: one release of one service on one host. */
-export class ServiceRelease extends pulumi.dynamic.Resource {
+export class ServiceRelease extends ShippedResource {
   declare readonly releaseId: pulumi.Output<string>;
   declare readonly commit: pulumi.Output<string>;
   declare readonly host: pulumi.Output<string>;
@@ -66,12 +66,11 @@ export class ServiceRelease extends pulumi.dynamic.Resource {
       live: undefined,
     };
     super(
-      shippedProvider("service"),
+      "service",
+      DYNAMIC_TYPES.serviceRelease,
       name,
       { ...spec, ...outputsOnly },
       { ...opts, additionalSecretOutputs: ["connection", "secretEnv", "notify", "restoreOnRollback"] },
-      DYNAMIC_MODULE,
-      DYNAMIC_TYPES.serviceRelease,
     );
   }
 }

@@ -48,10 +48,19 @@ export function pulumiCli(): PulumiCli {
 }
 
 /**
+ * The engine's default is 4 steps per CPU: 8 on a 2-core laptop, so a service on 10 hosts would
+ * deploy in two waves. fleet's steps wait on hosts, not on this machine's CPUs; the rollout's
+ * batches (decisions/rollout.ts) say what may run at once, and the transport keeps each host's
+ * connection within its sessions (MAX_COMMANDS_PER_CONNECTION). `--parallel` or PULUMI_PARALLEL
+ * still win.
+ */
+export const DEFAULT_PARALLEL = 64;
+
+/**
  * The CLI's environment: its folder first on PATH (the engine finds plugins there, including the
  * dynamic-provider shim), no update check, and no plugin downloads unless the caller allows them
  * (nothing but package registries is reachable from fleet's machines; hcloud and docker load
- * only when a resource uses them).
+ * only when a resource uses them), and enough parallel steps for every host at once (below).
  */
 export function cliEnv(cli: PulumiCli, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   return {
@@ -59,5 +68,6 @@ export function cliEnv(cli: PulumiCli, base: NodeJS.ProcessEnv = process.env): N
     PATH: `${cli.binDir}${path.delimiter}${base["PATH"] ?? ""}`,
     PULUMI_SKIP_UPDATE_CHECK: base["PULUMI_SKIP_UPDATE_CHECK"] ?? "true",
     PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: base["PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION"] ?? "true",
+    PULUMI_PARALLEL: base["PULUMI_PARALLEL"] ?? String(DEFAULT_PARALLEL),
   };
 }

@@ -13,12 +13,19 @@ export interface Invocation {
   readonly env: NodeJS.ProcessEnv;
 }
 
-const RUNNER = path.join(PROJECT_DIR, "engine", "run.ts");
+/** How package.json's `npm run pulumi` starts the runner (build/launch.js: a prebuilt bundle, no tsx). */
+export const LAUNCHER = path.join(PROJECT_DIR, "build", "launch.js");
+
+/** `node build/launch.js pulumi <args>`: engine/run.ts as `npm run pulumi -- <args>` runs it. */
+export function runnerArgv(args: readonly string[]): [string, string[]] {
+  return [process.execPath, [LAUNCHER, "pulumi", ...args]];
+}
 
 /** Throws (after ensure.sh has said why on stderr) when no CLI can be had. */
 export function pulumiInvocation(args: readonly string[], base: NodeJS.ProcessEnv = process.env): Invocation {
   const cli = pulumiCli();
   const env = cliEnv(cli, base);
   if (cli.languageHost || !runsProgram(args)) return { command: cli.pulumi, args: [...args], env };
-  return { command: process.execPath, args: ["--require", require.resolve("tsx/cjs"), RUNNER, ...args], env };
+  const [command, argv] = runnerArgv(args);
+  return { command, args: argv, env };
 }

@@ -6,30 +6,44 @@
  * preview, refresh, destroy), this process hosts the program in Pulumi's own language server,
  * the one the Automation API uses for inline programs, and passes `--client=<its address>`.
  * Either way the engine, the state, the diff display and the exit code are the CLI's.
+ *
+ * Start-up is on the deploy path, so the CLI is started first and the SDK loaded while it starts
+ * (engine/language-server.ts); from build/launch.js this file runs as a bundle, without tsx.
  */
+import { traceEvent } from "../observe/trace";
 import { spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { cliEnv, PROJECT_DIR, pulumiCli } from "./cli";
 import { runsProgram, withClient } from "./commands";
-import { RunError } from "@pulumi/pulumi";
 import { isFleetError } from "../model/errors";
 import { hostProgram, type HostedProgram } from "./language-server";
-import { traceEvent } from "../observe/trace";
 
 traceEvent("runner-start");
+
+/** Set by build/bundle.ts in the bundles it builds (dist/program.js is then the program). */
+declare const FLEET_BUNDLED: unknown;
 
 /** The project folder: the working directory when it holds a Pulumi.yaml (scripts' --cwd), else this checkout. */
 function projectDir(): string {
   return fs.existsSync(path.join(process.cwd(), "Pulumi.yaml")) ? process.cwd() : PROJECT_DIR;
 }
 
+/** The program's module: this checkout's prebuilt bundle, else `<dir>/index.ts` (through tsx). */
+function programEntry(dir: string): string {
+  if (typeof FLEET_BUNDLED !== "undefined" && path.resolve(dir) === PROJECT_DIR) {
+    return path.join(PROJECT_DIR, "dist", "program.js");
+  }
+  if (!require.extensions[".ts"]) require("tsx/cjs/api").register();
+  return path.join(dir, "index.ts");
+}
+
 /** The program's errors that the SDK has logged in full (FleetErrors, thrown as RunErrors). */
 const reported = new WeakSet<object>();
 
-/** The program: index.ts, evaluated afresh at each run (`pulumi up` runs it for preview, then for the update). */
+/** The program, evaluated afresh at each run (`pulumi up` runs it for preview, then for the update). */
 function freshProgram(dir: string): () => Promise<Record<string, unknown>> {
-  const entry = path.join(dir, "index.ts");
+  const entry = programEntry(dir);
   return async () => {
     traceEvent("program-start");
     const nodeModules = `${path.sep}node_modules${path.sep}`;
@@ -44,6 +58,7 @@ function freshProgram(dir: string): () => Promise<Record<string, unknown>> {
       // A FleetError's message says everything (the fields, the fix, the outcome marker): the SDK
       // prints a RunError's message alone, not as an "Unhandled exception" with a stack.
       if (!isFleetError(err)) throw err;
+      const { RunError } = require("@pulumi/pulumi") as typeof import("@pulumi/pulumi");
       const run = new RunError(err.message);
       reported.add(run);
       throw run;
@@ -60,11 +75,16 @@ export async function runPulumi(args: readonly string[]): Promise<number> {
     hosted = await hostProgram(
       freshProgram(dir),
       (err) => typeof err === "object" && err !== null && reported.has(err),
+      // The CLI's first call (about) comes ~0.2 s after its start, and it works ~0.2 s more before
+      // it runs the program: time to load the SDK the program needs (~0.3 s), not before (it would
+      // hold that first answer back).
+      () => require("@pulumi/pulumi"),
     );
     argv = withClient(args, hosted.address);
   }
   traceEvent("cli-spawn", { args: argv.slice(0, 1) });
   const child = spawn(cli.pulumi, argv, { cwd: dir, env: cliEnv(cli), stdio: "inherit" });
+  hosted?.load();
   // Ctrl-C reaches the CLI through the terminal's process group; here it only must not kill us
   // before the CLI has finished cancelling (it still talks to the hosted program).
   const ignore = () => undefined;
@@ -81,14 +101,4 @@ export async function runPulumi(args: readonly string[]): Promise<number> {
   process.off("SIGINT", ignore);
   await hosted?.close(code !== 0);
   return code;
-}
-
-if (require.main === module) {
-  runPulumi(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err: Error) => {
-      console.error(`pulumi: ${err.message}`);
-      process.exit(127);
-    },
-  );
 }

@@ -35,6 +35,11 @@ const METHODS = ["check", "diff", "create", "read", "update", "delete"] as const
 
 /** A provider module bundled to one CommonJS text: deterministic for the same sources. */
 export function bundleProviderSource(file: string, root = PROJECT_ROOT): string {
+  return bundleProvider(file, root).code;
+}
+
+/** The bundle and the project-relative files it was built from. */
+function bundleProvider(file: string, root = PROJECT_ROOT): { code: string; inputs: string[] } {
   // Required here: esbuild is only needed by the deploying program, never inside a provider.
 
   const esbuild = require("esbuild") as typeof import("esbuild");
@@ -52,10 +57,11 @@ export function bundleProviderSource(file: string, root = PROJECT_ROOT): string 
     legalComments: "none",
     write: false,
     logLevel: "silent",
+    metafile: true,
   });
   const out = result.outputFiles[0];
   if (!out) throw new Error(`esbuild produced no output for ${file}`);
-  return out.text;
+  return { code: out.text, inputs: Object.keys(result.metafile.inputs) };
 }
 
 /** brotli + base64: how the bundle travels in state. */
@@ -72,98 +78,138 @@ export function packBundle(code: string): string {
  * undefined when the text is not a shipped loader.
  */
 export function unpackShipped(providerText: string): string | undefined {
-  const packed = /packed: "([A-Za-z0-9+/=]+)"/.exec(providerText)?.[1];
+  const packed = /fleetLoader\("([A-Za-z0-9+/=]+)"/.exec(providerText)?.[1];
   return packed === undefined ? undefined : zlib.brotliDecompressSync(Buffer.from(packed, "base64")).toString("utf8");
 }
 
 /**
- * The loader object that Pulumi serializes. It captures only strings (the packed bundle, its
- * hash, the export name) and plain functions; everything else is required when first called.
+ * The loader that a resource stores as `__provider`: a module whose `handler()` returns the
+ * provider object, as Pulumi's dynamic-provider host expects. It is written here as text, not
+ * produced by Pulumi's closure serializer: that costs ~250 ms at each program start (it loads
+ * TypeScript to parse functions) and its output would depend on how fleet itself was compiled.
+ * The text holds only strings (the packed bundle, its hash, the export name, the methods).
+ *
  * The unpacked provider is cached on globalThis per bundle hash, so one provider-host process
- * unpacks each bundle once, and all bundles share transport/ssh.ts's connection pool (also
- * kept on globalThis).
+ * unpacks each bundle once, and all bundles share transport/ssh.ts's connection pool (also kept
+ * on globalThis). npm packages (ssh2) resolve from the project folder, where Pulumi runs the
+ * provider host. With FLEET_TRACE (observe/trace.ts) each RPC appends its span.
  */
+const LOADER_JS = `
+function fleetLoader(packed, bundleHash, exportName, methods) {
+  const load = () => {
+    const cache = (globalThis.__fleetProviders ??= {});
+    if (cache[bundleHash]) return cache[bundleHash];
+    const path = require("path");
+    const code = require("zlib").brotliDecompressSync(Buffer.from(packed, "base64")).toString("utf8");
+    const filename = path.join(process.cwd(), "fleet-provider-" + exportName + "-" + bundleHash + ".js");
+    const mod = { exports: {} };
+    new Function("exports", "require", "module", "__filename", "__dirname", code)(
+      mod.exports, require("module").createRequire(filename), mod, filename, path.dirname(filename));
+    const provider = mod.exports[exportName];
+    if (!provider) throw new Error("fleet provider bundle " + bundleHash + " has no export " + exportName);
+    return (cache[bundleHash] = provider);
+  };
+  const loader = {};
+  for (const method of methods) {
+    loader[method] = (...args) => {
+      const traceFile = process.env.FLEET_TRACE;
+      const start = Date.now();
+      const provider = load();
+      const result = provider[method].apply(provider, args);
+      if (!traceFile) return result;
+      const line = { ev: "rpc", method, pid: process.pid, origin: Math.round(performance.timeOrigin), start };
+      return Promise.resolve(result).finally(() =>
+        require("fs").appendFileSync(traceFile, JSON.stringify({ ...line, t: Date.now() }) + "\\n"));
+    };
+  }
+  return loader;
+}`;
+
+/** The `__provider` module text for a packed bundle. */
+export function loaderModuleText(packed: string, exportName: string, methods: readonly string[]): string {
+  const bundleHash = createHash("sha256").update(packed).digest("hex").slice(0, 16);
+  const args = [packed, bundleHash, exportName, methods].map((a) => JSON.stringify(a)).join(", ");
+  return `${LOADER_JS.trim()}\nexports.handler = () => fleetLoader(${args});\n`;
+}
+
+/** The provider object a loader text gives (what the provider host gets from `handler()`). */
+function evaluateLoader(text: string): pulumi.dynamic.ResourceProvider {
+  const mod = { exports: {} as { handler?: () => pulumi.dynamic.ResourceProvider } };
+  new Function("exports", "require", "module", text)(mod.exports, require, mod);
+  return mod.exports.handler!();
+}
+
+/** A loader object for a packed bundle, evaluated from its `__provider` text. */
 export function loaderFor(
   packed: string,
   exportName: string,
   methods: readonly (typeof METHODS)[number][],
 ): pulumi.dynamic.ResourceProvider {
-  const bundleHash = createHash("sha256").update(packed).digest("hex").slice(0, 16);
-  const load = (): Record<string, (...args: unknown[]) => unknown> => {
-    const cache = ((globalThis as Record<string, unknown>)["__fleetProviders"] ??= {}) as Record<
-      string,
-      Record<string, (...args: unknown[]) => unknown>
-    >;
-    const hit = cache[bundleHash];
-    if (hit) return hit;
-
-    const zlibAtRuntime = require("zlib") as typeof import("zlib");
-    const moduleAtRuntime = require("module") as typeof import("module");
-    const pathAtRuntime = require("path") as typeof import("path");
-
-    const code = zlibAtRuntime.brotliDecompressSync(Buffer.from(packed, "base64")).toString("utf8");
-    // npm packages (ssh2) resolve from the project folder, where Pulumi runs the provider host.
-    const filename = pathAtRuntime.join(process.cwd(), `fleet-provider-${exportName}-${bundleHash}.js`);
-    const mod = { exports: {} as Record<string, unknown> };
-
-    new Function("exports", "require", "module", "__filename", "__dirname", code)(
-      mod.exports,
-      moduleAtRuntime.createRequire(filename),
-      mod,
-      filename,
-      pathAtRuntime.dirname(filename),
-    );
-    const provider = mod.exports[exportName] as Record<string, (...args: unknown[]) => unknown> | undefined;
-    if (!provider) throw new Error(`fleet provider bundle ${bundleHash} has no export ${exportName}`);
-    cache[bundleHash] = provider;
-    return provider;
-  };
-  const loader: Record<string, (...args: unknown[]) => unknown> = {};
-  for (const method of methods) {
-    loader[method] = (...args: unknown[]) => {
-      // FLEET_TRACE (observe/trace.ts): each RPC's span, for bench:compare. Written inline: this
-      // function travels in state, so it captures nothing but strings.
-      const traceFile = process.env["FLEET_TRACE"];
-      const start = Date.now();
-      const provider = load();
-      const result = provider[method]!.apply(provider, args);
-      if (!traceFile) return result;
-      const done = () =>
-        require("fs").appendFileSync(
-          traceFile,
-          JSON.stringify({
-            ev: "rpc",
-            method,
-            pid: process.pid,
-            origin: Math.round(performance.timeOrigin),
-            start,
-            t: Date.now(),
-          }) + "\n",
-        );
-      return Promise.resolve(result).finally(done);
-    };
-  }
-  return loader as unknown as pulumi.dynamic.ResourceProvider;
+  return evaluateLoader(loaderModuleText(packed, exportName, methods));
 }
 
-const shipped: Partial<Record<ShippedProviderName, pulumi.dynamic.ResourceProvider>> = {};
+/** What a provider ships: its packed bundle, export and methods, and the files it was built from. */
+export interface ShippedPayload {
+  readonly packed: string;
+  readonly exportName: string;
+  readonly methods: (typeof METHODS)[number][];
+  /** Project-relative source files of the bundle (build/bundle.ts watches them). */
+  readonly inputs: string[];
+}
 
-/**
- * The provider object to give `pulumi.dynamic.Resource`. One object per provider per process,
- * so the SDK serializes each once (it caches by object).
- */
-export function shippedProvider(name: ShippedProviderName): pulumi.dynamic.ResourceProvider {
-  const cached = shipped[name];
-  if (cached) return cached;
+/** Set by build/bundle.ts in the bundles it builds: the providers, packed at build time. */
+declare const FLEET_BUNDLED: { providers: Partial<Record<ShippedProviderName, ShippedPayload>> } | undefined;
+
+/** Bundles and packs a provider now (the build does this once; tests and tsx runs each time). */
+export function shippedPayload(name: ShippedProviderName): ShippedPayload {
   const source = PROVIDER_SOURCES[name];
   // The in-process module says which methods exist: the host treats a missing one specially.
-
   const inProcess = (require(path.join(PROJECT_ROOT, source.file)) as Record<string, Record<string, unknown>>)[
     source.exportName
   ];
   if (!inProcess) throw new Error(`${source.file} does not export ${source.exportName}`);
-  const methods = METHODS.filter((m) => typeof inProcess[m] === "function");
-  const provider = loaderFor(packBundle(bundleProviderSource(source.file)), source.exportName, methods);
-  shipped[name] = provider;
-  return provider;
+  const { code, inputs } = bundleProvider(source.file);
+  return {
+    packed: packBundle(code),
+    exportName: source.exportName,
+    methods: METHODS.filter((m) => typeof inProcess[m] === "function"),
+    inputs,
+  };
+}
+
+const payloads: Partial<Record<ShippedProviderName, ShippedPayload>> = {};
+
+/** The payload: prebuilt in a bundle, else built once per process. */
+function payloadOf(name: ShippedProviderName): ShippedPayload {
+  const prebuilt = typeof FLEET_BUNDLED === "undefined" ? undefined : FLEET_BUNDLED.providers[name];
+  return (payloads[name] ??= prebuilt ?? shippedPayload(name));
+}
+
+/** The `__provider` text that fleet's dynamic resources register (components/shipped-resource.ts). */
+export function shippedProviderText(name: ShippedProviderName): string {
+  const p = payloadOf(name);
+  return loaderModuleText(p.packed, p.exportName, p.methods);
+}
+
+const shipped: Partial<Record<ShippedProviderName, pulumi.dynamic.ResourceProvider>> = {};
+
+/** Where a shipped provider object keeps the `__provider` text it was evaluated from. */
+const PROVIDER_TEXT = Symbol.for("fleet.shippedProviderText");
+
+/**
+ * The provider object that the program's `__provider` text gives the provider host, for tests
+ * that drive a provider in-process or through the host (`shippedProviderTextOf` gives its text).
+ */
+export function shippedProvider(name: ShippedProviderName): pulumi.dynamic.ResourceProvider {
+  const known = shipped[name];
+  if (known) return known;
+  const text = shippedProviderText(name);
+  const provider = evaluateLoader(text);
+  Object.defineProperty(provider, PROVIDER_TEXT, { value: text, enumerable: false });
+  return (shipped[name] = provider);
+}
+
+/** The `__provider` text of a shipped provider object; undefined for any other object. */
+export function shippedProviderTextOf(provider: object): string | undefined {
+  return (provider as { [PROVIDER_TEXT]?: string })[PROVIDER_TEXT];
 }

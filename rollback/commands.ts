@@ -1,13 +1,10 @@
 /**
  * Pure helpers of `npm run rollback`: the Pulumi command lines, the arguments, the table.
  *
- * The CLI has no `config set --json` (pulumi/pulumi pkg/cmd/pulumi/config/config_set.go: only
- * --path, --plaintext, --secret; `set-all --json` exists only in recent CLIs), so pins are set one
- * key at a time with `--path`. With --path the CLI stores "true"/"false" as booleans and digits
- * not starting with 0 as integers (sdk/go/common/resource/config/map.go adjustObjectValue); a
- * release id or commit like that could not be pinned as a string that way, so then the whole
- * object is set as one JSON string, which the SDK's `config.requireObject` parses the same way.
- * `config rm` of an absent key succeeds (map.go Remove without --path is a plain delete).
+ * The pins are written in one command, `config set-all --json` (every CLI fleet accepts has it:
+ * tools/pulumi/ensure.sh wants the SDK's version or newer). It replaces the whole `fleet:pins`
+ * object and keeps every value a string; `config set --path` would store "true" or "1234" as a
+ * boolean or an integer, and would take a CLI start (~0.2 s) per key.
  */
 import * as path from "path";
 import { shq } from "../commands/quote";
@@ -24,34 +21,16 @@ import { serviceReleases, type HistoryEntry, type Pins } from "./history";
 
 export const PINS_KEY = "fleet:pins";
 
-/** Would `config set --path` store this value as something else than this string? */
-function coercedByPath(value: string): boolean {
-  return value === "true" || value === "false" || (/^\d+$/.test(value) && !(value.length > 1 && value[0] === "0"));
-}
-
-/** A --path segment: `name`, or `["na.me"]` when the name is not a plain identifier. */
-function segment(name: string): string {
-  return /^[A-Za-z_][A-Za-z0-9_-]*$/.test(name) ? `.${name}` : `[${JSON.stringify(name)}]`;
-}
-
 /** The argv lists that pin `pins` in `stack` and deploy them, in order. */
 export function pulumiCommands(pins: Pins, stack: string): string[][] {
   const st = ["--stack", stack];
-  const values = Object.values(pins).flatMap((p) => [p.releaseId, p.commit]);
-  const set = values.some(coercedByPath)
-    ? [["pulumi", "config", "set", PINS_KEY, JSON.stringify(pins), ...st]]
-    : Object.entries(pins).flatMap(([service, p]) =>
-        (["releaseId", "commit"] as const).map((k) => [
-          "pulumi",
-          "config",
-          "set",
-          "--path",
-          `${PINS_KEY}${segment(service)}.${k}`,
-          p[k],
-          ...st,
-        ]),
-      );
-  return [["pulumi", "config", "rm", PINS_KEY, ...st], ...set, ["pulumi", "up", ...st, "--yes"]];
+  // The format of `pulumi config --json`: the value as JSON text, and as the object it is.
+  const json = JSON.stringify({ [PINS_KEY]: { value: JSON.stringify(pins), objectValue: pins, secret: false } });
+  // No second preview: the pins printed above are the whole change, and `up` shows each step.
+  return [
+    ["pulumi", "config", "set-all", "--json", json, ...st],
+    ["pulumi", "up", ...st, "--yes", "--skip-preview"],
+  ];
 }
 
 /** Unpinning: the services deploy from their sources again at the next `pulumi up`. */

@@ -14,7 +14,7 @@ bash tools/pulumi/ensure.sh >/dev/null || exit 3
 export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$PWD/.pulumi}"
 export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-fleet-demo}"
 mkdir -p .pulumi
-pulumi() { node --require tsx/cjs engine/run.ts "$@"; }
+pulumi() { node build/launch.js pulumi "$@"; }
 
 pulumi stack select dev --create --non-interactive
 pulumi up --stack dev --yes --non-interactive --diff

@@ -183,7 +183,8 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-if (require.main === module) {
+// Run as a command (tsx, or its bundle from build/launch.js), not when a test imports it.
+if (require.main === module || (globalThis as Record<string, unknown>)["fleetEntry"] === __filename) {
   main(process.argv.slice(2))
     .then(
       (code) => (process.exitCode = code),

@@ -43,9 +43,38 @@ interface PoolEntry {
   presence?: Promise<string | undefined>;
 }
 
+/** The commands running on one host's connection, and those waiting for a channel. */
+interface ChannelGate {
+  active: number;
+  waiting: (() => void)[];
+}
+
 interface Pool {
   entries: Record<string, PoolEntry>;
   stats: TransportStats;
+  gates?: Record<string, ChannelGate>;
+}
+
+/**
+ * Commands at once on one connection. OpenSSH refuses an 11th session on a connection by default
+ * (MaxSessions 10), and the presence channel holds one: with many services on one host deploying
+ * in parallel (the engine runs up to PULUMI_PARALLEL steps at once), the rest wait their turn.
+ */
+export const MAX_COMMANDS_PER_CONNECTION = 8;
+
+/** Waits for a free channel on `key`'s connection; the returned function frees it (once). */
+async function channelSlot(key: string): Promise<() => void> {
+  const p = pool();
+  const gate = ((p.gates ??= {})[key] ??= { active: 0, waiting: [] });
+  while (gate.active >= MAX_COMMANDS_PER_CONNECTION) await new Promise<void>((r) => gate.waiting.push(r));
+  gate.active++;
+  let freed = false;
+  return () => {
+    if (freed) return;
+    freed = true;
+    gate.active--;
+    gate.waiting.shift()?.();
+  };
 }
 
 const POOL_KEY = "__fleetSshPool";
@@ -316,8 +345,9 @@ export async function exec(conn: SshConnection, command: string, opts: ExecOptio
   const timeoutMs = opts.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS;
   const secrets = opts.secrets ?? [];
   const describe = opts.describe ?? command;
+  const free = await channelSlot(key);
   const started = Date.now();
-  return new Promise<ExecResult>((resolve, reject) => {
+  const running = new Promise<ExecResult>((resolve, reject) => {
     c.exec(underHostTimeout(command, timeoutMs), (err, stream) => {
       if (err) {
         reject(remoteStepFailed(key, opts.step, describe, null, "", "", `could not start: ${err.message}`, secrets));
@@ -376,6 +406,7 @@ export async function exec(conn: SshConnection, command: string, opts: ExecOptio
       }
     });
   });
+  return running.finally(free);
 }
 
 /**

@@ -18,6 +18,7 @@ import { ResourceProviderClient } from "@pulumi/pulumi/proto/provider_grpc_pb";
 import * as proto from "@pulumi/pulumi/proto/provider_pb";
 import { Status } from "@pulumi/pulumi/proto/status_pb";
 import { Struct } from "google-protobuf/google/protobuf/struct_pb";
+import { shippedProviderTextOf } from "../../providers/ship";
 
 /** The fleet project folder: the host resolves `require` from here, like under the CLI. */
 export const PROJECT_ROOT = path.resolve(__dirname, "..", "..");
@@ -163,7 +164,7 @@ function urnParts(urn: string): { name: string; type: string } {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Provider serialization (exactly like @pulumi/pulumi/dynamic)
+// Provider serialization (exactly like @pulumi/pulumi/dynamic, or fleet's shipped text)
 // ---------------------------------------------------------------------------------------------
 
 export interface SerializedProvider {
@@ -177,6 +178,12 @@ const serializedProviders = new WeakMap<object, Promise<SerializedProvider>>();
 
 export function serializeProviderDetailed(provider: object): Promise<SerializedProvider> {
   let cached = serializedProviders.get(provider);
+  // fleet's own providers register the text providers/ship.ts writes (components/shipped-resource.ts).
+  const shippedText = shippedProviderTextOf(provider);
+  if (!cached && shippedText !== undefined) {
+    cached = Promise.resolve({ text: shippedText, containsSecrets: false });
+    serializedProviders.set(provider, cached);
+  }
   if (!cached) {
     cached = pulumi.runtime
       .serializeFunction(() => provider, { allowSecrets: true })

@@ -44,7 +44,7 @@ function workspace(
   return { run, calls, dir };
 }
 
-describe("npm run deploy: checks, then preview and up, with an exit code per outcome", function () {
+describe("npm run deploy: checks, then pulumi up (preview, then update), with an exit code per outcome", function () {
   this.timeout(60_000);
 
   it("outcomeOf: the worst fleet marker decides; no marker is a failed deploy", () => {
@@ -66,7 +66,7 @@ describe("npm run deploy: checks, then preview and up, with an exit code per out
     assert.doesNotMatch(w.calls(), /preview|up/);
   });
 
-  it("passing checks, then preview and up; a rollback reported by fleet exits 4", () => {
+  it("passing checks, then one pulumi up; a rollback reported by fleet exits 4", () => {
     const w = workspace(
       [{ name: "ok", run: "true" }],
       `error: release x failed its health gate\n${outcomeMarker("rollback")}\n`,
@@ -74,7 +74,9 @@ describe("npm run deploy: checks, then preview and up, with an exit code per out
     );
     const r = w.run();
     assert.equal(r.status, 4, r.stderr);
-    assert.match(w.calls(), /^config .*\npreview --stack t --diff .*\nup --stack t --yes --skip-preview/m);
+    // One CLI run: `up` previews with the diff, then applies (no separate `pulumi preview`).
+    assert.match(w.calls(), /^config .*\nup --stack t --yes --diff --non-interactive\b/m);
+    assert.doesNotMatch(w.calls(), /^preview/m);
   });
 
   it("success exits 0; an unmarked failure exits 3", () => {
@@ -96,7 +98,7 @@ describe("npm run deploy: checks, then preview and up, with an exit code per out
     const r = w.run();
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /check "ok": true/);
-    assert.match(w.calls(), /^preview --stack t/m);
+    assert.match(w.calls(), /^up --stack t/m);
   });
 
   it("a secret only the CLI can decrypt, in the stack file: exit 6 naming it and what to do; Pulumi never runs", () => {

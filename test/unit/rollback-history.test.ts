@@ -202,10 +202,10 @@ describe("rollback: a service on several hosts (one resource per host, keyed by 
 
   it("the pins it writes are per service (fleet:pins.<service>), for every host of that service", () => {
     const pins = pinsForVersion(history(), 4);
-    assert.deepEqual(pulumiCommands(pins, "dev").slice(1, 3), [
-      ["pulumi", "config", "set", "--path", `fleet:pins.${API}.releaseId`, C.releaseId, "--stack", "dev"],
-      ["pulumi", "config", "set", "--path", `fleet:pins.${API}.commit`, C.commit, "--stack", "dev"],
-    ]);
+    const json = JSON.parse(pulumiCommands(pins, "dev")[0]![4]!) as Record<string, { objectValue: unknown }>;
+    const written = json["fleet:pins"]!.objectValue as Record<string, unknown>;
+    assert.deepEqual(written[API], { releaseId: C.releaseId, commit: C.commit });
+    assert.deepEqual(written, pins);
   });
 });
 
@@ -215,29 +215,21 @@ describe("rollback: command lines and arguments", () => {
     "web.v2": { releaseId: "w1", commit: "c1" },
   };
 
-  it("pulumiCommands: rm, one --path set per key, then up", () => {
-    assert.deepEqual(pulumiCommands(pins, "prod"), [
-      ["pulumi", "config", "rm", "fleet:pins", "--stack", "prod"],
-      ["pulumi", "config", "set", "--path", "fleet:pins.api.releaseId", "2b2b2b2b2b2b", "--stack", "prod"],
-      ["pulumi", "config", "set", "--path", "fleet:pins.api.commit", "2b2b".repeat(10), "--stack", "prod"],
-      ["pulumi", "config", "set", "--path", 'fleet:pins["web.v2"].releaseId', "w1", "--stack", "prod"],
-      ["pulumi", "config", "set", "--path", 'fleet:pins["web.v2"].commit', "c1", "--stack", "prod"],
-      ["pulumi", "up", "--stack", "prod", "--yes"],
-    ]);
+  it("pulumiCommands: one set-all --json of the whole fleet:pins object, then up without a second preview", () => {
+    const commands = pulumiCommands(pins, "prod");
+    assert.equal(commands.length, 2);
+    assert.deepEqual(commands[0]!.slice(0, 4), ["pulumi", "config", "set-all", "--json"]);
+    assert.deepEqual(commands[0]!.slice(5), ["--stack", "prod"]);
+    assert.deepEqual(JSON.parse(commands[0]![4]!), {
+      "fleet:pins": { value: JSON.stringify(pins), objectValue: pins, secret: false },
+    });
+    assert.deepEqual(commands[1], ["pulumi", "up", "--stack", "prod", "--yes", "--skip-preview"]);
   });
 
-  it("pulumiCommands: an all-digit id (--path would store a number) sets the whole object as JSON", () => {
-    const digits = { api: { releaseId: "123456789012", commit: "123456789012" } };
-    assert.deepEqual(pulumiCommands(digits, "dev")[1], [
-      "pulumi",
-      "config",
-      "set",
-      "fleet:pins",
-      JSON.stringify(digits),
-      "--stack",
-      "dev",
-    ]);
-    assert.equal(pulumiCommands({ api: { releaseId: "012345678901", commit: "012345678901" } }, "dev").length, 4);
+  it("pulumiCommands: ids that --path would turn into numbers or booleans stay strings", () => {
+    const odd = { api: { releaseId: "123456789012", commit: "true" } };
+    const json = JSON.parse(pulumiCommands(odd, "dev")[0]![4]!) as Record<string, { objectValue: unknown }>;
+    assert.deepEqual(json["fleet:pins"]!.objectValue, odd);
   });
 
   it("parses the arguments, with the stack and backend defaults", () => {

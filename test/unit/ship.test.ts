@@ -6,6 +6,8 @@ import {
   packBundle,
   PROVIDER_SOURCES,
   shippedProvider,
+  shippedProviderText,
+  shippedProviderTextOf,
   unpackShipped,
 } from "../../providers/ship";
 import { serviceProvider } from "../../providers/service/provider";
@@ -27,9 +29,8 @@ describe("shipped providers", function () {
     assert.doesNotMatch(code, /require\("\.\.?\//, "no relative require survives: the host has no fleet sources");
   });
 
-  it("the serialized Service provider is small, and carries what the closure serializer cannot (zod)", async () => {
-    const provider = shippedProvider("service");
-    const shipped = await pulumi.runtime.serializeFunction(() => provider, { allowSecrets: true });
+  it("the Service provider's __provider text is small, and carries what the closure serializer cannot (zod)", async () => {
+    const shipped = { text: shippedProviderText("service") };
     // The closure was ~215 KB before the provider's check used the model's zod schema; now the
     // SDK cannot serialize it at all. The bundle requires zod at run time, like ssh2. (40 KB until
     // the host-side watchdog, commands/watchdog.ts, joined it.)
@@ -67,10 +68,25 @@ describe("shipped providers", function () {
 });
 
 describe("unpackShipped", () => {
-  it("gives back the bundled code from a serialized loader, and nothing from other text", async () => {
-    const provider = shippedProvider("hostKey");
-    const sf = await pulumi.runtime.serializeFunction(() => provider, { allowSecrets: true });
-    assert.equal(unpackShipped(sf.text), bundleProviderSource(PROVIDER_SOURCES.hostKey.file));
+  it("gives back the bundled code from a __provider text, and nothing from other text", () => {
+    assert.equal(unpackShipped(shippedProviderText("hostKey")), bundleProviderSource(PROVIDER_SOURCES.hostKey.file));
     assert.equal(unpackShipped("exports.handler = () => ({});"), undefined);
+  });
+});
+
+describe("the __provider text", () => {
+  it("is what Pulumi's dynamic-provider host loads: a module whose handler() gives the provider", async () => {
+    const text = shippedProviderText("hostKey");
+    // As @pulumi/pulumi/cmd/dynamic-provider does it.
+    const requireFromString = require("require-from-string") as (code: string) => { handler(): any };
+    const provider = requireFromString(text).handler();
+    assert.deepEqual(Object.keys(provider).sort(), ["create", "diff"]);
+    assert.deepEqual(await provider.diff("id", {}, {}), { changes: false });
+  });
+
+  it("is the same text on every call, and the provider object keeps it", () => {
+    assert.equal(shippedProviderText("service"), shippedProviderText("service"));
+    assert.equal(shippedProviderTextOf(shippedProvider("service")), shippedProviderText("service"));
+    assert.equal(shippedProviderTextOf({}), undefined);
   });
 });

@@ -28,7 +28,8 @@ project=$(cd "$here/../.." && pwd)
 say() { [ "${FLEET_PULUMI_QUIET:-}" = 1 ] || printf 'pulumi-cli: %s\n' "$*" >&2; }
 
 # The SDK's version, from package.json (exact pin); go.mod must name the same one.
-sdk=$(node -p 'require(process.argv[1]).dependencies["@pulumi/pulumi"]' "$project/package.json")
+# (Read with sed, not node: this script runs before every fleet command, and node costs ~50 ms.)
+sdk=$(sed -n 's/^ *"@pulumi\/pulumi": *"\([^"]*\)",\{0,1\}$/\1/p' "$project/package.json" | head -1)
 [[ "$sdk" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || { echo "pulumi-cli: package.json must pin @pulumi/pulumi exactly (found \"$sdk\")" >&2; exit 3; }
 grep -Eq "github.com/pulumi/pulumi/pkg/v3 v$sdk( |$)" "$here/go.mod" \
   || { echo "pulumi-cli: tools/pulumi/go.mod does not require pkg/v3 v$sdk (package.json's @pulumi/pulumi); update both together" >&2; exit 3; }
@@ -36,7 +37,7 @@ grep -Eq "github.com/pulumi/pulumi/pkg/v3 v$sdk( |$)" "$here/go.mod" \
 # "3.248.0" from `pulumi version` ("v3.248.0"); empty if it does not run.
 version_of() { timeout 20 "$1" version 2>/dev/null | head -1 | sed 's/^v//' || true; }
 at_least() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -1)" = "$2" ]; }
-shim="$project/node_modules/@pulumi/pulumi/pulumi-resource-pulumi-nodejs"
+shim="$here/pulumi-resource-pulumi-nodejs"
 
 if [ -n "${FLEET_PULUMI_BIN_DIR:-}" ]; then
   # Taken as given (no version check): the caller chose it, e.g. a test's stand-in for the CLI.
@@ -58,13 +59,17 @@ fi
 
 # 3. Build from source with Go, once per version.
 cache="${XDG_CACHE_HOME:-${HOME:?}/.cache}/fleet/pulumi/$sdk/bin"
-if [ -x "$cache/pulumi" ] && [ "$(version_of "$cache/pulumi")" = "$sdk" ]; then
-  cp -f "$shim" "$cache/" 2>/dev/null || true
+# The build leaves a stamp once the binary has reported its version: checking the stamp instead
+# of running `pulumi version` (~150 ms) keeps every fleet command's start short.
+stamp="$cache/fleet-verified-version"
+if [ -x "$cache/pulumi" ] && { [ "$(cat "$stamp" 2>/dev/null)" = "$sdk" ] || [ "$(version_of "$cache/pulumi")" = "$sdk" ]; }; then
+  [ -f "$stamp" ] || printf '%s\n' "$sdk" > "$stamp"
+  cmp -s "$shim" "$cache/pulumi-resource-pulumi-nodejs" || cp -f "$shim" "$cache/" 2>/dev/null || true
   say "using the CLI built earlier ($cache)"
   echo "$cache"; exit 0
 fi
 if command -v go >/dev/null && [ "${FLEET_PULUMI_NO_BUILD:-}" != 1 ]; then
-  [ -f "$shim" ] || { echo "pulumi-cli: $shim is missing: run npm ci first" >&2; exit 3; }
+  [ -f "$shim" ] || { echo "pulumi-cli: $shim is missing from this checkout" >&2; exit 3; }
   say "building the Pulumi CLI v$sdk from source with $(go version | cut -d' ' -f3) (first time only; a few minutes on a cold machine)"
   tmp=$(mktemp -d "${TMPDIR:-/tmp}/fleet-pulumi-build.XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
@@ -80,6 +85,7 @@ if command -v go >/dev/null && [ "${FLEET_PULUMI_NO_BUILD:-}" != 1 ]; then
   mkdir -p "$cache"
   cp "$shim" "$tmp/"
   mv -f "$tmp/pulumi" "$tmp/pulumi-resource-pulumi-nodejs" "$cache/"
+  printf '%s\n' "$sdk" > "$cache/fleet-verified-version"
   say "built pulumi v$sdk in $((SECONDS - start)) s -> $cache"
   echo "$cache"; exit 0
 fi

@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import { runnerArgv } from "../../../engine/invoke";
 
 /** The project folder: where `Pulumi.yaml` is and where users run the CLI. */
 export const PROJECT_DIR = path.resolve(__dirname, "..", "..", "..");
@@ -139,7 +140,7 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
 
 /** `npm run pulumi -- <args>`: what `npm run pulumi` runs (package.json), with the user's arguments. */
 export function pulumiArgv(args: readonly string[]): [string, string[]] {
-  return [process.execPath, ["--require", "tsx/cjs", "engine/run.ts", ...args]];
+  return runnerArgv(args);
 }
 
 /** `npm run <script> -- <args>`, through npm itself (its PATH, its exit code). */
