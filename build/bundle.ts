@@ -28,7 +28,7 @@ export const ENTRIES = {
 } as const;
 
 /** Inputs besides the bundles' own sources whose change must rebuild (paths from the project). */
-const BUILD_INPUTS = ["build/bundle.ts", "build/launch.js", "package-lock.json"];
+const BUILD_INPUTS = ["build/bundle.ts", "build/launch.js", "build/lazy-typescript.js", "package-lock.json"];
 
 export interface Manifest {
   /** Project-relative path → [size, mtimeMs] when built. */

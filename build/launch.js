@@ -8,6 +8,7 @@
  * `node build/launch.js --build` builds (npm ci's prepare step).
  */
 "use strict";
+require("./lazy-typescript");
 const fs = require("fs");
 const path = require("path");
 
@@ -59,4 +60,5 @@ function main() {
   require(entry);
 }
 
-main();
+if (require.main === module) main();
+module.exports = { fresh, DIST_DIR };
