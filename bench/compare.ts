@@ -861,10 +861,12 @@ function targets(sets: SetResult[]): string[] {
   if (one) {
     for (const x of scale.filter((y) => y.services > 1)) {
       const t = med(x.release) / med(one.release);
-      const m = Math.max(...x.release.map((s) => s.host.rssMiB)) / Math.max(...one.release.map((s) => s.host.rssMiB));
+      const peak = (xs: E2eSample[], k: "cli" | "host") => Math.max(...xs.map((s) => s[k].rssMiB));
+      const m = peak(x.release, "host") / peak(one.release, "host");
+      const mc = peak(x.release, "cli") / peak(one.release, "cli");
       const ok = t <= x.services;
       out.push(
-        `| linear growth: 1 → ${x.services} services on 10 servers (new release, up) | time ${secs(med(one.release))} → ${secs(med(x.release))} = ${t.toFixed(1)}×, provider host memory ${m.toFixed(1)}×, for ${x.services}× the services | ${ok ? "yes" : "**no**"} | ${ok ? "" : where(x.release)} |`,
+        `| linear growth: 1 → ${x.services} services on 10 servers (new release, up) | time ${secs(med(one.release))} → ${secs(med(x.release))} = ${t.toFixed(1)}×, CLI memory ${mc.toFixed(1)}×, provider host memory ${m.toFixed(1)}×, for ${x.services}× the services | ${ok ? "yes" : "**no**"} | ${ok ? "" : where(x.release)} |`,
       );
     }
   }
