@@ -1,31 +1,54 @@
 /**
- * npm run bench:compare (issue #9): the same small app deployed the same way by fleet, Capistrano 3,
+ * npm run bench:compare (issues #9, #18): the same small app deployed the same way by fleet, Capistrano 3,
  * Ansible and the one-connection-per-command model of `@pulumi/command`, on 3 and on 10 test
- * servers; then fleet alone at scale (10 servers × 20 services). Writes bench/results.json and
+ * servers; then fleet alone at scale (10 servers × up to 20 services). Writes bench/results.json and
  * bench/RESULTS.md. See bench/README.md for what each tool does and why.
  *
- * fleet is driven as the engine would drive it: Pulumi's own dynamic-provider host
- * (`ProviderHost.start()`, a fresh host per run like a fresh `pulumi up`) and one
- * `SimulatedResource(host, serviceProvider, …)` per server, all servers in parallel.
+ * fleet ("fleet", issue #18) is timed end to end, as users type it, in the project folder:
+ * `npm run pulumi -- up --yes --skip-preview --stack <s>`, `npm run deploy -- --stack <s>` and
+ * `npm run rollback -- <N>` (bench/e2e.ts), each with a FLEET_TRACE file for the phase breakdown
+ * (bench/phases.ts). "fleet-host" is the older breakdown: fleet through Pulumi's own
+ * dynamic-provider host only (`ProviderHost.start()` and one `SimulatedResource` per server).
  *
  * Env: BENCH_RUNS (3-server runs, default 5), BENCH_RUNS10 (10-server runs, default 3),
- * BENCH_SETS ("3,10"), BENCH_TOOLS ("fleet,capistrano,ansible,per-step"), BENCH_SCALE_RUNS (3).
+ * BENCH_SETS ("3,10"), BENCH_TOOLS ("fleet,fleet-host,capistrano,ansible"; per-step too if named),
+ * BENCH_SCALE=0, BENCH_SCALE_RUNS (3), BENCH_SCALE_SERVICES ("1,5,20"), BENCH_CHECKPOINTS=0 (no
+ * PULUMI_SKIP_CHECKPOINTS pass), BENCH_DEPLOY=0 (no `npm run deploy` pass), BENCH_STARTUP=0.
  */
 import { execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import type { E2eSample } from "./e2e";
+import { biggestPhase, PHASE_LABEL, PHASES, type Phase, type Phases } from "./phases";
 
 const HERE = __dirname;
 const REPO = path.resolve(HERE, "..");
 const PYAPP = path.join(REPO, "test", "fixtures", "apps", "pyapp");
 const ROOT = "/srv/fleet-bench-peers";
-const PORTS = { fleet: 18700, capistrano: 18701, ansible: 18702, "per-step": 18703, scaleBase: 18710, git: 18790 };
-const TOOLS = ["fleet", "capistrano", "ansible", "per-step"] as const;
+const PORTS = {
+  "fleet-host": 18700,
+  capistrano: 18701,
+  ansible: 18702,
+  "per-step": 18703,
+  scaleBase: 18710,
+  git: 18790,
+};
+const TOOLS = ["fleet", "fleet-host", "capistrano", "ansible", "per-step"] as const;
 type Tool = (typeof TOOLS)[number];
+const DEFAULT_TOOLS = "fleet,fleet-host,capistrano,ansible";
+type Peer = "capistrano" | "ansible" | "per-step";
+const PEERS: readonly Peer[] = ["capistrano", "ansible", "per-step"];
 const SCENARIOS = ["first", "release", "lockfile", "rollback", "noop"] as const;
 type Scenario = (typeof SCENARIOS)[number];
-const UNITS = ["fbench", "benchcap", "benchans", "benchcmd", ...Array.from({ length: 20 }, (_, j) => scaleName(j))];
+const UNITS = [
+  "fbench",
+  "fbe2e",
+  "benchcap",
+  "benchans",
+  "benchcmd",
+  ...Array.from({ length: 20 }, (_, j) => scaleName(j)),
+];
 const SET10 = {
   dir: "/tmp/fleet-bench10",
   nodes: Array.from({ length: 10 }, (_, i) => `b${i + 1}=127.0.0.${41 + i}`).join(" "),
@@ -41,18 +64,38 @@ export interface Sample {
   readonly conns: number[];
   readonly cpuS: number;
   readonly rssMiB: number;
-  /** fleet: provider host start-up (ms), not in `ms`. */
+  /** fleet-host: provider host start-up (ms), not in `ms`. */
   readonly hostStartMs?: number;
   /** Scale runs: resources whose deploy failed (first line of the error). */
   readonly failed?: string[];
 }
 type Cell = Record<Scenario, Sample[]>;
+type E2eCell = Partial<Record<Scenario, E2eSample[]>>;
+export interface ScaleE2e {
+  readonly services: number;
+  readonly first: E2eSample[];
+  readonly release: E2eSample[];
+  readonly noop: E2eSample[];
+}
 export interface SetResult {
   readonly servers: number;
   readonly runs: number;
+  /** tools.fleet holds E2eSamples (mode up: `npm run pulumi -- up --yes --skip-preview`). */
   readonly tools: Partial<Record<Tool, Cell>>;
   readonly floor: number[];
+  /** fleet end to end, the other modes: `npm run deploy`, and up with PULUMI_SKIP_CHECKPOINTS=true. */
+  readonly e2e?: { deploy: E2eCell; nocp: E2eCell };
+  /** fleet-host at scale (provider host only). */
   readonly scale?: { release: Sample[]; noop: Sample[]; first: Sample[]; hostPeakMiB: number };
+  /** fleet end to end at scale: N services on every server of the set, one stack. */
+  readonly scaleE2e?: ScaleE2e[];
+}
+export interface Results {
+  readonly format?: number;
+  readonly machine: Record<string, string>;
+  readonly sets: SetResult[];
+  /** Program start with and without tsx (median ms per command line). */
+  readonly startup?: Record<string, number>;
 }
 
 function now(): number {
@@ -157,6 +200,7 @@ async function child(outFile: string): Promise<void> {
   const { connectionFor, loadInventory } = await import("../test/support/fleet");
   const { GitApp } = await import("../test/support/git-app");
   const { exec, closeAll } = await import("../transport/ssh");
+  const e2e = await import("./e2e");
   type Host = Awaited<ReturnType<typeof ProviderHost.start>>;
   type Res = InstanceType<typeof SimulatedResource>;
 
@@ -165,7 +209,12 @@ async function child(outFile: string): Promise<void> {
     .filter((h) => h.role === "node")
     .map((h) => ({ name: h.name, address: h.address, container: h.container }));
   const runs = Number(process.env["BENCH_RUNS_SET"] ?? 5);
-  const tools = (process.env["BENCH_TOOLS"] ?? TOOLS.join(",")).split(",").filter((t) => t) as Tool[];
+  const tools = (process.env["BENCH_TOOLS"] ?? DEFAULT_TOOLS).split(",").filter((t) => t) as Tool[];
+  for (const t of tools)
+    if (!TOOLS.includes(t)) throw new Error(`BENCH_TOOLS: unknown tool ${t} (have ${TOOLS.join(", ")})`);
+  const withDeploy = process.env["BENCH_DEPLOY"] !== "0";
+  const withNoCheckpoints = process.env["BENCH_CHECKPOINTS"] !== "0";
+  const scaleServices = (process.env["BENCH_SCALE_SERVICES"] ?? "1,5,20").split(",").filter(Boolean).map(Number);
   const withScale = process.env["BENCH_WITH_SCALE"] === "1";
   const scaleRuns = Number(process.env["BENCH_SCALE_RUNS"] ?? 3);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-compare-"));
@@ -272,7 +321,7 @@ async function child(outFile: string): Promise<void> {
       `ansible_ssh_private_key_file=${inv.ssh_key}\n` +
       `ansible_ssh_common_args='-o UserKnownHostsFile=${inv.known_hosts} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes'\n`,
   );
-  async function peer(tool: Exclude<Tool, "fleet">, scenario: Scenario, rev: string): Promise<Sample> {
+  async function peer(tool: Peer, scenario: Scenario, rev: string): Promise<Sample> {
     const cur = await cursors(servers);
     let r: { ms: number; cpuS: number; rssMiB: number; out: string };
     if (tool === "capistrano") {
@@ -331,7 +380,7 @@ async function child(outFile: string): Promise<void> {
         const script = [
           `cd ${ROOT}/fleet/fbench && t=$(readlink current) && ln -sfn "$t" .floor && mv -Tf .floor current`,
           `systemctl restart fbench`,
-          `until curl -sf -o /dev/null http://${c.host}:${PORTS.fleet}/api/health; do sleep 0.05; done`,
+          `until curl -sf -o /dev/null http://${c.host}:${PORTS["fleet-host"]}/api/health; do sleep 0.05; done`,
         ].join(" && ");
         const r = await exec(c, script, { step: "floor" });
         if (r.code !== 0) throw new Error(`floor on ${c.host} failed: ${r.stderr}`);
@@ -347,9 +396,26 @@ async function child(outFile: string): Promise<void> {
     runs: number;
     tools: Partial<Record<Tool, Cell>>;
     floor: number[];
+    e2e?: { deploy: E2eCell; nocp: E2eCell };
     scale?: SetResult["scale"];
+    scaleE2e?: ScaleE2e[];
   } = { servers: servers.length, runs, tools: {}, floor: [] };
   for (const t of tools) result.tools[t] = { first: [], release: [], lockfile: [], rollback: [], noop: [] };
+  if (tools.includes("fleet")) result.e2e = { deploy: {}, nocp: {} };
+
+  // fleet end to end: the commands users type, on a stack of the project (bench/e2e.ts).
+  const names = servers.map((s) => s.name);
+  const e2eServers = {
+    names,
+    cursors: () => cursors(servers),
+    acceptedSince: (cur: string[]) => acceptedSince(servers, cur),
+  };
+  const clean = () => cleanServers(servers);
+  const usesAlias = tools.includes("fleet");
+  if (usesAlias) await e2e.alias(names, true);
+  const push = (cell: E2eCell, got: Partial<Record<Scenario, E2eSample>>) => {
+    for (const [sc, sample] of Object.entries(got) as [Scenario, E2eSample][]) (cell[sc] ??= []).push(sample);
+  };
 
   try {
     for (let i = 0; i < runs; i++) {
@@ -362,6 +428,10 @@ async function child(outFile: string): Promise<void> {
       for (const t of tools) {
         const cell = result.tools[t]!;
         if (t === "fleet") {
+          push(cell as E2eCell, await e2e.e2ePass("up", i, app, e2eServers, tmp, clean, log));
+          if (withDeploy) push(result.e2e!.deploy, await e2e.e2ePass("deploy", i, app, e2eServers, tmp, clean, log));
+          if (withNoCheckpoints) push(result.e2e!.nocp, await e2e.e2ePass("nocp", i, app, e2eServers, tmp, clean, log));
+        } else if (t === "fleet-host") {
           const resources = servers.map(() => undefined as unknown as Res);
           for (const sc of SCENARIOS) {
             if (sc === "first") {
@@ -371,8 +441,12 @@ async function child(outFile: string): Promise<void> {
               );
               await h0.stop();
             }
-            cell[sc].push(await fleetUp(resources, (k) => fleetInputs(servers[k]!, "fbench", PORTS.fleet, revs[sc])));
-            log(`run ${i} fleet ${sc}: ${cell[sc].at(-1)!.ms.toFixed(0)} ms conns ${cell[sc].at(-1)!.conns.join(",")}`);
+            cell[sc].push(
+              await fleetUp(resources, (k) => fleetInputs(servers[k]!, "fbench", PORTS["fleet-host"], revs[sc])),
+            );
+            log(
+              `run ${i} fleet-host ${sc}: ${cell[sc].at(-1)!.ms.toFixed(0)} ms conns ${cell[sc].at(-1)!.conns.join(",")}`,
+            );
           }
           result.floor.push(await floor());
           log(`run ${i} floor: ${result.floor.at(-1)!.toFixed(0)} ms`);
@@ -385,8 +459,16 @@ async function child(outFile: string): Promise<void> {
       }
     }
 
-    if (withScale) {
-      // fleet at scale: every server × 20 services, one provider host for all 200 resources.
+    if (withScale && tools.includes("fleet")) {
+      // fleet end to end at scale: N services on every server, one stack, through the engine.
+      result.scaleE2e = [];
+      for (const n of scaleServices) {
+        const runsHere = n === Math.max(...scaleServices) ? scaleRuns : 1;
+        result.scaleE2e.push(await e2e.scalePass(n, runsHere, app, e2eServers, tmp, clean, log));
+      }
+    }
+    if (withScale && tools.includes("fleet-host")) {
+      // fleet-host at scale: every server × 20 services, one provider host for all 200 resources.
       await cleanServers(servers);
       const n = 20;
       const pairs = servers.flatMap((s) => Array.from({ length: n }, (_, j) => ({ s, j })));
@@ -413,6 +495,7 @@ async function child(outFile: string): Promise<void> {
     }
   } finally {
     await cleanServers(servers).catch((e: unknown) => log(`cleanup failed: ${String(e)}`));
+    if (usesAlias) await e2e.alias(names, false).catch((e: unknown) => log(`alias cleanup failed: ${String(e)}`));
     daemon.kill();
     await closeAll();
     fs.writeFileSync(outFile, JSON.stringify(result, null, 2));
@@ -424,19 +507,31 @@ async function child(outFile: string): Promise<void> {
 // ------------------------------------------------------------------ orchestrator and report
 
 function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
-const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-function cellText(samples: Sample[]): string {
+const secs = (ms: number) => (Number.isFinite(ms) ? `${(ms / 1000).toFixed(2)} s` : "–");
+const mib = (x: number) => (Number.isFinite(x) ? `${x.toFixed(0)} MiB` : "–");
+function cellText(samples: Sample[] | undefined): string {
+  if (!samples?.length) return "–";
   const ms = samples.map((s) => s.ms);
   return `${secs(median(ms))} (${secs(Math.min(...ms))}–${secs(Math.max(...ms))})`;
 }
-function connText(samples: Sample[]): string {
-  const all = samples.flatMap((s) => s.conns);
+function connText(samples: Sample[] | undefined): string {
+  const all = (samples ?? []).flatMap((s) => s.conns);
+  if (!all.length) return "–";
   const lo = Math.min(...all);
   const hi = Math.max(...all);
   return lo === hi ? `${lo}` : `${median(all)} (${lo}–${hi})`;
+}
+const med = (xs: Sample[] | undefined) => median((xs ?? []).map((s) => s.ms));
+const e2eOf = (xs: Sample[] | undefined) => (xs ?? []) as E2eSample[];
+/** Median of each phase over the samples (a median per phase: they need not add up to the median wall). */
+function medianPhases(xs: E2eSample[]): Phases | undefined {
+  const with_ = xs.filter((s) => s.trace?.phases);
+  if (!with_.length) return undefined;
+  return Object.fromEntries(PHASES.map((p) => [p, median(with_.map((s) => s.trace.phases[p]))])) as Phases;
 }
 
 const LABEL: Record<Scenario, string> = {
@@ -447,7 +542,60 @@ const LABEL: Record<Scenario, string> = {
   noop: "5 no-op run",
 };
 
-export function report(sets: SetResult[], machine: Record<string, string>): string {
+/** The fleet columns of the main table: end to end (two modes), then the provider-host breakdown. */
+interface Column {
+  readonly head: string;
+  readonly cell: (sc: Scenario) => Sample[] | undefined;
+}
+function columns(set: SetResult): Column[] {
+  const cols: Column[] = [];
+  const f = set.tools.fleet;
+  if (f) {
+    cols.push({ head: "fleet `up --skip-preview`", cell: (sc) => f[sc] });
+    const d = set.e2e?.deploy;
+    if (d && Object.keys(d).length)
+      cols.push({ head: "fleet `npm run deploy`", cell: (sc) => (sc === "rollback" ? f.rollback : d[sc]) });
+  }
+  const h = set.tools["fleet-host"];
+  if (h) cols.push({ head: "fleet-host (provider host only, breakdown)", cell: (sc) => h[sc] });
+  for (const p of PEERS) {
+    const c = set.tools[p];
+    if (c) cols.push({ head: p, cell: (sc) => c[sc] });
+  }
+  return cols;
+}
+
+function phaseTable(title: string, cell: E2eCell, nocp: E2eCell | undefined, scenarios: readonly Scenario[]): string[] {
+  const scs = scenarios.filter((sc) => cell[sc]?.length);
+  if (!scs.length) return [];
+  const meds = Object.fromEntries(scs.map((sc) => [sc, medianPhases(cell[sc]!)])) as Record<Scenario, Phases>;
+  if (scs.some((sc) => !meds[sc])) return [];
+  const rows = PHASES.filter((p) => scs.some((sc) => meds[sc][p] > 0));
+  const out = [
+    title,
+    "",
+    `| phase (median ms) | ${scs.map((sc) => LABEL[sc]).join(" | ")} |`,
+    `|---|${scs.map(() => "---:|").join("")}`,
+  ];
+  for (const p of rows) out.push(`| ${PHASE_LABEL[p]} | ${scs.map((sc) => meds[sc][p].toFixed(0)).join(" | ")} |`);
+  out.push(`| **wall (median)** | ${scs.map((sc) => med(cell[sc]).toFixed(0)).join(" | ")} |`);
+  if (nocp) {
+    out.push(
+      `| checkpoint writes (wall − wall with PULUMI_SKIP_CHECKPOINTS=true) | ${scs
+        .map((sc) => (nocp[sc]?.length ? (med(cell[sc]) - med(nocp[sc])).toFixed(0) : "–"))
+        .join(" | ")} |`,
+    );
+  }
+  out.push(
+    `| remote commands (ssh-exec), median | ${scs.map((sc) => median(cell[sc]!.map((s) => s.trace.remoteCommands)).toFixed(0)).join(" | ")} |`,
+    `| SSH connections opened (ssh-connect, all hosts), median | ${scs.map((sc) => median(cell[sc]!.map((s) => s.trace.sshConnects)).toFixed(0)).join(" | ")} |`,
+    `| provider RPCs of the update, median | ${scs.map((sc) => median(cell[sc]!.map((s) => s.trace.rpcs)).toFixed(0)).join(" | ")} |`,
+    "",
+  );
+  return out;
+}
+
+export function report(sets: SetResult[], machine: Record<string, string>, startup?: Record<string, number>): string {
   const lines: string[] = [];
   lines.push(`# bench:compare results`, "");
   lines.push(
@@ -458,34 +606,26 @@ export function report(sets: SetResult[], machine: Record<string, string>): stri
   );
   lines.push(
     "",
-    "fleet runs through Pulumi's own dynamic-provider host (`ProviderHost.start()`, a fresh host per run as each `pulumi up` starts one) with one `SimulatedResource(host, serviceProvider, …)` per server, all servers in parallel. Its wall time is from the first engine RPC to the last answer (host start-up shown apart); Capistrano's and Ansible's include their own process start; per-step's excludes Node start-up (like fleet's, the engine's own overhead is not in it).",
+    "**fleet** is the user's whole command, spawn to exit, run in the project folder as typed: `npm run pulumi -- up --yes --skip-preview --stack <s>` (column `up --skip-preview`), `npm run deploy -- --stack <s>` (checks, preview, up) and, for the rollback row of both, `npm run rollback -- 2 --stack <s>` (update 2 deployed the new release). Each mode is its own pass per run on a fresh stack, fresh commits and clean servers. **fleet-host** is the older figure kept as a breakdown: Pulumi's dynamic-provider host only (`ProviderHost.start()`, one `SimulatedResource` per server), first RPC to last answer, without the CLI, the engine or the program. Capistrano's and Ansible's figures include their own process start; per-step's excludes Node start-up.",
     "",
   );
   for (const set of sets) {
-    const tools = TOOLS.filter((t) => set.tools[t]);
+    const cols = columns(set);
+    const f = set.tools.fleet;
+    const ratioPeers = PEERS.filter((p) => set.tools[p]);
+    const ratioCols = f ? cols.slice(0, set.e2e?.deploy && Object.keys(set.e2e.deploy).length ? 2 : 1) : [];
+    const ratioHeads = ratioCols.flatMap((c) => ratioPeers.map((p) => `${c.head.replace(/^fleet /, "fleet ")} ÷ ${p}`));
     lines.push(`## ${set.servers} servers in parallel, ${set.runs} runs per cell, median (min–max)`, "");
-    lines.push(
-      `| scenario | ${tools.join(" | ")} | ${tools
-        .filter((t) => t !== "fleet")
-        .map((t) => `${t} / fleet`)
-        .join(" | ")} |`,
-    );
-    lines.push(
-      `|---|${tools.map(() => "---|").join("")}${tools
-        .filter((t) => t !== "fleet")
-        .map(() => "---|")
-        .join("")}`,
-    );
+    lines.push(`| scenario | ${[...cols.map((c) => c.head), ...ratioHeads].join(" | ")} |`);
+    lines.push(`|---|${[...cols, ...ratioHeads].map(() => "---|").join("")}`);
     for (const sc of SCENARIOS) {
-      const f = set.tools.fleet ? median(set.tools.fleet[sc].map((s) => s.ms)) : NaN;
-      const cells = tools.map((t) => cellText(set.tools[t]![sc]));
-      const ratios = tools
-        .filter((t) => t !== "fleet")
-        .map((t) => {
-          const m = median(set.tools[t]![sc].map((s) => s.ms));
-          return f > 0 && m > 0 ? `${(m / f).toFixed(1)}×` : "–";
-        });
-      lines.push(`| ${LABEL[sc]} | ${cells.join(" | ")} | ${ratios.join(" | ")} |`);
+      const ratios = ratioCols.flatMap((c) =>
+        ratioPeers.map((p) => {
+          const r = med(c.cell(sc)) / med(set.tools[p]![sc]);
+          return Number.isFinite(r) ? `${r.toFixed(2)}×` : "–";
+        }),
+      );
+      lines.push(`| ${LABEL[sc]} | ${[...cols.map((c) => cellText(c.cell(sc))), ...ratios].join(" | ")} |`);
     }
     lines.push(
       "",
@@ -495,38 +635,110 @@ export function report(sets: SetResult[], machine: Record<string, string>): stri
           : ""),
       "",
     );
-    lines.push(`| scenario | ${tools.join(" | ")} |`, `|---|${tools.map(() => "---|").join("")}`);
-    for (const sc of SCENARIOS)
-      lines.push(`| ${LABEL[sc]} | ${tools.map((t) => connText(set.tools[t]![sc])).join(" | ")} |`);
+    lines.push(`| scenario | ${cols.map((c) => c.head).join(" | ")} |`, `|---|${cols.map(() => "---|").join("")}`);
+    for (const sc of SCENARIOS) lines.push(`| ${LABEL[sc]} | ${cols.map((c) => connText(c.cell(sc))).join(" | ")} |`);
+
+    // CPU and memory, scenario 2.
     lines.push(
       "",
-      "CPU time / peak RSS of the deploying process, median over runs of scenario 2 (fleet: provider host + driver CPU, host peak RSS):",
+      "CPU time / peak RSS, median over runs of scenario 2 (fleet: sampled from /proc every 100 ms for every process of the command; CPU summed per class, peak RSS of the largest process of the class):",
       "",
     );
-    lines.push(`| | ${tools.join(" | ")} |`, `|---|${tools.map(() => "---|").join("")}`);
+    const cpuCols: { head: string; cpu: (s: Sample[]) => number; rss: (s: Sample[]) => number; of: Sample[] }[] = [];
+    if (f) {
+      const rel = e2eOf(f.release);
+      cpuCols.push(
+        {
+          head: "fleet: Pulumi CLI",
+          cpu: () => median(rel.map((s) => s.cli.cpuS)),
+          rss: () => median(rel.map((s) => s.cli.rssMiB)),
+          of: rel,
+        },
+        {
+          head: "fleet: provider host",
+          cpu: () => median(rel.map((s) => s.host.cpuS)),
+          rss: () => median(rel.map((s) => s.host.rssMiB)),
+          of: rel,
+        },
+        {
+          head: "fleet: all processes",
+          cpu: (s) => median(s.map((x) => x.cpuS)),
+          rss: (s) => median(s.map((x) => x.rssMiB)),
+          of: rel,
+        },
+      );
+    }
+    for (const t of ["fleet-host", ...PEERS] as const) {
+      const c = set.tools[t];
+      if (c)
+        cpuCols.push({
+          head: t,
+          cpu: (s) => median(s.map((x) => x.cpuS)),
+          rss: (s) => median(s.map((x) => x.rssMiB)),
+          of: c.release,
+        });
+    }
+    lines.push(`| | ${cpuCols.map((c) => c.head).join(" | ")} |`, `|---|${cpuCols.map(() => "---|").join("")}`);
     lines.push(
-      `| CPU | ${tools.map((t) => `${median(set.tools[t]!.release.map((s) => s.cpuS)).toFixed(2)} s`).join(" | ")} |`,
-      `| peak RSS | ${tools.map((t) => `${median(set.tools[t]!.release.map((s) => s.rssMiB)).toFixed(0)} MiB`).join(" | ")} |`,
+      `| CPU | ${cpuCols.map((c) => `${c.cpu(c.of).toFixed(2)} s`).join(" | ")} |`,
+      `| peak RSS | ${cpuCols.map((c) => mib(c.rss(c.of))).join(" | ")} |`,
     );
-    if (set.tools.fleet) {
-      const hs = set.tools.fleet.release.map((s) => s.hostStartMs ?? 0);
+    const h = set.tools["fleet-host"];
+    if (h) {
+      const hs = h.release.map((s) => s.hostStartMs ?? 0);
       lines.push(
         "",
-        `fleet provider host start-up per run: ${secs(median(hs))} (${secs(Math.min(...hs))}–${secs(Math.max(...hs))}).`,
+        `fleet-host: provider host start-up per run: ${secs(median(hs))} (${secs(Math.min(...hs))}–${secs(Math.max(...hs))}).`,
       );
     }
     if (set.floor.length) {
       const fl = median(set.floor);
-      const rb = set.tools.fleet ? median(set.tools.fleet.rollback.map((s) => s.ms)) : NaN;
+      const rb = f ? med(f.rollback) : NaN;
       lines.push(
         `Floor (switch + restart + first healthy probe over an open connection, slowest of ${set.servers}): ${secs(fl)} (${secs(Math.min(...set.floor))}–${secs(Math.max(...set.floor))}); fleet rollback / floor = ${(rb / fl).toFixed(2)}×.`,
       );
+    }
+    lines.push("");
+
+    if (f) {
+      lines.push(
+        `### Where fleet's time goes, ${set.servers} servers (FLEET_TRACE phases)`,
+        "",
+        "Cut at the trace's events (observe/trace.ts), each boundary no earlier than the one before, so the phases of one run add up to its wall time; shown is the median of each phase, which need not add up to the median wall. The update is the last runner process that ran the program: for `npm run deploy` the checks and the preview runner are in *earlier steps*, for `npm run rollback` its script and `pulumi config set` are in the *launcher* and its `pulumi up` (without --skip-preview) has a *preview in the same CLI*. *Checkpoint writes* is not a traced phase: it is the difference to an extra pass of the same scenario with `PULUMI_SKIP_CHECKPOINTS=true` (a breakdown only, never how fleet runs).",
+        "",
+        ...phaseTable(
+          "`npm run pulumi -- up --yes --skip-preview` (rollback: `npm run rollback -- 2`):",
+          f as E2eCell,
+          set.e2e?.nocp,
+          SCENARIOS,
+        ),
+        ...(set.e2e?.deploy ? phaseTable("`npm run deploy`:", set.e2e.deploy, undefined, SCENARIOS) : []),
+      );
+    }
+
+    if (set.scaleE2e?.length) {
+      lines.push(
+        `### Scale through the engine: ${set.servers} servers × N services (one stack, \`npm run pulumi -- up --yes --skip-preview\`)`,
+        "",
+        "| services | resources | run | wall | exit codes | connections per host | CLI CPU | CLI peak RSS | provider host CPU | provider host peak RSS | failed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+      );
+      for (const sc of set.scaleE2e) {
+        for (const k of ["first", "release", "noop"] as const) {
+          const xs = sc[k];
+          if (!xs.length) continue;
+          lines.push(
+            `| ${sc.services} | ${sc.services * set.servers} | ${k} | ${cellText(xs)} | ${xs.map((s) => s.code).join(", ")} | ${connText(xs)} | ${median(xs.map((s) => s.cli.cpuS)).toFixed(2)} s | ${mib(Math.max(...xs.map((s) => s.cli.rssMiB)))} | ${median(xs.map((s) => s.host.cpuS)).toFixed(2)} s | ${mib(Math.max(...xs.map((s) => s.host.rssMiB)))} | ${xs.map((s) => s.failedCount ?? 0).join(", ")} |`,
+          );
+        }
+      }
+      lines.push("");
     }
     if (set.scale) {
       const sc = set.scale;
       lines.push(
         "",
-        `### Scale: fleet, ${set.servers} servers × 20 services (${set.servers * 20} resources, one provider host), ${sc.release.length} runs`,
+        `### Scale, fleet-host (provider host only): ${set.servers} servers × 20 services (${set.servers * 20} resources, one provider host), ${sc.release.length} runs`,
         "",
         "| run | wall | connections per host | host CPU | host peak RSS | failed deploys |",
         "|---|---|---|---|---|---|",
@@ -536,92 +748,158 @@ export function report(sets: SetResult[], machine: Record<string, string>): stri
         ),
         "",
         `Provider host peak memory: ${sc.hostPeakMiB.toFixed(0)} MiB (target < 300 MB).`,
+        "",
       );
     }
-    lines.push("");
+  }
+  if (startup && Object.keys(startup).length) {
+    lines.push(
+      "## Program start with and without tsx",
+      "",
+      "Median of `BENCH_STARTUP_RUNS` (default 5) runs each, spawn to exit; the runner's own module load is the *launcher* phase above (spawn → runner-start, which includes npm).",
+      "",
+      "| command | ms |",
+      "|---|---:|",
+      ...Object.entries(startup).map(([k, v]) => `| \`${k}\` | ${v.toFixed(0)} |`),
+      "",
+    );
+    const s3 = sets.find((s) => s.servers === 3)?.tools.fleet;
+    const ph = s3 ? medianPhases(e2eOf(s3.release)) : undefined;
+    if (ph) lines.push(`Launcher phase (3 servers, new release, median): ${ph.launcher.toFixed(0)} ms.`, "");
   }
   lines.push(...targets(sets));
   return lines.join("\n");
 }
 
-/** fleet against the issue's targets (figures, not tests). */
+/** fleet against issue #18's targets (figures, not tests); a miss says by how much and where the time is. */
 function targets(sets: SetResult[]): string[] {
-  const out = ["## fleet against the targets", "", "| target | figure | met |", "|---|---|---|"];
-  const med = (xs: Sample[]) => median(xs.map((s) => s.ms));
-  const row = (what: string, figure: string, ok: boolean) =>
-    out.push(`| ${what} | ${figure} | ${ok ? "yes" : "**no**"} |`);
-  for (const set of sets) {
-    const f = set.tools.fleet;
-    if (!f) continue;
-    const n = `${set.servers} servers`;
-    for (const [peer, bound] of [
-      ["capistrano", 0.5],
-      ["ansible", 0.3],
-    ] as const) {
-      const p = set.tools[peer];
-      if (!p) continue;
-      const r = med(f.release) / med(p.release);
-      row(
-        `release deploy ≤ ${bound}× ${peer} (${n})`,
-        `${secs(med(f.release))} / ${secs(med(p.release))} = ${r.toFixed(2)}×`,
-        r <= bound,
-      );
-    }
-    if (set.floor.length) {
-      const r = med(f.rollback) / median(set.floor);
-      row(
-        `rollback ≤ 1.5× the floor (${n})`,
-        `${secs(med(f.rollback))} / ${secs(median(set.floor))} = ${r.toFixed(2)}×`,
-        r <= 1.5,
-      );
-    }
-    // Median over hosts × runs (shared servers also log other test runs' logins); max shown too.
-    const deployConns = (["first", "release", "lockfile", "rollback"] as const).flatMap((k) =>
-      f[k].flatMap((s) => s.conns),
+  const out = [
+    "## fleet against the targets (issue #18)",
+    "",
+    "| target | figure | met | if not: by how much; the phase holding the most time |",
+    "|---|---|---|---|",
+  ];
+  const where = (xs: Sample[] | undefined): string => {
+    const ph = medianPhases(e2eOf(xs));
+    if (!ph) return "";
+    const p: Phase = biggestPhase(ph);
+    return `${PHASE_LABEL[p]}: ${ph[p].toFixed(0)} ms`;
+  };
+  const ratioRow = (
+    what: string,
+    fleet: Sample[] | undefined,
+    peer: Sample[] | undefined,
+    bound: number,
+    extra = "",
+  ) => {
+    const a = med(fleet);
+    const b = med(peer);
+    if (!Number.isFinite(a) || !Number.isFinite(b)) return;
+    const r = a / b;
+    const ok = r <= bound;
+    out.push(
+      `| ${what} | ${secs(a)} / ${secs(b)} = ${r.toFixed(2)}×${extra} | ${ok ? "yes" : "**no**"} | ${
+        ok ? "" : `${secs(a - bound * b)} over (${((a / (bound * b) - 1) * 100).toFixed(0)} %); ${where(fleet)}`
+      } |`,
     );
-    row(
-      `1 connection per host per run (${n})`,
-      `median ${median(deployConns)}, max ${Math.max(...deployConns)}`,
-      median(deployConns) === 1,
-    );
-    const noop = f.noop.flatMap((s) => s.conns);
-    row(
-      `no-op: 0 remote commands (${n})`,
-      `median ${median(noop)} connections opened (max ${Math.max(...noop)}), i.e. no remote command; ${secs(med(f.noop))}`,
-      median(noop) === 0,
-    );
-  }
-  const s3 = sets.find((s) => s.servers === 3)?.tools.fleet;
+  };
+  const s3 = sets.find((s) => s.servers === 3);
   const s10 = sets.find((s) => s.servers === 10);
-  if (s3 && s10?.tools.fleet) {
-    const r = median(s10.tools.fleet.release.map((s) => s.ms)) / median(s3.release.map((s) => s.ms));
-    row("linear growth: 3 → 10 servers (release)", `${r.toFixed(2)}× the time for 3.3× the servers`, r <= 10 / 3);
+  if (s3?.tools.fleet && s3.tools.capistrano) {
+    const f = s3.tools.fleet;
+    const cap = s3.tools.capistrano;
+    ratioRow("new release, `up --skip-preview` ≤ 0.7× `cap deploy` (3 servers)", f.release, cap.release, 0.7);
+    ratioRow("new release, `npm run deploy` ≤ 1.0× `cap deploy` (3 servers)", s3.e2e?.deploy.release, cap.release, 1.0);
+    ratioRow(
+      "rollback, `npm run rollback -- <N>` ≤ 0.7× `cap deploy:rollback` (3 servers)",
+      f.rollback,
+      cap.rollback,
+      0.7,
+    );
+    const cmds = e2eOf(f.noop).map((s) => s.trace.remoteCommands);
+    const a = med(f.noop);
+    const b = med(cap.noop);
+    const r = a / b;
+    const zero = cmds.length > 0 && Math.max(...cmds) === 0;
+    const ok = r <= 0.3 && zero;
+    out.push(
+      `| no-op \`up\` ≤ 0.3× Capistrano's no-op, 0 remote commands (3 servers) | ${secs(a)} / ${secs(b)} = ${r.toFixed(2)}×; remote commands ${cmds.join(", ")}; connections ${connText(f.noop)} | ${ok ? "yes" : "**no**"} | ${
+        ok
+          ? ""
+          : `${r > 0.3 ? `${secs(a - 0.3 * b)} over (${((a / (0.3 * b) - 1) * 100).toFixed(0)} %); ${where(f.noop)}` : ""}${zero ? "" : "; remote commands ran"}`
+      } |`,
+    );
   }
-  if (s10?.scale && s10.tools.fleet) {
-    const one = median(s10.tools.fleet.release.map((s) => s.ms));
-    const many = median(s10.scale.release.map((s) => s.ms));
-    row(
-      "linear growth: 1 → 20 services per server (release, 10 servers)",
-      `${secs(one)} → ${secs(many)} = ${(many / one).toFixed(1)}× for 20× the services`,
-      many / one <= 20,
+  if (s10?.tools.fleet && s10.tools.capistrano)
+    ratioRow(
+      "10 servers: new release, `up --skip-preview` ≤ 0.7× `cap deploy`",
+      s10.tools.fleet.release,
+      s10.tools.capistrano.release,
+      0.7,
     );
-    row(
-      "provider host < 300 MB (200 services)",
-      `${s10.scale.hostPeakMiB.toFixed(0)} MiB peak RSS`,
-      s10.scale.hostPeakMiB * 1.048576 < 300,
+  if (s3?.tools.fleet && s10?.tools.fleet) {
+    const r = med(s10.tools.fleet.release) / med(s3.tools.fleet.release);
+    out.push(
+      `| linear growth: 3 → 10 servers (new release, up) | ${r.toFixed(2)}× the time for 3.3× the servers | ${r <= 10 / 3 ? "yes" : "**no**"} | |`,
     );
+  }
+  const scale = s10?.scaleE2e ?? [];
+  const big = scale.find((x) => x.services === 20);
+  if (big) {
+    const all = [...big.first, ...big.release, ...big.noop];
+    const cli = Math.max(...all.map((s) => s.cli.rssMiB));
+    const host = Math.max(...all.map((s) => s.host.rssMiB));
+    const mb = (x: number) => x * 1.048576;
+    const ok = mb(cli) < 300 && mb(host) < 300;
+    out.push(
+      `| 10 × 20 services: < 300 MB per process | CLI ${mib(cli)} (${mb(cli).toFixed(0)} MB), provider host ${mib(host)} (${mb(host).toFixed(0)} MB) peak RSS | ${ok ? "yes" : "**no**"} | ${
+        ok ? "" : `${(Math.max(mb(cli), mb(host)) - 300).toFixed(0)} MB over`
+      } |`,
+    );
+  }
+  const one = scale.find((x) => x.services === 1);
+  if (one) {
+    for (const x of scale.filter((y) => y.services > 1)) {
+      const t = med(x.release) / med(one.release);
+      const peak = (xs: E2eSample[], k: "cli" | "host") => Math.max(...xs.map((s) => s[k].rssMiB));
+      const m = peak(x.release, "host") / peak(one.release, "host");
+      const mc = peak(x.release, "cli") / peak(one.release, "cli");
+      const ok = t <= x.services;
+      out.push(
+        `| linear growth: 1 → ${x.services} services on 10 servers (new release, up) | time ${secs(med(one.release))} → ${secs(med(x.release))} = ${t.toFixed(1)}×, CLI memory ${mc.toFixed(1)}×, provider host memory ${m.toFixed(1)}×, for ${x.services}× the services | ${ok ? "yes" : "**no**"} | ${ok ? "" : where(x.release)} |`,
+      );
+    }
   }
   out.push("");
   return out;
 }
 
+/** results.json written before issue #18 had the provider-host figures under `fleet`. */
+function upgrade(r: Results): Results {
+  if (r.format === 2) return r;
+  return {
+    ...r,
+    format: 2,
+    sets: r.sets.map((s) => {
+      const { fleet, ...rest } = s.tools;
+      return { ...s, tools: fleet ? { "fleet-host": fleet, ...rest } : rest };
+    }),
+  };
+}
+
 async function orchestrate(): Promise<void> {
   const sets = (process.env["BENCH_SETS"] ?? "3,10").split(",");
   // BENCH_MERGE=1: keep results.json's other figures; a set run with BENCH_TOOLS="" adds its scale run only.
-  const merged: SetResult[] =
+  const previous =
     process.env["BENCH_MERGE"] === "1"
-      ? (JSON.parse(fs.readFileSync(path.join(HERE, "results.json"), "utf8")) as { sets: SetResult[] }).sets
-      : [];
+      ? upgrade(JSON.parse(fs.readFileSync(path.join(HERE, "results.json"), "utf8")) as Results)
+      : undefined;
+  const merged: SetResult[] = previous?.sets ?? [];
+  // Program start with and without tsx, before the servers are busy.
+  const startup =
+    process.env["BENCH_STARTUP"] === "0"
+      ? previous?.startup
+      : await (await import("./e2e")).startupTimes(Number(process.env["BENCH_STARTUP_RUNS"] ?? 5));
   const results: SetResult[] = [];
   const upSh = path.join(REPO, "test", "hosts", "up.sh");
   const downSh = path.join(REPO, "test", "hosts", "down.sh");
@@ -644,7 +922,15 @@ async function orchestrate(): Promise<void> {
       });
       const fresh = JSON.parse(fs.readFileSync(out, "utf8")) as SetResult;
       const prev = merged.find((r) => r.servers === fresh.servers);
-      results.push(prev && fresh.runs === 0 ? { ...prev, ...(fresh.scale ? { scale: fresh.scale } : {}) } : fresh);
+      results.push(
+        prev && fresh.runs === 0
+          ? {
+              ...prev,
+              ...(fresh.scale ? { scale: fresh.scale } : {}),
+              ...(fresh.scaleE2e ? { scaleE2e: fresh.scaleE2e } : {}),
+            }
+          : fresh,
+      );
     } finally {
       if (set === "10") execFileSync("bash", [downSh], { env, stdio: ["ignore", "ignore", "inherit"] });
     }
@@ -658,18 +944,17 @@ async function orchestrate(): Promise<void> {
     mem: `${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM`,
     kernel: `${os.type()} ${os.release()}`,
   };
-  fs.writeFileSync(path.join(HERE, "results.json"), JSON.stringify({ machine, sets: results }, null, 2) + "\n");
-  fs.writeFileSync(path.join(HERE, "RESULTS.md"), report(results, machine));
-  console.log(report(results, machine));
+  const all: Results = { format: 2, machine, sets: results, ...(startup ? { startup } : {}) };
+  fs.writeFileSync(path.join(HERE, "results.json"), JSON.stringify(all, null, 2) + "\n");
+  const text = report(results, machine, startup);
+  fs.writeFileSync(path.join(HERE, "RESULTS.md"), text);
+  console.log(text);
 }
 
 /** BENCH_REPORT=1: rewrite RESULTS.md from results.json without running anything. */
 async function reportOnly(): Promise<void> {
-  const r = JSON.parse(fs.readFileSync(path.join(HERE, "results.json"), "utf8")) as {
-    machine: Record<string, string>;
-    sets: SetResult[];
-  };
-  fs.writeFileSync(path.join(HERE, "RESULTS.md"), report(r.sets, r.machine));
+  const r = upgrade(JSON.parse(fs.readFileSync(path.join(HERE, "results.json"), "utf8")) as Results);
+  fs.writeFileSync(path.join(HERE, "RESULTS.md"), report(r.sets, r.machine, r.startup));
 }
 
 const childOut = process.env["BENCH_CHILD"];
