@@ -25,8 +25,8 @@ traceEvent("runner-start");
 declare const FLEET_BUNDLED: unknown;
 
 /** The project folder: the working directory when it holds a Pulumi.yaml (scripts' --cwd), else this checkout. */
-function projectDir(): string {
-  return fs.existsSync(path.join(process.cwd(), "Pulumi.yaml")) ? process.cwd() : PROJECT_DIR;
+function projectDir(cwd: string): string {
+  return fs.existsSync(path.join(cwd, "Pulumi.yaml")) ? path.resolve(cwd) : PROJECT_DIR;
 }
 
 /** The program's module: this checkout's prebuilt bundle, else `<dir>/index.ts` (through tsx). */
@@ -66,9 +66,17 @@ function freshProgram(dir: string): () => Promise<Record<string, unknown>> {
   };
 }
 
-export async function runPulumi(args: readonly string[]): Promise<number> {
+export interface RunOptions {
+  /** Where the command runs (the project folder when it has a Pulumi.yaml). Default: the working directory. */
+  readonly cwd?: string;
+  /** Also given everything the CLI prints (which still reaches this process's stdout and stderr). */
+  readonly onOutput?: (chunk: Buffer) => void;
+}
+
+/** Runs one `pulumi` command line to its end; resolves with the CLI's exit status. */
+export async function runPulumi(args: readonly string[], opts: RunOptions = {}): Promise<number> {
   const cli = pulumiCli();
-  const dir = projectDir();
+  const dir = projectDir(opts.cwd ?? process.cwd());
   let hosted: HostedProgram | undefined;
   let argv = [...args];
   if (!cli.languageHost && runsProgram(args)) {
@@ -83,13 +91,23 @@ export async function runPulumi(args: readonly string[]): Promise<number> {
     argv = withClient(args, hosted.address);
   }
   traceEvent("cli-spawn", { args: argv.slice(0, 1) });
-  const child = spawn(cli.pulumi, argv, { cwd: dir, env: cliEnv(cli), stdio: "inherit" });
+  const { onOutput } = opts;
+  const child = spawn(cli.pulumi, argv, {
+    cwd: dir,
+    env: cliEnv(cli),
+    stdio: onOutput ? ["inherit", "pipe", "pipe"] : "inherit",
+  });
+  if (onOutput) {
+    child.stdout!.on("data", (d: Buffer) => (onOutput(d), process.stdout.write(d)));
+    child.stderr!.on("data", (d: Buffer) => (onOutput(d), process.stderr.write(d)));
+  }
   hosted?.load();
   // Ctrl-C reaches the CLI through the terminal's process group; here it only must not kill us
   // before the CLI has finished cancelling (it still talks to the hosted program).
   const ignore = () => undefined;
+  const forward = () => child.kill("SIGTERM");
   process.on("SIGINT", ignore);
-  process.on("SIGTERM", () => child.kill("SIGTERM"));
+  process.on("SIGTERM", forward);
   const code = await new Promise<number>((resolve) => {
     child.on("error", (err) => {
       console.error(`pulumi: cannot run ${cli.pulumi}: ${err.message}`);
@@ -99,6 +117,7 @@ export async function runPulumi(args: readonly string[]): Promise<number> {
   });
   traceEvent("cli-exit", { code });
   process.off("SIGINT", ignore);
+  process.off("SIGTERM", forward);
   await hosted?.close(code !== 0);
   return code;
 }

@@ -1,18 +1,31 @@
 import { spawn } from "child_process";
+import { pulumiCli } from "./cli";
+import { runsProgram } from "./commands";
 import { pulumiInvocation, type Invocation } from "./invoke";
+import { runPulumi } from "./run";
 
 /**
  * Runs one `pulumi` command line (engine/invoke.ts), passing its output through, and returns its
- * status and output; 127 when no CLI can be had (ensure.sh said why on stderr).
+ * status and output; 127 when no CLI can be had (ensure.sh said why on stderr). A command that
+ * runs the program is hosted in this process (engine/run.ts) rather than in a second node
+ * process: the operator scripts then start node once, not twice (~0.2 s).
  */
-export function teePulumi(args: string[], cwd?: string): Promise<{ status: number; output: string }> {
+export async function teePulumi(args: string[], cwd?: string): Promise<{ status: number; output: string }> {
   let run: Invocation;
   try {
+    if (!pulumiCli().languageHost && runsProgram(args)) {
+      let output = "";
+      const status = await runPulumi(args, {
+        ...(cwd ? { cwd } : {}),
+        onOutput: (d) => (output += d.toString("utf8")),
+      });
+      return { status, output };
+    }
     run = pulumiInvocation(args);
   } catch (err) {
-    return Promise.resolve({ status: 127, output: (err as Error).message });
+    return { status: 127, output: (err as Error).message };
   }
-  return new Promise((resolve) => {
+  return await new Promise((resolve) => {
     const child = spawn(run.command, run.args, {
       stdio: ["ignore", "pipe", "pipe"],
       env: run.env,

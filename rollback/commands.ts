@@ -1,10 +1,9 @@
 /**
  * Pure helpers of `npm run rollback`: the Pulumi command lines, the arguments, the table.
  *
- * The pins are written in one command, `config set-all --json` (every CLI fleet accepts has it:
- * tools/pulumi/ensure.sh wants the SDK's version or newer). It replaces the whole `fleet:pins`
- * object and keeps every value a string; `config set --path` would store "true" or "1234" as a
- * boolean or an integer, and would take a CLI start (~0.2 s) per key.
+ * The pins are written by the `pulumi up` that applies them (`--config`, saved to the stack file):
+ * one CLI start, not one more per key as `config set --path` took, and every value stays a string
+ * (`--path` stored "true" or "1234" as a boolean or an integer).
  */
 import * as path from "path";
 import { shq } from "../commands/quote";
@@ -23,13 +22,11 @@ export const PINS_KEY = "fleet:pins";
 
 /** The argv lists that pin `pins` in `stack` and deploy them, in order. */
 export function pulumiCommands(pins: Pins, stack: string): string[][] {
-  const st = ["--stack", stack];
-  // The format of `pulumi config --json`: the value as JSON text, and as the object it is.
-  const json = JSON.stringify({ [PINS_KEY]: { value: JSON.stringify(pins), objectValue: pins, secret: false } });
+  // One CLI run: `up --config` writes the pins to the stack file, then updates. The whole object
+  // as one JSON string, which the SDK's `config.getObject` parses (every value stays a string).
   // No second preview: the pins printed above are the whole change, and `up` shows each step.
   return [
-    ["pulumi", "config", "set-all", "--json", json, ...st],
-    ["pulumi", "up", ...st, "--yes", "--skip-preview"],
+    ["pulumi", "up", "--stack", stack, "--yes", "--skip-preview", "--config", `${PINS_KEY}=${JSON.stringify(pins)}`],
   ];
 }
 

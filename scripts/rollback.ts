@@ -10,8 +10,7 @@
  *   npm run rollback -- --help                        all options and exit codes
  */
 import { pulumiCli } from "../engine/cli";
-import { pulumiInvocation } from "../engine/invoke";
-import { spawnSync } from "child_process";
+import { teePulumi } from "../engine/tee";
 import * as os from "os";
 import { argsOrExit } from "../config/cli-args";
 import { projectNameOf } from "../config/stack-file";
@@ -36,7 +35,7 @@ function pulumiMissing(): string | undefined {
   }
 }
 
-function run(commands: string[][], { dryRun, cwd }: RollbackArgs): number {
+async function run(commands: string[][], { dryRun, cwd }: RollbackArgs): Promise<number> {
   const missing = dryRun ? undefined : pulumiMissing();
   if (missing) {
     console.error(`rollback: ${missing}`);
@@ -46,19 +45,17 @@ function run(commands: string[][], { dryRun, cwd }: RollbackArgs): number {
     console.log(`$ ${shellLine(argv)}`);
     if (dryRun) continue;
     const started = Date.now();
-    const run = pulumiInvocation(argv.slice(1));
-    const r = spawnSync(run.command, run.args, { cwd, env: run.env, stdio: "inherit" });
-    if (r.error) throw r.error;
+    const r = await teePulumi(argv.slice(1), cwd);
     if (argv[1] === "up") console.log(`(pulumi up took ${((Date.now() - started) / 1000).toFixed(1)} s)`);
     if (r.status !== 0) {
-      console.error(`rollback: \`${shellLine(argv)}\` failed (exit ${r.status ?? r.signal})`);
-      return r.status ?? 1;
+      console.error(`rollback: \`${shellLine(argv)}\` failed (exit ${r.status})`);
+      return r.status;
     }
   }
   return 0;
 }
 
-function applyPins(pins: Pins, args: RollbackArgs): number {
+function applyPins(pins: Pins, args: RollbackArgs): Promise<number> | number {
   const missing = missingReleases(pins, readCurrentReleases(args.backendDir, projectNameOf(args.cwd), args.stack));
   if (missing.length > 0) {
     for (const m of missing) console.error(m.message);
@@ -69,7 +66,7 @@ function applyPins(pins: Pins, args: RollbackArgs): number {
   return run(pulumiCommands(pins, args.stack), args);
 }
 
-function main(): number {
+function main(): Promise<number> | number {
   const args = argsOrExit(parseRollbackArgs(process.argv.slice(2), process.env, process.cwd(), os.homedir()));
   if (typeof args === "number") return args;
   if (args.mode === "unpin") return run(unpinCommands(args.stack), args);
@@ -83,9 +80,12 @@ function main(): number {
   return applyPins(pinsForVersion(entries, args.version!), args);
 }
 
-try {
-  process.exitCode = main();
-} catch (e) {
-  console.error(`rollback: ${(e as Error).message}`);
-  process.exitCode = 2;
-}
+Promise.resolve()
+  .then(main)
+  .then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      console.error(`rollback: ${(e as Error).message}`);
+      process.exit(2);
+    },
+  );
