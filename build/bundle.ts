@@ -11,7 +11,13 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { PROVIDER_SOURCES, shippedPayload, type ShippedPayload, type ShippedProviderName } from "../providers/ship";
+import {
+  NODE_BUNDLE,
+  PROVIDER_SOURCES,
+  shippedPayload,
+  type ShippedPayload,
+  type ShippedProviderName,
+} from "../providers/ship";
 
 const PROJECT_DIR = path.resolve(__dirname, "..");
 export const DIST_DIR = path.join(PROJECT_DIR, "dist");
@@ -51,16 +57,10 @@ export function build(): Manifest {
     const result = esbuild.buildSync({
       entryPoints: [path.join(PROJECT_DIR, source)],
       absWorkingDir: PROJECT_DIR,
-      bundle: true,
-      platform: "node",
-      format: "cjs",
+      ...NODE_BUNDLE,
       target: "node20",
-      packages: "external",
       // The program ships prebuilt provider payloads; entries know they run from a bundle.
       define: { FLEET_BUNDLED: JSON.stringify({ providers }) },
-      metafile: true,
-      write: false,
-      logLevel: "silent",
     });
     const out = result.outputFiles[0];
     if (!out) throw new Error(`esbuild produced no output for ${source}`);

@@ -12,18 +12,20 @@ import { runPulumi } from "./run";
  */
 export async function teePulumi(args: string[], cwd?: string): Promise<{ status: number; output: string }> {
   let run: Invocation;
+  let hosted: boolean;
   try {
-    if (!pulumiCli().languageHost && runsProgram(args)) {
-      let output = "";
-      const status = await runPulumi(args, {
-        ...(cwd ? { cwd } : {}),
-        onOutput: (d) => (output += d.toString("utf8")),
-      });
-      return { status, output };
-    }
+    hosted = !pulumiCli().languageHost && runsProgram(args);
     run = pulumiInvocation(args);
   } catch (err) {
     return { status: 127, output: (err as Error).message };
+  }
+  if (hosted) {
+    let output = "";
+    const status = await runPulumi(args, {
+      ...(cwd ? { cwd } : {}),
+      onOutput: (d) => (output += d.toString("utf8")),
+    });
+    return { status, output };
   }
   return await new Promise((resolve) => {
     const child = spawn(run.command, run.args, {

@@ -38,6 +38,20 @@ export function bundleProviderSource(file: string, root = PROJECT_ROOT): string 
   return bundleProvider(file, root).code;
 }
 
+/**
+ * How fleet bundles for node (the providers here, the commands and the program in build/bundle.ts):
+ * one CommonJS text, npm packages left as requires, in memory, with the list of its inputs.
+ */
+export const NODE_BUNDLE = {
+  bundle: true,
+  platform: "node",
+  format: "cjs",
+  packages: "external",
+  write: false,
+  logLevel: "silent",
+  metafile: true,
+} as const;
+
 /** The bundle and the project-relative files it was built from. */
 function bundleProvider(file: string, root = PROJECT_ROOT): { code: string; inputs: string[] } {
   // Required here: esbuild is only needed by the deploying program, never inside a provider.
@@ -46,18 +60,12 @@ function bundleProvider(file: string, root = PROJECT_ROOT): { code: string; inpu
   const result = esbuild.buildSync({
     entryPoints: [path.join(root, file)],
     absWorkingDir: root,
-    bundle: true,
-    platform: "node",
-    format: "cjs",
+    ...NODE_BUNDLE,
     target: "node18",
     minify: true,
     // Function names survive minification: stack traces from the provider host stay readable.
     keepNames: true,
-    packages: "external",
     legalComments: "none",
-    write: false,
-    logLevel: "silent",
-    metafile: true,
   });
   const out = result.outputFiles[0];
   if (!out) throw new Error(`esbuild produced no output for ${file}`);
