@@ -51,3 +51,15 @@ export function renderEnvFile(env: Readonly<Record<string, string>>, releaseId: 
       .join("\n") + "\n"
   );
 }
+
+/**
+ * The template unit of a service behind the proxy: instance `<unit>@<port>` runs the release
+ * `<dir>/instances/<port>` links to, with `<dir>/shared/instances/<port>.env` (the service's
+ * environment plus PORT). Two instances, old and new, run side by side during a switch.
+ */
+export function renderInstanceUnit(args: UnitArgs): string {
+  return renderUnit(args)
+    .replace(`WorkingDirectory=${args.layout.current}`, `WorkingDirectory=${args.layout.dir}/instances/%i`)
+    .replace(`EnvironmentFile=${args.layout.envFile}`, `EnvironmentFile=${args.layout.shared}/instances/%i.env`)
+    .replace(`Description=fleet service ${args.name}`, `Description=fleet service ${args.name}, instance on port %i`);
+}

@@ -1,0 +1,25 @@
+/**
+ * A service behind its host's proxy (issue #19, zero-downtime releases). Plain data, the
+ * provider's form: every default filled. The proxy is Caddy, driven by fleet (commands/proxy.ts).
+ */
+export type ProxyTls = "off" | "internal" | "acme";
+
+export interface ProxySpec {
+  /** Host names the route matches; empty: any host (only with `tls: "off"`). */
+  readonly hosts: readonly string[];
+  /** Path prefix the route matches, e.g. "/api"; "/" matches every path. */
+  readonly path: string;
+  /** The public port the proxy listens on for this route. */
+  readonly port: number;
+  /** The address the proxy binds: "" for every address, "127.0.0.5" on a test host. */
+  readonly listen: string;
+  readonly tls: ProxyTls;
+  /** ACME only: the account's email address, and the directory URL ("" for Let's Encrypt). */
+  readonly acme?: { readonly email: string; readonly ca: string };
+  /** How long requests in flight on the old instance may take to finish before it stops, in ms. */
+  readonly drainTimeoutMs: number;
+  /** Serve a 503 with Retry-After from the proxy instead of the service. */
+  readonly maintenance: boolean;
+  /** The range instance ports are allocated from (each new instance takes a free one). */
+  readonly instancePorts: { readonly from: number; readonly to: number };
+}
