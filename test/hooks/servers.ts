@@ -15,6 +15,7 @@
 import { spawn, spawnSync, type ChildProcess } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import { processAlive } from "../../engine/process-alive";
 
 const HOSTS_DIR = path.resolve(__dirname, "..", "hosts");
 const FLEET_DIR = process.env["FLEET_DIR"] ?? "/tmp/fleet";
@@ -157,15 +158,6 @@ function recordOwnership(): UpReport {
   return report;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
-
 /** Other test runs (pids) that hold a lease on the fleet and are still alive; stale leases are removed. */
 function otherLiveRuns(): number[] {
   let entries: string[] = [];
@@ -179,7 +171,7 @@ function otherLiveRuns(): number[] {
     if (!/^\d+$/.test(e)) continue;
     const pid = Number(e);
     if (pid === process.pid) continue;
-    if (alive(pid)) pids.push(pid);
+    if (processAlive(pid)) pids.push(pid);
     else fs.rmSync(path.join(RUNS_DIR, e), { force: true });
   }
   return pids;

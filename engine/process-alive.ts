@@ -1,0 +1,20 @@
+import * as fs from "fs";
+
+/**
+ * Whether `pid` still runs. A zombie does not: a killed process whose parent died too waits to be
+ * reaped by init, and some inits (containers, microVMs, this CI machine's) never reap it, yet
+ * signal 0 reaches it. Used for stack locks and for the test runs' leases on the test servers.
+ */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return true; // no /proc (macOS): signal 0 is all there is
+  }
+}
