@@ -1,5 +1,6 @@
 import { strict as assert } from "assert";
-import { execFileSync, spawn, type ChildProcess } from "child_process";
+import { execFile, execFileSync, spawn, type ChildProcess } from "child_process";
+import { promisify } from "util";
 import * as fs from "fs";
 import * as http from "http";
 import * as os from "os";
@@ -31,6 +32,11 @@ const base: ProxySpec = {
 
 function sh(script: string): string {
   return execFileSync("/bin/sh", ["-c", script], { encoding: "utf8" });
+}
+
+/** While the load runs in this process: a blocking exec would pause the load during the switch. */
+async function shAsync(script: string): Promise<void> {
+  await promisify(execFile)("/bin/sh", ["-c", script]);
 }
 
 describe("proxy builders (commands/proxy.ts)", () => {
@@ -187,7 +193,7 @@ describe("proxy builders (commands/proxy.ts)", () => {
       for (let n = 1; n <= 6; n++) {
         const next = app(`r${n}`, sock(30000 + n));
         await waitFor(sock(30000 + n));
-        sh(flipLines(dir, String(30000 + n)).join("\n"));
+        await shAsync(flipLines(dir, String(30000 + n)).join("\n"));
         await new Promise((r) => setTimeout(r, 200));
         old.kill("SIGTERM");
         old = next;
