@@ -217,7 +217,10 @@ export function writeRouteLines(
 
 /** Removes this service's route (its fragments); `proxyLoadLines` then drops it from the proxy. */
 export function removeRouteLines(service: string, etc: string = PROXY.etc): string[] {
-  return [`rm -f ${shq(etc)}/servers/*/routes/*-${shq(service)}.json ${shq(etc)}/tls/*@${shq(service)}.json`];
+  // The order prefix is fixed-width (routeSortKey): `*-api.json` would also match `my-api`'s route.
+  return [
+    `rm -f ${shq(etc)}/servers/*/routes/[0-9][0-9][0-9]-[01]-${shq(service)}.json ${shq(etc)}/tls/*@${shq(service)}.json`,
+  ];
 }
 
 /** `proxy_config`: prints the proxy's whole config, assembled from the fragments under `etcDir`. */

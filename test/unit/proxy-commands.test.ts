@@ -102,7 +102,8 @@ describe("proxy builders (commands/proxy.ts)", () => {
           ...writeRouteLines("frontend", "/srv/fleet/frontend", { ...base, tls: "internal" }, etc),
           ...writeRouteLines("backend", "/srv/fleet/backend", { ...base, path: "/api", tls: "internal" }, etc),
           ...writeRouteLines("agent", "/srv/fleet/agent", { ...base, hosts: [], port: 18481 }, etc),
-          // A route that moves replaces its own fragment, nobody else's.
+          ...writeRouteLines("my-agent", "/srv/fleet/my-agent", { ...base, hosts: [], port: 18482 }, etc),
+          // A route that moves replaces its own fragment, nobody else's (not my-agent's either).
           ...writeRouteLines("agent", "/srv/fleet/agent", { ...base, hosts: [], port: 18482 }, etc),
         ].join("\n"),
       );
@@ -123,6 +124,10 @@ describe("proxy builders (commands/proxy.ts)", () => {
         ["fleet-backend", "fleet-frontend"],
       );
       assert.deepEqual(servers[serverKey({ ...base, port: 18482 })]!.listen, ["127.0.0.9:18482"]);
+      assert.deepEqual(
+        servers[serverKey({ ...base, port: 18482 })]!.routes.map((r) => r["@id"]),
+        ["fleet-agent", "fleet-my-agent"],
+      );
       assert.ok(config.apps.tls, "TLS policies are part of the config");
       fs.writeFileSync(path.join(etc, "caddy.json"), text);
       execFileSync("caddy", ["validate", "--config", path.join(etc, "caddy.json")], { stdio: "pipe" });
