@@ -126,6 +126,7 @@ for (const [name, s] of Object.entries(fleet.services)) {
     breakStaleLock: s.breakStaleLock,
     stepTimeout: s.stepTimeout,
     minFreeDiskMb: s.minFreeDiskMb,
+    ...(s.proxy ? { proxy: s.proxy } : {}),
     ...(restoreFrom ? { restoreOnRollback: backups[restoreFrom]! } : {}),
     notify: pulumi.secret(
       fleet.notify

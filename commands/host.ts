@@ -1,5 +1,6 @@
 import { emitBytes, shq, writeFileAtomic } from "./quote";
 import type { BootstrapSpec } from "../model/host";
+import { PROXY, emptyProxyConfig, proxyUnit } from "./proxy";
 
 /** Where the host records which bootstrap script last ran (read back for drift). */
 export const BOOTSTRAP_MARKER = "/var/lib/fleet/bootstrap.sha256";
@@ -53,11 +54,31 @@ export function bootstrapScript(spec: BootstrapSpec, scriptSha: string): string 
     "phase timezone",
     `[ -e /usr/share/zoneinfo/${shq(spec.timezone)} ] || { echo "unknown time zone ${spec.timezone.replace(/[^A-Za-z0-9_/+-]/g, "")} (no /usr/share/zoneinfo entry)" >&2; exit 64; }`,
     `if [ "$(readlink /etc/localtime)" != /usr/share/zoneinfo/${shq(spec.timezone)} ]; then ln -sfn /usr/share/zoneinfo/${shq(spec.timezone)} /etc/localtime; printf '%s\\n' ${shq(spec.timezone)} > /etc/timezone; echo changed=timezone; fi`,
+    ...(spec.proxy ? proxyBootstrapLines() : []),
     "phase record",
     writeFileAtomic(BOOTSTRAP_MARKER, scriptSha + "\n", "644"),
     "",
   );
   return lines.join("\n");
+}
+
+/**
+ * fleet's proxy: Caddy from the distribution, its own unit and config (the distribution's
+ * `caddy.service`, which would take :80 with a sample site, is masked), enabled so that it and
+ * the routes it last loaded come back after a reboot.
+ */
+function proxyBootstrapLines(): string[] {
+  return [
+    "phase proxy",
+    `if ! command -v caddy >/dev/null 2>&1; then apt-get update -q >&2 && apt-get install -y -q --no-install-recommends caddy >&2; echo changed=caddy; fi`,
+    `[ -x ${shq(PROXY.socketProxyd)} ] || { echo "${PROXY.socketProxyd} is missing: fleet's proxy needs systemd's socket proxy (systemd 230 or later)" >&2; exit 64; }`,
+    `if [ "$(systemctl is-enabled caddy.service 2>/dev/null)" != masked ]; then systemctl mask --now caddy.service >/dev/null 2>&1; echo changed=caddy-masked; fi`,
+    `install -d -m 755 ${shq(PROXY.etc)} ${shq(`${PROXY.etc}/servers`)} ${shq(`${PROXY.etc}/tls`)}`,
+    `install -d -m 750 -o caddy -g caddy ${shq(PROXY.storage)}`,
+    `[ -f ${shq(PROXY.config)} ] || { ${emitBytes(emptyProxyConfig())} > ${shq(PROXY.config)}; chmod 644 ${shq(PROXY.config)}; echo changed=proxy-config; }`,
+    `if ${emitBytes(proxyUnit())} | ensure_file ${shq(PROXY.unitFile)} 644 proxy-unit | grep -q changed; then echo changed=proxy-unit; systemctl daemon-reload; systemctl enable --quiet ${PROXY.unit}; systemctl restart ${PROXY.unit}; fi`,
+    `systemctl is-active --quiet ${PROXY.unit} || systemctl start ${PROXY.unit} || { systemctl status ${PROXY.unit} --no-pager -n 20 >&2; exit 70; }`,
+  ];
 }
 
 /** Reads the facts fleet reports for a host; `root` is where free disk is measured. */

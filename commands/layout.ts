@@ -19,6 +19,11 @@ export interface ServiceLayout {
   readonly staging: string;
   readonly rollbackState: string;
   readonly unitFile: string;
+  /** Behind the proxy: the template unit of the service's instances, `<unit>@<port>`. */
+  readonly instanceUnitFile: string;
+  /** Behind the proxy: each instance's socket and its forwarder (commands/proxy.ts). */
+  readonly socketUnitFile: string;
+  readonly forwarderUnitFile: string;
 }
 
 export function serviceLayout(root: string, name: string, unitName: string): ServiceLayout {
@@ -35,6 +40,9 @@ export function serviceLayout(root: string, name: string, unitName: string): Ser
     staging: `${dir}/.staging`,
     rollbackState: `${dir}/.rollback`,
     unitFile: `/etc/systemd/system/${unitName}.service`,
+    instanceUnitFile: `/etc/systemd/system/${unitName}@.service`,
+    socketUnitFile: `/etc/systemd/system/${unitName}-sock@.socket`,
+    forwarderUnitFile: `/etc/systemd/system/${unitName}-sock@.service`,
   };
 }
 

@@ -21,6 +21,8 @@ export const EXIT = {
   noWatchdog: 72,
   /** The lock is no longer this deploy's (the watchdog released it, or another deploy took it over). */
   lockLost: 76,
+  /** The host's proxy refused its config, does not run, has no free instance port, or does not serve the switch. */
+  proxyFailed: 73,
 } as const;
 
 export function header(layout: ServiceLayout, runAs: string): string {
@@ -82,6 +84,13 @@ export function restartLines(unitName: string): string {
   ].join("\n");
 }
 
+/** Where a probe goes instead of the spec's health URLs and unit: shell words ("$port" may be in them). */
+export interface ProbeTarget {
+  readonly url: string;
+  readonly versionUrl?: string;
+  readonly unit: string;
+}
+
 /**
  * The health gate's probe, polled on the host (no round trip per probe) right after the restart,
  * in the same script. Waits until the URL answers the expected status (and body), or the timeout,
@@ -90,9 +99,11 @@ export function restartLines(unitName: string): string {
  * the bodies (base64) and, on failure, this attempt's journal lines (base64). It reads no field
  * of the version body: that verdict is judgeHealth's alone (decisions/health.ts).
  */
-export function probeLines(spec: ServiceSpec): string[] {
+export function probeLines(spec: ServiceSpec, target?: ProbeTarget): string[] {
   const h = spec.health;
-  const unit = shq(spec.unitName);
+  const unit = target?.unit ?? shq(spec.unitName);
+  const url = target?.url ?? shq(h.url);
+  const versionUrl = target?.versionUrl ?? (h.version ? shq(h.version.url) : "");
   const bodyCheck = h.bodyContains !== undefined ? ` && grep -qF -- ${shq(h.bodyContains)} "$tmp/body"` : "";
   return [
     "phase health",
@@ -102,7 +113,7 @@ export function probeLines(spec: ServiceSpec): string[] {
     `while :; do`,
     // Cheapest check first: a healthy release passes on its first answer.
     // -g: the URL as given; curl would expand {a,b} and [1-3] into several requests.
-    `  code=$(curl -gsS -o "$tmp/body" -w '%{http_code}' --max-time 2 ${shq(h.url)} 2>"$tmp/err" || true)`,
+    `  code=$(curl -gsS -o "$tmp/body" -w '%{http_code}' --max-time 2 ${url} 2>"$tmp/err" || true)`,
     `  if [ "$code" = ${shq(String(h.expectStatus))} ]${bodyCheck}; then result=ok; break; fi`,
     // kill -0 is a builtin: checking that the started process still lives costs no fork.
     `  if [ "$pid" = 0 ] || ! kill -0 "$pid" 2>/dev/null; then result=exited; break; fi`,
@@ -118,7 +129,7 @@ export function probeLines(spec: ServiceSpec): string[] {
           // Polled like the health URL, within the same deadline: one slow answer under load is not a verdict.
           `if [ $result = ok ]; then`,
           `  while :; do`,
-          `    vcode=$(curl -gsS -o "$tmp/version" -w '%{http_code}' --max-time 2 ${shq(h.version.url)} 2>/dev/null || true)`,
+          `    vcode=$(curl -gsS -o "$tmp/version" -w '%{http_code}' --max-time 2 ${versionUrl} 2>/dev/null || true)`,
           `    [ "$vcode" = 200 ] && break`,
           `    [ "$(date +%s%3N)" -lt "$deadline" ] || break`,
           `    sleep ${(h.intervalMs / 1000).toFixed(3)}`,
@@ -142,7 +153,7 @@ export function probeLines(spec: ServiceSpec): string[] {
  * stops the unit and removes it. Prints `restored=<release>|nothing`. The deploying side's
  * rollback, the host's watchdog and a takeover of a dead deploy's lock all run these lines.
  */
-export function restoreLines(
+export function restoreInPlaceLines(
   spec: ServiceSpec,
   layout: ServiceLayout,
   options: { unstage?: boolean; probe: boolean },

@@ -13,9 +13,10 @@ import {
   noteWord,
   probeLines,
   restartLines,
-  restoreLines,
   type AuditResult,
 } from "./service-shell";
+import { restoreLines } from "./restore";
+import { proxyActivateLines, proxyDeleteLines, proxyDrainLines, proxyReadLines } from "./service-proxy";
 import { decideLines, startWatchdogLines, takeoverFunctions, watchdogUnit } from "./watchdog";
 
 export { EXIT, watchdogUnit };
@@ -275,6 +276,10 @@ function activateLines(spec: ServiceSpec, plan: ActivatePlan): string[] {
   }
   // Staged, built and migrated to the end: from here on the release may be re-activated as it is.
   if (plan.stage) lines.push(`: > "$R/.fleet-staged"`);
+  if (spec.proxy) {
+    const watchdog = startWatchdogLines(spec, layout, plan.token, plan.watchdogDeadlineMs, EXIT.noWatchdog);
+    return [...lines, ...proxyActivateLines(spec, layout, plan, watchdog)];
+  }
   lines.push(
     "phase switch",
     `rm -rf "$D/.rollback"; mkdir -m 700 "$D/.rollback"`,
@@ -378,6 +383,7 @@ export function finalizeScript(spec: ServiceSpec, args: FinalizeArgs): string {
     "reap",
     ...decideLines(spec, layout, spec.health.timeoutMs + 60_000, EXIT.reverted),
     "t0=$(date +%s%3N)",
+    ...(spec.proxy && a.result === "ok" ? proxyDrainLines(spec, layout) : []),
     "phase finalize",
     ...(a.result === "ok"
       ? [`printf '%s\\n' ${shq(a.to)} > "$D/.verified.tmp" && mv -f "$D/.verified.tmp" "$D/verified"`]
@@ -420,8 +426,12 @@ export function readScript(spec: ServiceSpec): string {
       // The last release a confirmed gate passed: what a refresh reports as deployed.
       `v=$(cat "$D/verified" 2>/dev/null || true); echo "verified=$v"`,
       `[ -n "$v" ] && [ -f "$D/releases/$v/REVISION" ] && echo "verified_commit=$(cat "$D/releases/$v/REVISION")"`,
-      `echo "active=$(systemctl is-active ${unit} 2>/dev/null || true)"`,
-      `echo "health_status=$(curl -gs -o /dev/null -w '%{http_code}' --max-time 2 ${shq(spec.health.url)} || true)"`,
+      ...(spec.proxy
+        ? proxyReadLines(spec, layout)
+        : [
+            `echo "active=$(systemctl is-active ${unit} 2>/dev/null || true)"`,
+            `echo "health_status=$(curl -gs -o /dev/null -w '%{http_code}' --max-time 2 ${shq(spec.health.url)} || true)"`,
+          ]),
       `for r in "$D"/releases/*/; do [ -d "$r" ] || continue; r=\${r%/}; echo "release=\${r##*/} $(cat "$r/.fleet-activated" 2>/dev/null || echo 0) -"; done`,
       "",
     ].join("\n")
@@ -445,6 +455,7 @@ export function deleteScript(spec: ServiceSpec, who = "delete"): string {
       `if [ -d "$D/.lock" ] && holder_gone; then take_over ${shq(who)} >/dev/null; fi`,
       `if [ -d "$D/.lock" ]; then echo "a deploy holds the lock:" >&2; cat "$D/.lock/owner" >&2 || true; exit ${EXIT.locked}; fi`,
       `systemctl stop ${shq(watchdogUnit(spec))} 2>/dev/null || true`,
+      ...(spec.proxy ? proxyDeleteLines(spec, layout) : []),
       `if [ -f ${unitFile} ] && grep -qxF ${shq(UNIT_MARKER)} ${unitFile}; then`,
       `  systemctl disable --now ${shq(spec.unitName)} 2>/dev/null || true`,
       `  rm -f ${unitFile}; systemctl daemon-reload; systemctl reset-failed ${shq(spec.unitName)} 2>/dev/null || true`,

@@ -6,6 +6,12 @@ export interface UnitArgs {
   readonly runAs: string;
   readonly start: string;
   readonly layout: ServiceLayout;
+  /**
+   * A template unit behind the proxy: instance `<unit>@<port>` runs the release
+   * `<dir>/instances/<port>` links to, with `<dir>/shared/instances/<port>.env` (the service's
+   * environment plus PORT). Two instances, old and new, run side by side during a switch.
+   */
+  readonly instance?: boolean;
 }
 
 /**
@@ -18,7 +24,9 @@ export function renderUnit(args: UnitArgs): string {
   return [
     UNIT_MARKER,
     "[Unit]",
-    `Description=fleet service ${args.name}`,
+    args.instance
+      ? `Description=fleet service ${args.name}, instance on port %i`
+      : `Description=fleet service ${args.name}`,
     "After=network-online.target",
     "Wants=network-online.target",
     "StartLimitIntervalSec=0",
@@ -26,8 +34,8 @@ export function renderUnit(args: UnitArgs): string {
     "[Service]",
     "Type=simple",
     `User=${args.runAs}`,
-    `WorkingDirectory=${args.layout.current}`,
-    `EnvironmentFile=${args.layout.envFile}`,
+    `WorkingDirectory=${args.instance ? `${args.layout.dir}/instances/%i` : args.layout.current}`,
+    `EnvironmentFile=${args.instance ? `${args.layout.shared}/instances/%i.env` : args.layout.envFile}`,
     // As written, under sh: `cd x && …` and `VAR=… cmd` work; stop signals reach the whole group.
     `ExecStart=/bin/sh -c ${systemdExecArg(args.start)}`,
     "Restart=always",
@@ -50,16 +58,4 @@ export function renderEnvFile(env: Readonly<Record<string, string>>, releaseId: 
       .map((key) => `${key}=${systemdEnvValue(all[key]!)}`)
       .join("\n") + "\n"
   );
-}
-
-/**
- * The template unit of a service behind the proxy: instance `<unit>@<port>` runs the release
- * `<dir>/instances/<port>` links to, with `<dir>/shared/instances/<port>.env` (the service's
- * environment plus PORT). Two instances, old and new, run side by side during a switch.
- */
-export function renderInstanceUnit(args: UnitArgs): string {
-  return renderUnit(args)
-    .replace(`WorkingDirectory=${args.layout.current}`, `WorkingDirectory=${args.layout.dir}/instances/%i`)
-    .replace(`EnvironmentFile=${args.layout.envFile}`, `EnvironmentFile=${args.layout.shared}/instances/%i.env`)
-    .replace(`Description=fleet service ${args.name}`, `Description=fleet service ${args.name}, instance on port %i`);
 }

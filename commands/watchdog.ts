@@ -19,7 +19,8 @@
 import { emitBytes, shq } from "./quote";
 import type { ServiceLayout } from "./layout";
 import type { ServiceSpec } from "../model/service";
-import { REAP_SCRIPT, auditLine, header, restoreLines } from "./service-shell";
+import { REAP_SCRIPT, auditLine, header } from "./service-shell";
+import { restoreLines } from "./restore";
 
 /** The watchdog's transient unit: one per service (only the lock holder starts one). */
 export function watchdogUnit(spec: Pick<ServiceSpec, "unitName">): string {

@@ -32,6 +32,8 @@ export interface BootstrapArgs {
   readonly readyTimeout?: string;
   /** Limit for the bootstrap script. Default "15m". */
   readonly stepTimeout?: string;
+  /** Install and run fleet's proxy (Caddy) for services with `proxy:`. Default false. */
+  readonly proxy?: boolean;
 }
 
 /** A machine that already exists (a Raspberry Pi, a VPS): reached over SSH with a pinned key. */
@@ -80,6 +82,7 @@ export function bootstrapSpec(args: BootstrapArgs): BootstrapSpec {
     packages: [...(args.packages ?? ["curl"])],
     journalMaxUse: args.journalMaxUse ?? "200M",
     timezone: args.timezone ?? "UTC",
+    ...(args.proxy ? { proxy: true as const } : {}),
   };
 }
 

@@ -47,6 +47,35 @@ import {
   versionField,
 } from "../model/rules/service";
 import { command, unrepresentable } from "../model/rules/text";
+import {
+  instancePort,
+  instancePortsProblem,
+  proxyHostName,
+  proxyListen,
+  proxyPath,
+  proxyPort,
+  proxyProblems,
+  proxyTls,
+} from "../model/rules/proxy";
+
+/** A service behind the host's proxy (zero-downtime releases, docs/zero-downtime.md). */
+const proxySchema = z
+  .strictObject({
+    hosts: z.array(proxyHostName).default([]),
+    path: proxyPath.default("/"),
+    port: proxyPort.optional(),
+    listen: proxyListen.default(""),
+    tls: proxyTls.default("off"),
+    acme: z.strictObject({ email: z.string().email("must be an email address"), ca: probeUrl.optional() }).optional(),
+    drainTimeout: duration.default("30s"),
+    maintenance: z.boolean().default(false),
+    instancePorts: z.strictObject({ from: instancePort, to: instancePort }).optional(),
+  })
+  .superRefine((p, ctx) => {
+    for (const problem of proxyProblems(p)) ctx.addIssue({ code: "custom", ...problem });
+    const range = p.instancePorts && instancePortsProblem(p.instancePorts);
+    if (range) ctx.addIssue({ code: "custom", path: ["instancePorts"], message: range });
+  });
 
 export { formatFieldPath } from "../model/rules/issues";
 
@@ -80,6 +109,8 @@ const bootstrapSchema = z
       .optional(),
     readyTimeout: timeout.optional(),
     stepTimeout: timeout.optional(),
+    /** Install and run fleet's proxy (Caddy), which services with `proxy:` need. */
+    proxy: z.boolean().optional(),
   })
   .optional();
 
@@ -205,6 +236,8 @@ export const serviceSchema = z
     minFreeDiskMb: minFreeDiskMb.optional(),
     /** After an automatic rollback that followed a migration, restore the pre-deploy backup of the set protecting it. */
     restoreOnRollback: z.boolean().optional(),
+    /** Zero-downtime releases behind the host's proxy. Default: none (restart in place). */
+    proxy: proxySchema.optional(),
   })
   .superRefine((s, ctx) => {
     if (!s.host === !s.hosts)

@@ -20,6 +20,8 @@ export const UPDATE_KEYS = [
   "runAs",
   "keepReleases",
   "pinned",
+  // Behind the proxy: a route, TLS or maintenance change deploys (and switches) like a release.
+  "proxy",
 ] as const;
 
 /**

@@ -14,6 +14,8 @@ export interface BootstrapSpec {
   readonly journalMaxUse: string;
   /** Time zone name, e.g. "UTC" or "Europe/Berlin". */
   readonly timezone: string;
+  /** Install and run fleet's proxy (Caddy), for services with `proxy:`. Absent: no proxy. */
+  readonly proxy?: true;
 }
 
 /** What fleet reads back from a host. */

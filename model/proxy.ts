@@ -23,3 +23,41 @@ export interface ProxySpec {
   /** The range instance ports are allocated from (each new instance takes a free one). */
   readonly instancePorts: { readonly from: number; readonly to: number };
 }
+
+/** A service's `proxy:` as users write it; `planProxy` fills the defaults. */
+export interface ProxyArgs {
+  /** Host names the route matches. Default: none (any host; only with `tls: "off"`). */
+  readonly hosts?: readonly string[];
+  /** Path prefix the route matches. Default "/" (every path). */
+  readonly path?: string;
+  /** The public port. Default 80, or 443 with TLS. */
+  readonly port?: number;
+  /** The address the proxy binds. Default "" (every address). */
+  readonly listen?: string;
+  /** Default "off". `internal`: the proxy's own CA; `acme`: a CA such as Let's Encrypt. */
+  readonly tls?: ProxyTls;
+  /** With `tls: "acme"`: the account's email address, and the directory URL (default Let's Encrypt). */
+  readonly acme?: { readonly email: string; readonly ca?: string };
+  /** How long requests in flight on the old instance may take to finish. Default "30s". */
+  readonly drainTimeout?: string;
+  /** Serve a 503 with Retry-After instead of the service. Default false. */
+  readonly maintenance?: boolean;
+  /** The range instance ports are allocated from. Default 20000–29999. */
+  readonly instancePorts?: { readonly from: number; readonly to: number };
+}
+
+/** The proxy spec with every default filled; `drainMs` is the parsed `drainTimeout`. */
+export function planProxy(args: ProxyArgs, drainMs: number): ProxySpec {
+  const tls = args.tls ?? "off";
+  return {
+    hosts: [...(args.hosts ?? [])],
+    path: args.path ?? "/",
+    port: args.port ?? (tls === "off" ? 80 : 443),
+    listen: args.listen ?? "",
+    tls,
+    ...(args.acme ? { acme: { email: args.acme.email, ca: args.acme.ca ?? "" } } : {}),
+    drainTimeoutMs: drainMs,
+    maintenance: args.maintenance ?? false,
+    instancePorts: args.instancePorts ?? { from: 20000, to: 29999 },
+  };
+}

@@ -20,6 +20,34 @@ import {
   versionField,
 } from "./rules/service";
 import { command } from "./rules/text";
+import {
+  instancePort,
+  instancePortsProblem,
+  proxyHostName,
+  proxyListen,
+  proxyPath,
+  proxyPort,
+  proxyProblems,
+  proxyTls,
+} from "./rules/proxy";
+
+const proxySpecSchema = z
+  .object({
+    hosts: z.array(proxyHostName),
+    path: proxyPath,
+    port: proxyPort,
+    listen: proxyListen,
+    tls: proxyTls,
+    acme: z.object({ email: z.string().email(), ca: z.union([z.literal(""), probeUrl]) }).optional(),
+    drainTimeoutMs: z.number().int().min(0),
+    maintenance: z.boolean(),
+    instancePorts: z.object({ from: instancePort, to: instancePort }),
+  })
+  .superRefine((p, ctx) => {
+    for (const problem of proxyProblems(p)) ctx.addIssue({ code: "custom", ...problem });
+    const range = instancePortsProblem(p.instancePorts);
+    if (range) ctx.addIssue({ code: "custom", path: ["instancePorts"], message: range });
+  });
 
 /**
  * The Service provider's inputs (ServiceSpec), checked with the rules config/schema.ts uses for
@@ -60,6 +88,7 @@ export const serviceSpecSchema = z
     restoreOnRollback: z.object({ backup: backupSpecSchema, backupId: restoreId }).optional(),
     notify: z.array(notifyTarget).optional(),
     minFreeDiskMb,
+    proxy: proxySpecSchema.optional(),
   })
   .superRefine((s, ctx) => {
     const tooBig = serviceEnvTotalProblem(s.env, s.secretEnv);

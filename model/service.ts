@@ -2,6 +2,7 @@ import type { SshConnection } from "./connection";
 import type { NotifyTarget } from "./notify";
 import type { RestorePoint } from "./backup";
 import type { ImageArtifact } from "./image";
+import type { ProxySpec } from "./proxy";
 
 /** Where a release's files come from, resolved by the program before the provider runs. */
 export type ResolvedSource =
@@ -75,6 +76,12 @@ export interface ServiceSpec {
   readonly notify?: readonly NotifyTarget[];
   /** Refuse to deploy when the root's file system has less free space than this, in MiB. */
   readonly minFreeDiskMb: number;
+  /**
+   * Behind the host's proxy (zero-downtime releases): each release runs as its own instance on a
+   * port fleet allocates (`PORT`), and the proxy switches to it once its gate passed. The health
+   * URL's path is probed on that port. Absent: the release is restarted in place.
+   */
+  readonly proxy?: ProxySpec;
 }
 
 /** What the provider records after a deploy (echoes the spec, plus facts). */

@@ -8,6 +8,7 @@ import type { HealthSpec, InstallSpec, ResolvedSource, ServiceSpec } from "../mo
 import type { ImageArtifact } from "../providers/image/model";
 import { resolveDepsHash, resolveRelease, type SourceArgs } from "./resolve";
 import { fleetError } from "../model/errors";
+import { planProxy, type ProxyArgs } from "../model/proxy";
 
 /**
  * A service's plan: what it will deploy (release id, commit, resolved source, install hash, pin)
@@ -103,6 +104,12 @@ export interface SettingsArgs<Image = ImageArtifact> extends ReleaseArgs<Image> 
   readonly stepTimeout?: string;
   /** Refuse to deploy when the host has less free disk than this under root, in MiB. Default 512. */
   readonly minFreeDiskMb?: number;
+  /**
+   * Zero-downtime releases behind the host's proxy (the host needs `bootstrap.proxy`): each
+   * release starts beside the old one on a port passed as `PORT`, and the proxy switches once
+   * its gate passed (docs/zero-downtime.md). Default: none (restart in place).
+   */
+  readonly proxy?: ProxyArgs;
 }
 
 /** The provider inputs `planSettings` fills: plain, with every default applied. */
@@ -119,6 +126,7 @@ export type ServiceSettings = Pick<
   | "breakStaleLock"
   | "stepTimeoutMs"
   | "minFreeDiskMb"
+  | "proxy"
 >;
 
 /** What only the host (its connection) and the secrets (their keys) tell. */
@@ -217,6 +225,9 @@ export function planSettings(args: SettingsArgs<unknown>): ServiceSettings {
     breakStaleLock: args.breakStaleLock ?? false,
     stepTimeoutMs: parseDuration(args.stepTimeout ?? "10m", `${at}.stepTimeout`),
     minFreeDiskMb: args.minFreeDiskMb ?? 512,
+    ...(args.proxy
+      ? { proxy: planProxy(args.proxy, parseDuration(args.proxy.drainTimeout ?? "30s", `${at}.proxy.drainTimeout`)) }
+      : {}),
   };
 }
 
@@ -235,12 +246,12 @@ export function startCommand(
 
 /** The unit file, rendered (an input, so that `pulumi preview --diff` shows its lines). */
 export function unitFile(
-  settings: Pick<ServiceSettings, "name" | "root" | "unitName">,
+  settings: Pick<ServiceSettings, "name" | "root" | "unitName" | "proxy">,
   runAs: string,
   start: string,
 ): string {
   const layout = serviceLayout(settings.root, settings.name, settings.unitName);
-  return renderUnit({ name: settings.name, runAs, start, layout });
+  return renderUnit({ name: settings.name, runAs, start, layout, instance: settings.proxy !== undefined });
 }
 
 /** A service's whole plan from plain values: what the Service component registers, but for the secrets. */

@@ -20,6 +20,8 @@ import { sharedPack } from "../../source/pack";
 import { ensureImageOnHost, hostPlace, pruneImages } from "../image/host-images";
 import { recordReleaseImagesScript } from "../../commands/image";
 import { shq } from "../../commands/quote";
+import { header } from "../../commands/service-shell";
+import { proxySwitchScript } from "../../commands/service-proxy";
 import { judge } from "./gate";
 import { notifyAll } from "./notify";
 import type { NotifyEvent } from "../../model/notify";
@@ -105,6 +107,7 @@ async function deployHoldingToken(spec: ServiceSpec, owner: LockOwner, hint: Dep
   // The one verdict on the gate. Nothing is finalized before it: the host holds the lock until then.
   const gate = judge(spec, activation.probeOutput, spec.commit);
   if (!gate.verdict.ok) return rollBackAndFail(ctx, gate, activation);
+  if (spec.proxy) await switchProxy(ctx, activation);
   await finalizeServing(ctx, activation);
   if (spec.source.kind === "image") await keepImages(spec, activation.previousReleaseId);
   return servingState(spec, activation);
@@ -256,6 +259,25 @@ async function upload(spec: ServiceSpec, secrets: string[]): Promise<void> {
   ]);
   if (uploaded.code !== 0)
     throw exitError(connectionKey(spec.connection), "upload", uploadCommand(spec), uploaded, secrets);
+}
+
+/**
+ * Behind the proxy, the gate was probed on the new instance's own port: only now does the proxy
+ * switch to it. A failure here is undone like one after the switch (the route and the socket
+ * back to the old instance, which never stopped).
+ */
+async function switchProxy(ctx: DeployContext, activation: Activation): Promise<void> {
+  const { spec } = ctx;
+  const script = header(layoutOf(spec), spec.runAs) + proxySwitchScript(spec, layoutOf(spec), ctx.owner.token);
+  await runScript(spec.connection, script, {
+    step: "proxy switch",
+    secrets: ctx.secrets,
+    timeoutMs: spec.stepTimeoutMs + spec.health.timeoutMs,
+  }).catch((err: unknown) => {
+    if (isRemoteStepFailure(err) && err.exitCode === EXIT.lockLost)
+      throw revertedByHost(ctx, err.stdoutTail, activation.previousReleaseId);
+    return failStep(ctx, err, { current: activation.previousReleaseId, afterSwitch: true });
+  });
 }
 
 /**

@@ -21,7 +21,7 @@ import { finish, type DeployContext } from "./context";
  * The phases from which on the activation may have changed what serves: a failure there is undone.
  * (An array: Pulumi's closure serializer captures a module-level Set as a plain object.)
  */
-const SWITCHED_PHASES: readonly string[] = ["switch", "restart", "health", "finalize"];
+const SWITCHED_PHASES: readonly string[] = ["switch", "restart", "health", "proxy", "drain", "finalize"];
 
 /** The phase a failed script reached, from its `fleet-phase:` lines. */
 function failedPhase(err: unknown): string {
@@ -224,7 +224,9 @@ async function restoreDatabase(spec: ServiceSpec): Promise<DatabaseRestore> {
   const point = spec.restoreOnRollback!;
   const secrets = secretsOf(spec);
   try {
-    await runScript(spec.connection, `systemctl stop ${shq(spec.unitName)}\n`, { step: "stop for restore", secrets });
+    // Behind the proxy, every instance stops (the rollback starts the old one again).
+    const units = spec.proxy ? `${spec.unitName}@*.service` : spec.unitName;
+    await runScript(spec.connection, `systemctl stop ${shq(units)}\n`, { step: "stop for restore", secrets });
     const { record } = await restoreBackup(point.backup, point.backupId);
     return {
       ok: true,

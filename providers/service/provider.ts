@@ -18,7 +18,7 @@ import { lockOwner } from "./lock";
  */
 export const serviceProvider: pulumi.dynamic.ResourceProvider = {
   async check(olds: Record<string, unknown>, news: Record<string, unknown>) {
-    const failures = checkServiceInputs(news);
+    const failures = checkServiceInputs(news, olds);
     // Start the SSH handshake now when a deploy will follow; runs nothing on the host.
     if (failures.length === 0 && shouldPrewarm(olds, news)) prewarm(news["connection"] as SshConnection);
     return { inputs: news, failures };

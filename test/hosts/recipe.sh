@@ -7,7 +7,7 @@
 
 SUITE=bookworm
 PG_VER=15
-PKGS="systemd,systemd-sysv,dbus,libpam-systemd,openssh-server,python3,python3-venv,nodejs,git,rsync,sqlite3,postgresql-client,curl,ca-certificates,sudo,procps,iproute2,less${FLEET_EXTRA_PACKAGES:+,$FLEET_EXTRA_PACKAGES}"
+PKGS="systemd,systemd-sysv,dbus,libpam-systemd,openssh-server,python3,python3-venv,nodejs,git,rsync,sqlite3,postgresql-client,curl,ca-certificates,sudo,procps,iproute2,less,caddy${FLEET_EXTRA_PACKAGES:+,$FLEET_EXTRA_PACKAGES}"
 
 # PID-1 wrapper baked into the image.  Docker mounts the (namespaced) cgroup tree read-only
 # for non-privileged containers; systemd needs to manage its own subtree, so remount the
@@ -75,7 +75,8 @@ EOF
   mkdir -p "$R"/etc/systemd/system/ssh.service.d
   printf '[Unit]\nWants=fleet-ssh-hostkeys.service\nAfter=fleet-ssh-hostkeys.service\n' \
     >"$R"/etc/systemd/system/ssh.service.d/10-fleet.conf
-  # Units that are meaningless in a container or could touch the shared kernel / host.
+  # Units that are meaningless in a container or could touch the shared kernel / host (Debian's
+  # caddy.service would take :80 of the shared network; fleet's proxy runs as fleet-proxy).
   rm -f "$R"/etc/systemd/system/getty.target.wants/getty@tty1.service \
         "$R"/etc/systemd/system/timers.target.wants/{apt-daily,apt-daily-upgrade,e2scrub_all,fstrim}.timer \
         "$R"/etc/systemd/system/multi-user.target.wants/e2scrub_reap.service \
@@ -90,7 +91,7 @@ EOF
            systemd-timesyncd.service systemd-udevd.service systemd-hwdb-update.service \
            systemd-remount-fs.service systemd-firstboot.service systemd-pstore.service \
            systemd-journald-audit.socket apt-daily.timer apt-daily-upgrade.timer \
-           e2scrub_all.timer e2scrub_reap.service fstrim.timer; do
+           e2scrub_all.timer e2scrub_reap.service fstrim.timer caddy.service; do
     ln -sf /dev/null "$R/etc/systemd/system/$u"
   done
   mkdir -p "$R"/etc/systemd/journald.conf.d "$R"/var/log/journal

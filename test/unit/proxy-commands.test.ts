@@ -15,7 +15,7 @@ import {
   tlsPolicy,
   writeRouteLines,
 } from "../../commands/proxy";
-import { renderInstanceUnit } from "../../commands/unit";
+import { renderUnit } from "../../commands/unit";
 import { serviceLayout } from "../../commands/layout";
 import type { ProxySpec } from "../../model/proxy";
 
@@ -85,7 +85,7 @@ describe("proxy builders (commands/proxy.ts)", () => {
 
   it("runs an instance from its own release link and env file, and forwards its socket to PORT", () => {
     const layout = serviceLayout("/srv/fleet", "web", "web");
-    const unit = renderInstanceUnit({ name: "web", runAs: "deploy", start: "node server.js", layout });
+    const unit = renderUnit({ name: "web", runAs: "deploy", start: "node server.js", layout, instance: true });
     assert.match(unit, /^WorkingDirectory=\/srv\/fleet\/web\/instances\/%i$/m);
     assert.match(unit, /^EnvironmentFile=\/srv\/fleet\/web\/shared\/instances\/%i\.env$/m);
     const units = instanceSocketUnits("web", "/srv/fleet/web");

@@ -1,0 +1,203 @@
+import { strict as assert } from "assert";
+import * as path from "path";
+import { shippedProvider } from "../../providers/ship";
+import { bootstrapScript } from "../../commands/host";
+import { bootstrapSpec } from "../../components/host";
+import { GitApp } from "../support/git-app";
+import { connectionFor, sh } from "../support/fleet";
+import { ProviderHost, SimulatedResource } from "../support/provider-host";
+import { serviceInputs, type ServiceCase } from "../support/service-inputs";
+import { startLoad } from "../support/load";
+
+/**
+ * Zero-downtime releases behind the host's proxy (issue #19), against a real test server: Caddy
+ * installed and run by the Host's bootstrap, the Service provider through Pulumi's provider host,
+ * and a steady load through the proxy the whole time.
+ */
+
+const serviceProvider = shippedProvider("service");
+const PYAPP = path.resolve(__dirname, "..", "fixtures", "apps", "pyapp");
+const ROOT = "/srv/fleet-test";
+const HOST = "web3";
+const PROXY_PORT = 18490;
+const NAME = "zd";
+
+let host: ProviderHost;
+
+async function wipe(): Promise<void> {
+  await sh(
+    HOST,
+    `for f in /etc/systemd/system/${NAME}*; do [ -e "$f" ] || continue; u=$(basename "$f"); systemctl disable --now "$u" 2>/dev/null || true; done; ` +
+      `systemctl stop '${NAME}@*' '${NAME}-sock@*' 2>/dev/null || true; rm -rf /etc/systemd/system/${NAME}* /etc/systemd/system/*.wants/${NAME}*; systemctl daemon-reload; ` +
+      `rm -f /etc/fleet/proxy/servers/*/routes/*-${NAME}.json; rm -rf ${ROOT}/${NAME}`,
+  );
+}
+
+/** What the proxy answers for `route`: status, the release that answered, headers. */
+async function viaProxy(route: string): Promise<{ status: number; release: string; retryAfter: string | null }> {
+  const res = await fetch(`http://${connectionFor(HOST).host}:${PROXY_PORT}${route}`);
+  const text = await res.text();
+  let release = "";
+  try {
+    release = String((JSON.parse(text) as { release?: string }).release ?? "");
+  } catch {
+    release = "";
+  }
+  return { status: res.status, release, retryAfter: res.headers.get("retry-after") };
+}
+
+describe("zero-downtime releases behind the host's proxy (real server, real Caddy)", function () {
+  this.timeout(300_000);
+  const app = new GitApp(PYAPP);
+  // Read in before(): the inventory exists only once the servers are up.
+  let connection: ReturnType<typeof connectionFor>;
+  const resource = () =>
+    new SimulatedResource(host, serviceProvider, { name: NAME, additionalSecretOutputs: ["connection", "secretEnv"] });
+  let svc: SimulatedResource;
+  const inputs = (overrides: Partial<ServiceCase> = {}) =>
+    serviceInputs({
+      name: NAME,
+      connection,
+      root: ROOT,
+      source: { git: app.dir, ref: "main" },
+      start: "APP_PORT=$PORT exec python3 app.py",
+      health: { url: "http://127.0.0.1:8080/api/health", timeout: "4s", interval: "50ms" },
+      proxy: {
+        listen: connection.host,
+        port: PROXY_PORT,
+        instancePorts: { from: 18491, to: 18499 },
+        drainTimeout: "5s",
+      },
+      ...overrides,
+    });
+  const release = () => app.head().slice(0, 12);
+
+  before(async function () {
+    this.timeout(120_000);
+    connection = connectionFor(HOST);
+    await wipe();
+    await sh(HOST, bootstrapScript(bootstrapSpec({ proxy: true }), "proxy-test"));
+    host = await ProviderHost.start();
+    svc = resource();
+  });
+  after(async () => {
+    await svc?.destroy().catch(() => undefined);
+    await host?.stop();
+  });
+
+  it("the bootstrap runs fleet's proxy, from its own unit, with the distribution's caddy.service masked", async () => {
+    assert.equal(await sh(HOST, "systemctl is-active fleet-proxy"), "active");
+    assert.equal(await sh(HOST, "systemctl is-enabled fleet-proxy"), "enabled");
+    assert.equal(await sh(HOST, "systemctl is-enabled caddy.service || true"), "masked");
+  });
+
+  it("a first deploy serves through the proxy, from an instance on a port fleet allocated", async () => {
+    const { op } = await svc.up(inputs());
+    assert.equal(op, "create");
+    const served = await viaProxy("/api/version");
+    assert.equal(served.status, 200);
+    assert.equal(served.release, release());
+    const port = Number(await sh(HOST, `cat ${ROOT}/${NAME}/proxy/serving`));
+    assert.ok(port >= 18491 && port <= 18499, `instance port ${port} is in instancePorts`);
+    assert.equal(await sh(HOST, `systemctl is-active ${NAME}@${port}`), "active");
+    assert.equal(await sh(HOST, `readlink ${ROOT}/${NAME}/current`), `releases/${release()}`);
+    assert.equal(await sh(HOST, `test -e /etc/systemd/system/${NAME}.service && echo plain || echo none`), "none");
+  });
+
+  it("under load, releases and automatic and manual rollbacks drop no request, and no failed release answers one", async () => {
+    const load = startLoad({ host: connection.host, port: PROXY_PORT, path: "/api/version", rate: 100 });
+    const good: string[] = [release()];
+    const commits = new Map<string, string>([[release(), app.head()]]);
+    const failed: string[] = [];
+    try {
+      const deploy = async (what: string, files: Record<string, string>, ok: boolean) => {
+        commits.set(app.commit(what, files).slice(0, 12), app.head());
+        if (ok) {
+          await svc.up(inputs());
+          good.push(release());
+        } else {
+          failed.push(release());
+          await assert.rejects(svc.up(inputs()), /failed its health gate/);
+        }
+      };
+      await deploy("v2", { "mode.txt": "ok\n", "v.txt": "2\n" }, true);
+      await deploy("health 500", { "mode.txt": "unhealthy\n" }, false);
+      await deploy("crash at start", { "mode.txt": "crash\n" }, false);
+      await deploy("never binds", { "mode.txt": "nobind\n" }, false);
+      await deploy("v3", { "mode.txt": "ok\n", "v.txt": "3\n" }, true);
+      const target = good[1]!;
+      const commit = commits.get(target)!;
+      await svc.up(inputs({ pin: { releaseId: target, commit } }));
+      assert.equal((await viaProxy("/api/version")).release, target, "the manual rollback serves its release");
+      await deploy("v4", { "mode.txt": "ok\n", "v.txt": "4\n" }, true);
+    } catch (err) {
+      await load.stop();
+      throw err;
+    }
+    const report = await load.stop();
+    assert.ok(report.samples.length > 500, `the load sent ${report.samples.length} requests`);
+    assert.deepEqual(
+      report.failed.map((s) => s.outcome),
+      [],
+      `${report.failed.length} of ${report.samples.length} requests failed`,
+    );
+    for (const bad of failed) assert.equal(report.byRelease[bad] ?? 0, 0, `failed release ${bad} answered no request`);
+    assert.deepEqual(Object.keys(report.byRelease).sort(), [...new Set(good)].sort(), "every good release served");
+    const active = await sh(HOST, `systemctl list-units --state=active --no-legend '${NAME}@*.service' | wc -l`);
+    assert.equal(active, "1", "after the last drain, one instance runs");
+  });
+
+  it("a failed gate never touches the proxy: its route and socket still name the serving instance", async () => {
+    const before = await sh(
+      HOST,
+      `readlink ${ROOT}/${NAME}/proxy/current.sock; cat /etc/fleet/proxy/caddy.json | sha256sum`,
+    );
+    app.commit("broken again", { "mode.txt": "unhealthy\n" });
+    await assert.rejects(svc.up(inputs()), /failed its health gate/);
+    assert.equal(
+      await sh(HOST, `readlink ${ROOT}/${NAME}/proxy/current.sock; cat /etc/fleet/proxy/caddy.json | sha256sum`),
+      before,
+    );
+    app.commit("fixed", { "mode.txt": "ok\n" });
+    await svc.up(inputs());
+  });
+
+  it("maintenance serves a 503 with Retry-After from the proxy, and ends with the next deploy without it", async () => {
+    const proxy = {
+      listen: connection.host,
+      port: PROXY_PORT,
+      instancePorts: { from: 18491, to: 18499 },
+      drainTimeout: "5s",
+    };
+    await svc.up(inputs({ proxy: { ...proxy, maintenance: true } }));
+    const down = await viaProxy("/api/version");
+    assert.equal(down.status, 503);
+    assert.equal(down.retryAfter, "120");
+    await svc.up(inputs({ proxy }));
+    assert.equal((await viaProxy("/api/version")).status, 200);
+  });
+
+  it("the proxy's routes survive a restart of the proxy (the config it boots with is the last one loaded)", async () => {
+    await sh(HOST, "systemctl restart fleet-proxy");
+    let status = 0;
+    for (let i = 0; i < 50 && status !== 200; i++) {
+      status = await viaProxy("/api/version").then(
+        (r) => r.status,
+        () => 0,
+      );
+      if (status !== 200) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(status, 200);
+  });
+
+  it("delete stops every instance and removes the service's route", async () => {
+    await svc.destroy();
+    assert.equal(
+      await sh(HOST, `systemctl list-units --state=active --no-legend '${NAME}@*' '${NAME}-sock@*' | wc -l`),
+      "0",
+    );
+    assert.equal(await sh(HOST, `ls /etc/fleet/proxy/servers/*/routes/*-${NAME}.json 2>/dev/null | wc -l`), "0");
+    assert.equal(await sh(HOST, `grep -c 'fleet-${NAME}"' /etc/fleet/proxy/caddy.json || true`), "0");
+    svc = resource();
+  });
+});
