@@ -20,6 +20,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import type { E2eSample } from "./e2e";
+import { zeroDowntimeBlock } from "./results-block";
 import { biggestPhase, PHASE_LABEL, PHASES, type Phase, type Phases } from "./phases";
 
 const HERE = __dirname;
@@ -947,14 +948,21 @@ async function orchestrate(): Promise<void> {
   const all: Results = { format: 2, machine, sets: results, ...(startup ? { startup } : {}) };
   fs.writeFileSync(path.join(HERE, "results.json"), JSON.stringify(all, null, 2) + "\n");
   const text = report(results, machine, startup);
-  fs.writeFileSync(path.join(HERE, "RESULTS.md"), text);
+  writeResults(text);
   console.log(text);
 }
 
 /** BENCH_REPORT=1: rewrite RESULTS.md from results.json without running anything. */
 async function reportOnly(): Promise<void> {
   const r = upgrade(JSON.parse(fs.readFileSync(path.join(HERE, "results.json"), "utf8")) as Results);
-  fs.writeFileSync(path.join(HERE, "RESULTS.md"), report(r.sets, r.machine, r.startup));
+  writeResults(report(r.sets, r.machine, r.startup));
+}
+
+/** Writes bench:compare's report, keeping bench:zero-downtime's block where it is. */
+function writeResults(text: string): void {
+  const file = path.join(HERE, "RESULTS.md");
+  const kept = fs.existsSync(file) ? zeroDowntimeBlock(fs.readFileSync(file, "utf8")) : "";
+  fs.writeFileSync(file, kept ? `${text.replace(/\n*$/, "\n\n")}${kept}` : text);
 }
 
 const childOut = process.env["BENCH_CHILD"];

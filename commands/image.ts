@@ -248,6 +248,11 @@ export interface RunImageArgs {
   readonly image: string;
   /** Variables passed from the unit's environment (its EnvironmentFile) into the container. */
   readonly envKeys: readonly string[];
+  /**
+   * Behind the proxy, two instances run side by side during a switch: each container is named
+   * after its port (`<unit>-<port>`) and gets PORT. Default false.
+   */
+  readonly instance?: boolean;
 }
 
 /**
@@ -260,8 +265,9 @@ export interface RunImageArgs {
  * systemd EnvironmentFile would arrive with their quotes.
  */
 export function dockerRunCommand(args: RunImageArgs): string {
-  const c = shq(args.container);
-  const env = [...new Set(args.envKeys)].sort().map((k) => {
+  const c = args.instance ? `${shq(args.container)}-"$PORT"` : shq(args.container);
+  const keys = args.instance ? [...args.envKeys, "PORT"] : args.envKeys;
+  const env = [...new Set(keys)].sort().map((k) => {
     if (!ENV_KEY_PATTERN.test(k)) throw new Error(`not an environment variable name: ${k}`);
     return ` -e ${k}`;
   });

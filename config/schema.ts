@@ -248,6 +248,13 @@ export const serviceSchema = z
       ctx.addIssue({ code: "custom", path: ["start"], message: START_REQUIRED });
     if (s.source.image !== undefined && (s.install || s.build !== undefined))
       ctx.addIssue({ code: "custom", path: ["source", "image"], message: IMAGE_BUILDS_ITSELF });
+    if (s.proxy && Object.hasOwn(s.env, "PORT"))
+      ctx.addIssue({
+        code: "custom",
+        path: ["env", "PORT"],
+        message:
+          "behind the proxy, fleet gives each instance its own PORT; remove it from env (start the service on $PORT)",
+      });
     for (const c of s.rollout?.canary ?? []) {
       if (!s.hosts?.includes(c))
         ctx.addIssue({ code: "custom", path: ["rollout", "canary"], message: `"${c}" is not in hosts` });
@@ -477,6 +484,52 @@ export function crossReferenceProblems(raw: unknown): string[] {
     }
   }
   for (const p of restoreOnRollbackProblems(cfg)) problems.push(`${at(...p.path)}: ${p.message}`);
+  problems.push(...proxyCrossProblems(hosts, services));
+  return problems;
+}
+
+/**
+ * Services behind one host's proxy share it: the host must run it (bootstrap.proxy), services
+ * on one port share its address and TLS, and no two claim the same host names and path.
+ */
+function proxyCrossProblems(hosts: Record<string, unknown>, services: Record<string, unknown>): string[] {
+  const obj = (v: unknown) => (v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, any>) : {});
+  const problems: string[] = [];
+  const servers = new Map<string, { svc: string; listen: string; tls: string }>();
+  const routes = new Map<string, string>();
+  for (const [svc, raw] of Object.entries(services)) {
+    const s = obj(raw);
+    const proxy = obj(s["proxy"]);
+    if (!s["proxy"]) continue;
+    const tls = typeof proxy["tls"] === "string" ? proxy["tls"] : "off";
+    const port = typeof proxy["port"] === "number" ? proxy["port"] : tls === "off" ? 80 : 443;
+    const listen = typeof proxy["listen"] === "string" ? proxy["listen"] : "";
+    const routeHosts = Array.isArray(proxy["hosts"]) ? [...(proxy["hosts"] as unknown[])].map(String).sort() : [];
+    const routePath = typeof proxy["path"] === "string" ? proxy["path"].replace(/\/+$/, "") || "/" : "/";
+    const onHosts =
+      typeof s["host"] === "string" ? [s["host"]] : Array.isArray(s["hosts"]) ? (s["hosts"] as unknown[]) : [];
+    for (const h of onHosts) {
+      if (typeof h !== "string" || !Object.hasOwn(hosts, h)) continue;
+      if (obj(obj(hosts[h])["bootstrap"])["proxy"] !== true)
+        problems.push(
+          `${formatFieldPath(["services", svc, "proxy"])}: host ${JSON.stringify(h)} does not run fleet's proxy; set hosts.${h}.bootstrap.proxy: true`,
+        );
+      const key = `${h}:${port}`;
+      const other = servers.get(key);
+      if (other && (other.listen !== listen || other.tls !== tls))
+        problems.push(
+          `${formatFieldPath(["services", svc, "proxy"])}: port ${port} on ${h} is also services.${other.svc}'s, with listen ${JSON.stringify(other.listen)} and tls ${other.tls}; services on one port must agree on both`,
+        );
+      else if (!other) servers.set(key, { svc, listen, tls });
+      const route = `${key} ${routeHosts.join(",")} ${routePath}`;
+      const claimed = routes.get(route);
+      if (claimed)
+        problems.push(
+          `${formatFieldPath(["services", svc, "proxy"])}: services.${claimed} already routes ${routeHosts.join(", ") || "every host"} ${routePath} on ${h}:${port}; give one of them another path or host name`,
+        );
+      else routes.set(route, svc);
+    }
+  }
   return problems;
 }
 

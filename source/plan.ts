@@ -233,7 +233,7 @@ export function planSettings(args: SettingsArgs<unknown>): ServiceSettings {
 
 /** The command systemd runs: the given one, or (image) `docker run` of the release's image with the service's environment. */
 export function startCommand(
-  args: Pick<SettingsArgs<unknown>, "name" | "start" | "env" | "unitName">,
+  args: Pick<SettingsArgs<unknown>, "name" | "start" | "env" | "unitName" | "proxy">,
   source: ResolvedSource,
   secretEnvKeys: readonly string[],
 ): string {
@@ -241,7 +241,12 @@ export function startCommand(
   if (source.kind !== "image")
     throw fleetError("config", `${label(args.name)}.start: ${START_REQUIRED}`, FIX_THE_FIELD);
   const envKeys = [...Object.keys(args.env ?? {}), ...secretEnvKeys, "FLEET_RELEASE", "FLEET_COMMIT"];
-  return dockerRunCommand({ container: args.unitName ?? args.name, image: source.imageId, envKeys });
+  return dockerRunCommand({
+    container: args.unitName ?? args.name,
+    image: source.imageId,
+    envKeys,
+    ...(args.proxy ? { instance: true } : {}),
+  });
 }
 
 /** The unit file, rendered (an input, so that `pulumi preview --diff` shows its lines). */

@@ -64,6 +64,28 @@ describe("Pulumi.prod.yaml expresses the five seed systems", () => {
       "frontend/package-lock.json",
     ]);
   });
+  it("zero downtime where the seeds ask for it: Polydev, Server Agent, and sinesiAI's two services on one domain", () => {
+    const c = cfg();
+    const proxied = Object.entries(c.services)
+      .filter(([, s]) => s.proxy)
+      .map(([n]) => n)
+      .sort();
+    assert.deepEqual(proxied, [
+      "polydev-controller",
+      "polydev-frontend",
+      "server-agent",
+      "sinesi-backend",
+      "sinesi-frontend",
+    ]);
+    const backend = c.services["sinesi-backend"]!.proxy!;
+    const frontend = c.services["sinesi-frontend"]!.proxy!;
+    assert.deepEqual(
+      [backend.hosts, backend.path, frontend.hosts, frontend.path],
+      [["sinesi.example.net"], "/api", ["sinesi.example.net"], "/"],
+    );
+    for (const n of proxied)
+      assert.match(c.services[n]!.start ?? "docker run", /\$PORT|docker run/, `${n} starts on $PORT`);
+  });
   it("pantherOS: Hetzner hosts from config, deployed in parallel", () => {
     const c = cfg();
     assert.ok(["panther-1", "panther-2"].every((h) => c.hosts[h]!.kind === "hcloud"));
