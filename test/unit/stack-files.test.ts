@@ -83,8 +83,11 @@ describe("Pulumi.prod.yaml expresses the five seed systems", () => {
       [backend.hosts, backend.path, frontend.hosts, frontend.path],
       [["sinesi.example.net"], "/api", ["sinesi.example.net"], "/"],
     );
-    for (const n of proxied)
-      assert.match(c.services[n]!.start ?? "docker run", /\$PORT|docker run/, `${n} starts on $PORT`);
+    // Each takes its port from PORT, which fleet sets per instance: on the command line, or (the
+    // Node controller, the image) from the environment, where no fixed PORT is left.
+    for (const n of ["sinesi-backend", "sinesi-frontend", "polydev-frontend"])
+      assert.match(c.services[n]!.start!, /"\$PORT"/, `${n} starts on $PORT`);
+    for (const n of proxied) assert.equal(c.services[n]!.env["PORT"], undefined, `${n} has no fixed PORT`);
   });
   it("pantherOS: Hetzner hosts from config, deployed in parallel", () => {
     const c = cfg();
