@@ -260,7 +260,8 @@ export function proxyLoadLines(failExit: number): string[] {
     `  proxy_config > ${shq(`${PROXY.config}.fleet-tmp`)}`,
     `  if cmp -s ${shq(`${PROXY.config}.fleet-tmp`)} ${shq(PROXY.config)} && systemctl is-active --quiet ${PROXY.unit}; then rm -f ${shq(`${PROXY.config}.fleet-tmp`)}; echo proxy_changed=0; return 0; fi`,
     `  systemctl is-active --quiet ${PROXY.unit} || systemctl start ${PROXY.unit} || { echo "the proxy (${PROXY.unit}) does not start: bootstrap the host with proxy on (systemctl status ${PROXY.unit})" >&2; exit ${failExit}; }`,
-    `  i=0; while [ ! -S ${shq(PROXY.adminSocket)} ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done`,
+    // Until its admin API answers: a proxy restarting (killed, Restart=always) leaves its old socket file behind.
+    `  i=0; until curl -sf -o /dev/null --max-time 1 --unix-socket ${shq(PROXY.adminSocket)} -H 'Host: ' http://fleet-proxy/config/ 2>/dev/null || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done`,
     `  out=$(curl -sS --unix-socket ${shq(PROXY.adminSocket)} -H 'Host: ' -H 'Content-Type: application/json' -X POST --data-binary @${shq(`${PROXY.config}.fleet-tmp`)} -w '\\n%{http_code}' http://fleet-proxy/load 2>&1) || true`,
     `  if [ "\${out##*\${NL}}" != 200 ]; then rm -f ${shq(`${PROXY.config}.fleet-tmp`)}; echo "the proxy refused its new config: \${out%\${NL}*}" >&2; exit ${failExit}; fi`,
     `  chmod 644 ${shq(`${PROXY.config}.fleet-tmp`)}; mv -f ${shq(`${PROXY.config}.fleet-tmp`)} ${shq(PROXY.config)}; echo proxy_changed=1`,

@@ -201,3 +201,133 @@ describe("zero-downtime releases behind the host's proxy (real server, real Cadd
     svc = resource();
   });
 });
+
+/**
+ * The fault matrix's proxy phase (issue #19): the proxy killed, its config broken, its port
+ * taken, each while a load runs through the proxy to a service that already serves. Each ends
+ * with the old or the new release serving (never none), the error naming the proxy, and the
+ * next plain deploy converging.
+ */
+describe("faults in the proxy phase (real server, real Caddy)", function () {
+  this.timeout(300_000);
+  const app = new GitApp(PYAPP);
+  const PORT = 18484;
+  let connection: ReturnType<typeof connectionFor>;
+  let svc: SimulatedResource;
+  let faultHost: ProviderHost;
+  const inputs = (name = "zf", port = PORT, instancePorts = { from: 18485, to: 18488 }) =>
+    serviceInputs({
+      name,
+      connection,
+      root: ROOT,
+      source: { git: app.dir, ref: "main" },
+      start: "APP_PORT=$PORT exec python3 app.py",
+      health: { url: "http://127.0.0.1/api/health", timeout: "4s", interval: "50ms" },
+      proxy: { listen: connection.host, port, instancePorts, drainTimeout: "5s" },
+    });
+  const served = async (port = PORT) => {
+    const res = await fetch(`http://${connection.host}:${port}/api/version`);
+    return { status: res.status, release: ((await res.json()) as { release: string }).release };
+  };
+  const brokenFragment = () =>
+    `/etc/fleet/proxy/servers/fleet-${connection.host.replace(/\./g, "_")}-${PORT}/routes/000-0-zz-broken.json`;
+
+  before(async function () {
+    this.timeout(120_000);
+    connection = connectionFor(HOST);
+    await sh(
+      HOST,
+      `rm -f ${brokenFragment()}; systemctl stop 'zf@*' 'zp@*' 2>/dev/null || true; rm -rf ${ROOT}/zf ${ROOT}/zp /etc/fleet/proxy/servers/*/routes/*-zf.json /etc/fleet/proxy/servers/*/routes/*-zp.json`,
+    );
+    await sh(HOST, bootstrapScript(bootstrapSpec({ proxy: true }), "proxy-test"));
+    faultHost = await ProviderHost.start();
+    svc = new SimulatedResource(faultHost, serviceProvider, {
+      name: "zf",
+      additionalSecretOutputs: ["connection", "secretEnv"],
+    });
+    await svc.up(inputs());
+  });
+  after(async () => {
+    await sh(HOST, `rm -f ${brokenFragment()}`).catch(() => "");
+    await svc?.destroy().catch(() => undefined);
+    await faultHost?.stop();
+  });
+
+  it("the proxy killed as a deploy starts: it comes back by itself, and the deploy switches", async () => {
+    const restarts = Number(await sh(HOST, "systemctl show -p NRestarts --value fleet-proxy"));
+    app.commit("after a proxy crash", { "n.txt": "killed\n" });
+    await sh(HOST, "systemctl kill -s KILL fleet-proxy");
+    await svc.up(inputs());
+    assert.equal((await served()).release, app.head().slice(0, 12));
+    assert.equal(await sh(HOST, "systemctl is-active fleet-proxy"), "active");
+    assert.ok(
+      Number(await sh(HOST, "systemctl show -p NRestarts --value fleet-proxy")) > restarts,
+      "systemd restarted it",
+    );
+  });
+
+  it("its config broken (a fragment Caddy refuses): the switch fails naming the proxy, the old release serves with no request lost", async () => {
+    const before = svc.state!.plainOutputs["releaseId"];
+    await sh(HOST, `printf '%s' '{"handle":[{"handler":"no-such-handler"}]}' > ${brokenFragment()}`);
+    // The fragment makes the assembled config differ from the live one: the switch must load it.
+    const load = startLoad({ host: connection.host, port: PORT, path: "/api/version", rate: 100 });
+    app.commit("while the config is broken", { "n.txt": "broken\n" });
+    await assert.rejects(svc.up(inputs()), (err: Error) => {
+      assert.match(err.message, /the proxy refused its new config/);
+      assert.match(err.message, /exit code 73/);
+      assert.match(err.message, /failed in its switch phase/);
+      return true;
+    });
+    const report = await load.stop();
+    assert.deepEqual(
+      report.failed.map((s) => s.outcome),
+      [],
+      "no request failed",
+    );
+    assert.equal(svc.state!.plainOutputs["releaseId"], before, "state keeps the serving release");
+    assert.equal((await served()).release, before);
+    assert.equal(await sh(HOST, "systemctl list-units --state=active --no-legend 'zf@*.service' | wc -l"), "1");
+    await sh(HOST, `rm -f ${brokenFragment()}`);
+    await svc.up(inputs());
+    assert.equal((await served()).release, app.head().slice(0, 12), "once fixed, the next deploy converges");
+  });
+
+  it("its port taken by another program: a new service's route is refused, and the serving one is not disturbed", async () => {
+    const taken = 18483;
+    const squatter = await sh(
+      HOST,
+      `nohup python3 -m http.server ${taken} --bind ${connection.host} >/dev/null 2>&1 & echo $!`,
+    );
+    const other = new SimulatedResource(faultHost, serviceProvider, {
+      name: "zp",
+      additionalSecretOutputs: ["connection", "secretEnv"],
+    });
+    const load = startLoad({ host: connection.host, port: PORT, path: "/api/version", rate: 100 });
+    let report: Awaited<ReturnType<typeof load.stop>>;
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      await assert.rejects(other.up(inputs("zp", taken, { from: 18476, to: 18478 })), (err: Error) => {
+        assert.match(err.message, /the proxy refused its new config/);
+        assert.match(err.message, /address already in use/);
+        return true;
+      });
+      assert.equal(other.state, undefined, "nothing recorded");
+      assert.equal(
+        await sh(HOST, `ls /etc/fleet/proxy/servers/*/routes/*-zp.json 2>/dev/null | wc -l`),
+        "0",
+        "its route is gone",
+      );
+    } finally {
+      report = await load.stop();
+      await sh(HOST, `kill ${squatter}`).catch(() => "");
+    }
+    assert.deepEqual(
+      report.failed.map((s) => s.outcome),
+      [],
+      "the serving service lost no request",
+    );
+    await other.up(inputs("zp", taken, { from: 18476, to: 18478 }));
+    assert.equal((await served(taken)).status, 200, "once the port is free, the next deploy converges");
+    await other.destroy();
+  });
+});
