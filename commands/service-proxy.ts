@@ -191,7 +191,7 @@ export function proxySwitchScript(spec: ServiceSpec, layout: ServiceLayout, toke
 }
 
 /**
- * Finalize's part behind the proxy, once the release serves: the old instance drains and stops.
+ * Finalize's part behind the proxy, once the release serves: the old instances drain and stop.
  * A service that moved here from restart mode had its plain unit serving until the switch:
  * that unit is retired now.
  */
@@ -200,9 +200,12 @@ export function proxyDrainLines(spec: ServiceSpec, layout: ServiceLayout): strin
   const unitFile = shq(layout.unitFile);
   return [
     "phase drain",
-    `old=$(cat "$D/.rollback/port" 2>/dev/null || true); new=$(cat "$D/.rollback/new_port" 2>/dev/null || true)`,
-    `[ "$old" != "$new" ] || old=`,
-    ...drainLines(spec.unitName, proxy.drainTimeoutMs),
+    `new=$(cat "$D/.rollback/new_port" 2>/dev/null || true)`,
+    // Every instance but the serving one: the one switched from, and any a deploy that died
+    // during its drain left running.
+    `for l in "$D"/instances/*; do [ -e "$l" ] || [ -L "$l" ] || continue; old=\${l##*/}; [ "$old" != "$new" ] || continue`,
+    ...drainLines(spec.unitName, proxy.drainTimeoutMs).map((l) => `  ${l}`),
+    `done`,
     `if [ -f ${unitFile} ] && grep -qxF ${shq(UNIT_MARKER)} ${unitFile}; then`,
     `  systemctl disable --now ${shq(spec.unitName)}.service 2>/dev/null || true; rm -f ${unitFile} ${shq(layout.envFile)}; systemctl daemon-reload; echo retired_unit=1`,
     `fi`,

@@ -6,6 +6,10 @@
  */
 export const WATCHDOG_MARGIN_MS = 20_000;
 
-export function watchdogDeadlineMs(healthTimeoutMs: number): number {
-  return Math.max(0, healthTimeoutMs) + WATCHDOG_MARGIN_MS;
+/**
+ * Behind the proxy (`proxied`), two probes may each take the health timeout before the decision:
+ * the gate on the new instance's port, then the switch's probe through the proxy.
+ */
+export function watchdogDeadlineMs(healthTimeoutMs: number, proxied = false): number {
+  return Math.max(0, healthTimeoutMs) * (proxied ? 2 : 1) + WATCHDOG_MARGIN_MS;
 }

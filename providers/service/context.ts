@@ -28,7 +28,7 @@ export function deployContext(spec: ServiceSpec, owner: LockOwner): DeployContex
     envFile: renderEnvFile({ ...spec.env, ...spec.secretEnv }, spec.releaseId, spec.commit),
     started: Date.now(),
     activationTimeoutMs: spec.stepTimeoutMs + spec.health.timeoutMs,
-    watchdogDeadlineMs: watchdogDeadlineMs(spec.health.timeoutMs),
+    watchdogDeadlineMs: watchdogDeadlineMs(spec.health.timeoutMs, spec.proxy !== undefined),
   };
 }
 

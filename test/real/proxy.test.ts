@@ -162,6 +162,54 @@ describe("zero-downtime releases behind the host's proxy (real server, real Cadd
     await svc.up(inputs());
   });
 
+  it("the deployer killed after the switch: the host's watchdog switches back to the old instance, with no request lost", async function () {
+    this.timeout(120_000);
+    const dir = `${ROOT}/${NAME}`;
+    const oldPort = await sh(HOST, `cat ${dir}/proxy/serving`);
+    const oldRelease = release();
+    app.commit("passes its gate, then stalls the probe through the proxy", { "mode.txt": "stall-after-gate\n" });
+    const load = startLoad({ host: connection.host, port: PROXY_PORT, path: "/api/version", rate: 100 });
+    const deploying = svc.up(inputs()).then(
+      () => "finished",
+      (e: Error) => e.message,
+    );
+    // The switch happened when the serving port changes; then the deployer dies.
+    let serving = oldPort;
+    for (let i = 0; i < 200 && serving === oldPort; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      serving = await sh(HOST, `cat ${dir}/proxy/serving`);
+    }
+    assert.notEqual(serving, oldPort, "the switch happened");
+    process.kill(host.pid, "SIGKILL");
+    assert.notEqual(await deploying, "finished");
+    let last = "";
+    for (let i = 0; i < 120 && !/ reverted /.test(last); i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      last = await sh(HOST, `tail -n 1 ${dir}/deploy.log`);
+    }
+    const report = await load.stop();
+    assert.match(last, new RegExp(`host-watchdog ${oldRelease} -> ${release()} reverted`));
+    assert.equal(await sh(HOST, `cat ${dir}/proxy/serving`), oldPort, "the socket names the old instance again");
+    assert.equal((await viaProxy("/api/version")).release, oldRelease);
+    assert.equal(
+      await sh(HOST, `systemctl is-active ${NAME}@${serving} || true`),
+      "inactive",
+      "the new instance stopped",
+    );
+    assert.equal(await sh(HOST, `test -d ${dir}/.lock && echo held || echo free`), "free");
+    assert.deepEqual(
+      report.failed.map((s) => s.outcome),
+      [],
+      "no request failed",
+    );
+    // The next deploy, from a new deployer, converges.
+    host = await ProviderHost.start();
+    svc.rebind(host);
+    app.commit("fixed after the crash", { "mode.txt": "ok\n" });
+    await svc.up(inputs());
+    assert.equal((await viaProxy("/api/version")).release, release());
+  });
+
   it("maintenance serves a 503 with Retry-After from the proxy, and ends with the next deploy without it", async () => {
     const proxy = {
       listen: connection.host,

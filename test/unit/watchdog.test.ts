@@ -81,6 +81,7 @@ describe("the host's watchdog and lock takeover (commands/watchdog.ts, run with 
     assert.equal(WATCHDOG_MARGIN_MS, 20_000);
     assert.equal(watchdogDeadlineMs(4000), 24_000);
     assert.equal(watchdogDeadlineMs(-1), 20_000);
+    assert.equal(watchdogDeadlineMs(4000, true), 28_000, "behind the proxy: the gate, then the probe through it");
   });
 
   it("a holder whose presence still runs is refused, named, and its lock left as it was", () => {
