@@ -1,4 +1,5 @@
 import { strict as assert } from "assert";
+import * as https from "https";
 import * as path from "path";
 import { shippedProvider } from "../../providers/ship";
 import { bootstrapScript } from "../../commands/host";
@@ -377,5 +378,94 @@ describe("faults in the proxy phase (real server, real Caddy)", function () {
     await other.up(inputs("zp", taken, { from: 18476, to: 18478 }));
     assert.equal((await served(taken)).status, 200, "once the port is free, the next deploy converges");
     await other.destroy();
+  });
+});
+
+/** TLS from the proxy (issue #19): `tls: internal`, the proxy's own CA, verified against that CA's root. */
+describe("TLS behind the proxy (real server, real Caddy)", function () {
+  this.timeout(300_000);
+  const app = new GitApp(PYAPP);
+  const PORT = 18477;
+  const NAME_TLS = "zt";
+  let connection: ReturnType<typeof connectionFor>;
+  let tlsHost: ProviderHost;
+  let svc: SimulatedResource;
+  const inputs = () =>
+    serviceInputs({
+      name: NAME_TLS,
+      connection,
+      root: ROOT,
+      source: { git: app.dir, ref: "main" },
+      start: "APP_PORT=$PORT exec python3 app.py",
+      health: { url: "http://127.0.0.1/api/health", timeout: "4s", interval: "50ms" },
+      proxy: {
+        hosts: ["zt.fleet.test"],
+        tls: "internal",
+        listen: connection.host,
+        port: PORT,
+        instancePorts: { from: 18471, to: 18474 },
+        drainTimeout: "5s",
+      },
+    });
+  /** GET over HTTPS, verified against `ca` for the name zt.fleet.test. */
+  const httpsGet = (ca: string) =>
+    new Promise<{ status: number; release: string; issuer: string }>((resolve, reject) => {
+      const req = https.get(
+        {
+          host: connection.host,
+          port: PORT,
+          path: "/api/version",
+          servername: "zt.fleet.test",
+          headers: { Host: "zt.fleet.test" },
+          ca,
+        },
+        (res) => {
+          let body = "";
+          const cert = (res.socket as import("tls").TLSSocket).getPeerCertificate();
+          res.on("data", (c: Buffer) => (body += c.toString()));
+          res.on("end", () => {
+            resolve({
+              status: res.statusCode ?? 0,
+              release: (JSON.parse(body) as { release: string }).release,
+              issuer: String(cert.issuer?.CN ?? ""),
+            });
+          });
+        },
+      );
+      req.on("error", reject);
+    });
+
+  before(async function () {
+    this.timeout(120_000);
+    connection = connectionFor(HOST);
+    await sh(
+      HOST,
+      `systemctl stop '${NAME_TLS}@*' 2>/dev/null || true; rm -rf ${ROOT}/${NAME_TLS} /etc/fleet/proxy/servers/*/routes/*-${NAME_TLS}.json /etc/fleet/proxy/tls/*@${NAME_TLS}.json`,
+    );
+    await sh(HOST, bootstrapScript(bootstrapSpec({ proxy: true }), "proxy-test"));
+    tlsHost = await ProviderHost.start();
+    svc = new SimulatedResource(tlsHost, serviceProvider, {
+      name: NAME_TLS,
+      additionalSecretOutputs: ["connection", "secretEnv"],
+    });
+  });
+  after(async () => {
+    await svc?.destroy().catch(() => undefined);
+    await tlsHost?.stop();
+  });
+
+  it("tls internal: the proxy's own CA issues the host name's certificate; a release switches over HTTPS", async () => {
+    await svc.up(inputs());
+    const root = await sh(HOST, "cat /var/lib/fleet/proxy/pki/authorities/local/root.crt");
+    assert.match(root, /BEGIN CERTIFICATE/);
+    const first = await httpsGet(root);
+    assert.equal(first.status, 200);
+    assert.equal(first.release, app.head().slice(0, 12));
+    assert.match(first.issuer, /Caddy Local Authority/);
+    app.commit("over https", { "n.txt": "tls\n" });
+    await svc.up(inputs());
+    assert.equal((await httpsGet(root)).release, app.head().slice(0, 12));
+    // Without the proxy's CA, the certificate is not trusted: it is really verified above.
+    await assert.rejects(httpsGet(""), /self[- ]signed|unable to (get|verify)|certificate/i);
   });
 });
