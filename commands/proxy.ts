@@ -100,14 +100,24 @@ export function serverConfig(spec: Pick<ProxySpec, "listen" | "port" | "tls">): 
  * refuses two policies for one name, and two services on one domain (`/api` and `/`) share it.
  */
 export function tlsPolicy(
-  spec: Pick<ProxySpec, "tls" | "acme">,
+  spec: Pick<ProxySpec, "tls" | "acme"> & { readonly port?: number },
   hostName: string,
 ): Record<string, unknown> | undefined {
   if (spec.tls === "off") return undefined;
   const issuer =
     spec.tls === "internal"
       ? { module: "internal" }
-      : { module: "acme", email: spec.acme?.email ?? "", ...(spec.acme?.ca ? { ca: spec.acme.ca } : {}) };
+      : {
+          module: "acme",
+          email: spec.acme?.email ?? "",
+          ...(spec.acme?.ca ? { ca: spec.acme.ca } : {}),
+          ...(spec.acme?.caRoot ? { trusted_roots_pem_files: [spec.acme.caRoot] } : {}),
+          // On 443 the CA reaches the usual challenge ports. Elsewhere (a private CA, a test) the
+          // proxy answers TLS-ALPN on its own port and never binds :80 for HTTP-01.
+          ...(spec.port !== undefined && spec.port !== 443
+            ? { challenges: { http: { disabled: true }, "tls-alpn": { alternate_port: spec.port } } }
+            : {}),
+        };
   return { subjects: [hostName], issuers: [issuer] };
 }
 

@@ -66,7 +66,13 @@ const proxySchema = z
     port: proxyPort.optional(),
     listen: proxyListen.default(""),
     tls: proxyTls.default("off"),
-    acme: z.strictObject({ email: z.string().email("must be an email address"), ca: probeUrl.optional() }).optional(),
+    acme: z
+      .strictObject({
+        email: z.string().email("must be an email address"),
+        ca: probeUrl.optional(),
+        caRoot: safeAbsolutePath.optional(),
+      })
+      .optional(),
     drainTimeout: duration.default("30s"),
     maintenance: z.boolean().default(false),
     instancePorts: z.strictObject({ from: instancePort, to: instancePort }).optional(),

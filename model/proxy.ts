@@ -14,8 +14,11 @@ export interface ProxySpec {
   /** The address the proxy binds: "" for every address, "127.0.0.5" on a test host. */
   readonly listen: string;
   readonly tls: ProxyTls;
-  /** ACME only: the account's email address, and the directory URL ("" for Let's Encrypt). */
-  readonly acme?: { readonly email: string; readonly ca: string };
+  /**
+   * ACME only: the account's email address, the directory URL ("" for Let's Encrypt), and a PEM
+   * file on the host with the root a private ACME server's HTTPS is signed by ("" for none).
+   */
+  readonly acme?: { readonly email: string; readonly ca: string; readonly caRoot?: string };
   /** How long requests in flight on the old instance may take to finish before it stops, in ms. */
   readonly drainTimeoutMs: number;
   /** Serve a 503 with Retry-After from the proxy instead of the service. */
@@ -36,8 +39,11 @@ export interface ProxyArgs {
   readonly listen?: string;
   /** Default "off". `internal`: the proxy's own CA; `acme`: a CA such as Let's Encrypt. */
   readonly tls?: ProxyTls;
-  /** With `tls: "acme"`: the account's email address, and the directory URL (default Let's Encrypt). */
-  readonly acme?: { readonly email: string; readonly ca?: string };
+  /**
+   * With `tls: "acme"`: the account's email address, the directory URL (default Let's Encrypt),
+   * and for a private ACME server, a PEM file on the host with the root its HTTPS is signed by.
+   */
+  readonly acme?: { readonly email: string; readonly ca?: string; readonly caRoot?: string };
   /** How long requests in flight on the old instance may take to finish. Default "30s". */
   readonly drainTimeout?: string;
   /** Serve a 503 with Retry-After instead of the service. Default false. */
@@ -55,7 +61,15 @@ export function planProxy(args: ProxyArgs, drainMs: number): ProxySpec {
     port: args.port ?? (tls === "off" ? 80 : 443),
     listen: args.listen ?? "",
     tls,
-    ...(args.acme ? { acme: { email: args.acme.email, ca: args.acme.ca ?? "" } } : {}),
+    ...(args.acme
+      ? {
+          acme: {
+            email: args.acme.email,
+            ca: args.acme.ca ?? "",
+            ...(args.acme.caRoot ? { caRoot: args.acme.caRoot } : {}),
+          },
+        }
+      : {}),
     drainTimeoutMs: drainMs,
     maintenance: args.maintenance ?? false,
     instancePorts: args.instancePorts ?? { from: 20000, to: 29999 },

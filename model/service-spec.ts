@@ -9,7 +9,7 @@ import { httpStatus, probeUrl } from "./rules/http";
 import { commitId, name, releaseId, unitName, unixUser } from "./rules/names";
 import { hostAddress, sshConnection } from "./rules/network";
 import { notifyTarget } from "./rules/notify";
-import { fleetRoot, releasePath } from "./rules/paths";
+import { fleetRoot, releasePath, safeAbsolutePath } from "./rules/paths";
 import {
   IMAGE_BUILDS_ITSELF,
   bodyContains,
@@ -38,7 +38,13 @@ const proxySpecSchema = z
     port: proxyPort,
     listen: proxyListen,
     tls: proxyTls,
-    acme: z.object({ email: z.string().email(), ca: z.union([z.literal(""), probeUrl]) }).optional(),
+    acme: z
+      .object({
+        email: z.string().email(),
+        ca: z.union([z.literal(""), probeUrl]),
+        caRoot: safeAbsolutePath.optional(),
+      })
+      .optional(),
     drainTimeoutMs: z.number().int().min(0),
     maintenance: z.boolean(),
     instancePorts: z.object({ from: instancePort, to: instancePort }),

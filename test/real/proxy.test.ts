@@ -1,5 +1,8 @@
 import { strict as assert } from "assert";
+import { execFileSync, spawn } from "child_process";
+import * as fs from "fs";
 import * as https from "https";
+import * as os from "os";
 import * as path from "path";
 import { shippedProvider } from "../../providers/ship";
 import { bootstrapScript } from "../../commands/host";
@@ -407,17 +410,18 @@ describe("TLS behind the proxy (real server, real Caddy)", function () {
         drainTimeout: "5s",
       },
     });
-  /** GET over HTTPS, verified against `ca` for the name zt.fleet.test. */
-  const httpsGet = (ca: string) =>
-    new Promise<{ status: number; release: string; issuer: string }>((resolve, reject) => {
+  /** GET over HTTPS, verified against `ca` for `name` (default zt.fleet.test on PORT). */
+  const httpsGet = (ca: string, name = "zt.fleet.test", port = PORT) =>
+    new Promise<{ status: number; release: string; issuer: string; serial: string }>((resolve, reject) => {
       const req = https.get(
         {
           host: connection.host,
-          port: PORT,
+          port,
           path: "/api/version",
-          servername: "zt.fleet.test",
-          headers: { Host: "zt.fleet.test" },
+          servername: name,
+          headers: { Host: name },
           ca,
+          agent: false,
         },
         (res) => {
           let body = "";
@@ -428,6 +432,7 @@ describe("TLS behind the proxy (real server, real Caddy)", function () {
               status: res.statusCode ?? 0,
               release: (JSON.parse(body) as { release: string }).release,
               issuer: String(cert.issuer?.CN ?? ""),
+              serial: String(cert.serialNumber ?? ""),
             });
           });
         },
@@ -467,5 +472,114 @@ describe("TLS behind the proxy (real server, real Caddy)", function () {
     assert.equal((await httpsGet(root)).release, app.head().slice(0, 12));
     // Without the proxy's CA, the certificate is not trusted: it is really verified above.
     await assert.rejects(httpsGet(""), /self[- ]signed|unable to (get|verify)|certificate/i);
+  });
+
+  it("tls acme: a certificate is really issued by an ACME server (Pebble, local) and renewed", async function () {
+    this.timeout(180_000);
+    const pebbleDir = execFileSync("bash", [path.resolve(__dirname, "..", "..", "tools", "pebble", "ensure.sh")], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+    })
+      .trim()
+      .split("\n")
+      .pop()!;
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-pebble-"));
+    const ACME_PORT = 18468;
+    fs.writeFileSync(
+      path.join(work, "pebble.json"),
+      JSON.stringify({
+        pebble: {
+          listenAddress: "127.0.0.1:18466",
+          managementListenAddress: "127.0.0.1:18467",
+          certificate: path.join(pebbleDir, "certs", "cert.pem"),
+          privateKey: path.join(pebbleDir, "certs", "key.pem"),
+          httpPort: 18464,
+          tlsPort: ACME_PORT,
+          ocspResponderURL: "",
+          externalAccountBindingRequired: false,
+          // 60 s certificates: the proxy renews one within the test.
+          profiles: { default: { description: "short", validityPeriod: 60 } },
+        },
+      }),
+    );
+    const pebble = spawn(path.join(pebbleDir, "pebble"), ["-config", path.join(work, "pebble.json")], {
+      env: { ...process.env, PEBBLE_VA_ALWAYS_VALID: "1", PEBBLE_VA_NOSLEEP: "1", PEBBLE_WFE_NONCEREJECT: "0" },
+      stdio: "ignore",
+    });
+    const acme = new SimulatedResource(tlsHost, serviceProvider, {
+      name: "za",
+      additionalSecretOutputs: ["connection", "secretEnv"],
+    });
+    try {
+      await sh(
+        HOST,
+        "cat > /etc/fleet/proxy/pebble-root.pem && chmod 644 /etc/fleet/proxy/pebble-root.pem",
+        fs.readFileSync(path.join(pebbleDir, "certs", "pebble.minica.pem"), "utf8"),
+      );
+      await sh(
+        HOST,
+        `systemctl stop 'za@*' 2>/dev/null || true; rm -rf ${ROOT}/za /etc/fleet/proxy/servers/*/routes/*-za.json /etc/fleet/proxy/tls/*@za.json /var/lib/fleet/proxy/certificates/127.0.0.1-18466-dir`,
+      );
+      const acmeInputs = () =>
+        serviceInputs({
+          name: "za",
+          connection,
+          root: ROOT,
+          source: { git: app.dir, ref: "main" },
+          start: "APP_PORT=$PORT exec python3 app.py",
+          health: { url: "http://127.0.0.1/api/health", timeout: "20s", interval: "100ms" },
+          proxy: {
+            hosts: ["za.fleet.test"],
+            tls: "acme",
+            acme: {
+              email: "ops@fleet.test",
+              ca: "https://127.0.0.1:18466/dir",
+              caRoot: "/etc/fleet/proxy/pebble-root.pem",
+            },
+            listen: connection.host,
+            port: ACME_PORT,
+            instancePorts: { from: 18461, to: 18463 },
+            drainTimeout: "5s",
+          },
+        });
+      // The switch's probe through the proxy waits (up to the health timeout) for the certificate.
+      await acme.up(acmeInputs());
+      // Pebble's issuing root (a new one per Pebble run), from its management API.
+      const root = await new Promise<string>((resolve, reject) =>
+        https
+          .get(
+            {
+              host: "127.0.0.1",
+              port: 18467,
+              path: "/roots/0",
+              ca: fs.readFileSync(path.join(pebbleDir, "certs", "pebble.minica.pem")),
+            },
+            (res) => {
+              let body = "";
+              res.on("data", (c: Buffer) => (body += c.toString()));
+              res.on("end", () => resolve(body));
+            },
+          )
+          .on("error", reject),
+      );
+      const first = await httpsGet(root, "za.fleet.test", ACME_PORT);
+      assert.equal(first.status, 200);
+      assert.equal(first.release, app.head().slice(0, 12));
+      assert.match(first.issuer, /Pebble/i);
+      // Renewal: past two thirds of its 60 s, the proxy renews it (at its start, here).
+      await new Promise((r) => setTimeout(r, 42_000));
+      await sh(HOST, "systemctl restart fleet-proxy");
+      let renewed = first;
+      for (let i = 0; i < 60 && renewed.serial === first.serial; i++) {
+        await new Promise((r) => setTimeout(r, 500));
+        renewed = await httpsGet(root, "za.fleet.test", ACME_PORT).catch(() => first);
+      }
+      assert.notEqual(renewed.serial, first.serial, "a new certificate was issued");
+      assert.match(renewed.issuer, /Pebble/i);
+    } finally {
+      await acme.destroy().catch(() => undefined);
+      pebble.kill();
+      fs.rmSync(work, { recursive: true, force: true });
+    }
   });
 });
