@@ -8,7 +8,7 @@ import { shippedProvider } from "../../providers/ship";
 import { bootstrapScript } from "../../commands/host";
 import { bootstrapSpec } from "../../components/host";
 import { GitApp } from "../support/git-app";
-import { connectionFor, sh } from "../support/fleet";
+import { connectionFor, sh, testHost } from "../support/fleet";
 import { ProviderHost, SimulatedResource } from "../support/provider-host";
 import { serviceInputs, type ServiceCase } from "../support/service-inputs";
 import { startLoad } from "../support/load";
@@ -212,6 +212,41 @@ describe("zero-downtime releases behind the host's proxy (real server, real Cadd
     app.commit("fixed after the crash", { "mode.txt": "ok\n" });
     await svc.up(inputs());
     assert.equal((await viaProxy("/api/version")).release, release());
+  });
+
+  it("a power loss between the switch and the drain: after the boot one instance serves (the new one), and the next deploy converges", async function () {
+    this.timeout(180_000);
+    const dir = `${ROOT}/${NAME}`;
+    const container = testHost(HOST).container;
+    const oldPort = await sh(HOST, `cat ${dir}/proxy/serving`);
+    app.commit("stalls the probe through the proxy, then the power goes", { "mode.txt": "stall-after-gate\n" });
+    const attempted = release();
+    const deploying = svc.up(inputs()).then(
+      () => "finished",
+      (e: Error) => e.message,
+    );
+    let serving = oldPort;
+    for (let i = 0; i < 200 && serving === oldPort; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      serving = await sh(HOST, `cat ${dir}/proxy/serving`);
+    }
+    assert.notEqual(serving, oldPort, "the switch happened");
+    execFileSync("docker", ["kill", container], { stdio: "ignore" });
+    assert.notEqual(await deploying, "finished");
+    execFileSync("docker", ["start", container], { stdio: "ignore" });
+    let answered = { status: 0, release: "", retryAfter: null as string | null };
+    for (let i = 0; i < 120 && answered.status !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      answered = await viaProxy("/api/version").catch(() => answered);
+    }
+    assert.equal(answered.status, 200, "the proxy and an instance came back with the server");
+    assert.equal(answered.release, attempted, "the socket names the instance switched to");
+    // The next deploy takes the dead deploy's lock over, and converges.
+    app.commit("after the power loss", { "mode.txt": "ok\n" });
+    await svc.up(inputs());
+    assert.equal((await viaProxy("/api/version")).release, release());
+    const active = await sh(HOST, `systemctl list-units --state=active --no-legend '${NAME}@*.service' | wc -l`);
+    assert.equal(active, "1", "one instance runs after the drain");
   });
 
   it("maintenance serves a 503 with Retry-After from the proxy, and ends with the next deploy without it", async () => {
