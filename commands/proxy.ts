@@ -233,6 +233,11 @@ export function removeRouteLines(service: string, etc: string = PROXY.etc): stri
   ];
 }
 
+/** The last route of every server: a request no service's route matches gets a 404, not Caddy's empty 200. */
+const NOT_ROUTED = {
+  handle: [{ handler: "static_response", status_code: 404, body: "No fleet service is routed here.\n" }],
+};
+
 /** `proxy_config`: prints the proxy's whole config, assembled from the fragments under `etcDir`. */
 export function proxyConfigLines(etcDir: string = PROXY.etc): string[] {
   const etc = shq(etcDir);
@@ -242,7 +247,7 @@ export function proxyConfigLines(etcDir: string = PROXY.etc): string[] {
     `  printf '{"admin":{"listen":"unix/%s"},"storage":{"module":"file_system","root":"%s"},"apps":{"http":{"grace_period":"%s","servers":{' ${shq(PROXY.adminSocket)} ${shq(PROXY.storage)} ${shq(PROXY.gracePeriod)}`,
     `  sep=; for s in ${etc}/servers/*/; do`,
     `    s=\${s%/}; ls "$s"/routes/*.json >/dev/null 2>&1 || continue`,
-    `    printf '%s"%s":' "$sep" "\${s##*/}"; sed 's/}$//' "$s/server.json"; printf ',"routes":['; join_json "$s"/routes/*.json; printf ']}'; sep=,`,
+    `    printf '%s"%s":' "$sep" "\${s##*/}"; sed 's/}$//' "$s/server.json"; printf ',"routes":['; join_json "$s"/routes/*.json; printf ',%s]}' ${shq(JSON.stringify(NOT_ROUTED))}; sep=,`,
     `  done`,
     `  printf '}}'`,
     `  if ls ${etc}/tls/*.json >/dev/null 2>&1; then`,

@@ -77,10 +77,16 @@ describe("proxy builders (commands/proxy.ts)", () => {
       issuers: [{ module: "internal" }],
     });
     const acme = { email: "ops@x.example", ca: "https://127.0.0.1:14000/dir" };
-    assert.deepEqual(tlsPolicy({ ...base, tls: "acme", acme }, "sinesi.example"), {
+    assert.deepEqual(tlsPolicy({ ...base, tls: "acme", acme, port: 443 }, "sinesi.example"), {
       subjects: ["sinesi.example"],
       issuers: [{ module: "acme", email: "ops@x.example", ca: "https://127.0.0.1:14000/dir" }],
     });
+    // Off 443 (a private CA): TLS-ALPN on the proxy's own port, and never :80 for HTTP-01.
+    const [issuer] = tlsPolicy({ ...base, tls: "acme", acme: { ...acme, caRoot: "/etc/ca.pem" } }, "a.example")![
+      "issuers"
+    ] as Array<Record<string, unknown>>;
+    assert.deepEqual(issuer!["challenges"], { http: { disabled: true }, "tls-alpn": { alternate_port: 18480 } });
+    assert.deepEqual(issuer!["trusted_roots_pem_files"], ["/etc/ca.pem"]);
   });
 
   it("runs an instance from its own release link and env file, and forwards its socket to PORT", () => {
@@ -121,12 +127,13 @@ describe("proxy builders (commands/proxy.ts)", () => {
       );
       assert.deepEqual(
         servers[serverKey(base)]!.routes.map((r) => r["@id"]),
-        ["fleet-backend", "fleet-frontend"],
+        ["fleet-backend", "fleet-frontend", undefined],
+        "each service's route in order, then the 404 for what no route matches",
       );
       assert.deepEqual(servers[serverKey({ ...base, port: 18482 })]!.listen, ["127.0.0.9:18482"]);
       assert.deepEqual(
         servers[serverKey({ ...base, port: 18482 })]!.routes.map((r) => r["@id"]),
-        ["fleet-agent", "fleet-my-agent"],
+        ["fleet-agent", "fleet-my-agent", undefined],
       );
       assert.ok(config.apps.tls, "TLS policies are part of the config");
       fs.writeFileSync(path.join(etc, "caddy.json"), text);
