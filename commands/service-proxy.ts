@@ -47,7 +47,7 @@ export function instanceUnits(spec: Pick<ServiceSpec, "unitName">, portWord: str
 }
 
 /** The path (and query) of a health URL: what is probed on an instance's own port. */
-function pathOf(url: string): string {
+export function pathOf(url: string): string {
   const u = new URL(url);
   return `${u.pathname}${u.search}`;
 }

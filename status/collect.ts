@@ -35,7 +35,13 @@ export async function collectStatus(
       try {
         const r = await exec(connectionFor(hostName, cfg), "/bin/sh -s", {
           step: "status",
-          stdin: statusScript({ root: s.root, name, unitName: s.unitName ?? name, healthUrl: s.health.url }),
+          stdin: statusScript({
+            root: s.root,
+            name,
+            unitName: s.unitName ?? name,
+            healthUrl: s.health.url,
+            ...(s.proxy ? { proxied: true } : {}),
+          }),
           timeoutMs: 20_000,
         });
         const f = parseFacts(r.stdout).one;

@@ -2,7 +2,7 @@ import { strict as assert } from "assert";
 import * as http from "http";
 import { GitApp } from "../support/git-app";
 import { hostAddress, sh } from "../support/fleet";
-import { outputOf } from "./support/cli";
+import { npmArgv, outputOf, run } from "./support/cli";
 import { changes } from "./support/diff";
 import { ROOT, PYAPP, hostsConfig } from "./support/fixtures";
 import { wipe } from "./support/host";
@@ -91,5 +91,14 @@ describe("engine: a service behind the proxy, with the real CLI (web2)", functio
     const other = await get("other.fleet.test");
     assert.equal(other.status, 404, "another host name is not routed to it");
     assert.match(other.text, /No fleet service is routed here/);
+  });
+
+  it("npm run status reads the serving instance behind the proxy: its release, active, health 200", async () => {
+    const r = await run(...npmArgv("status", ["--stack", stack.name]), { env: stack.env });
+    assert.equal(r.code, 0, outputOf(r));
+    const row = r.stdout.split("\n").find((l) => l.startsWith(`${NAME} `));
+    assert.ok(row, r.stdout);
+    const cols = row.split(/\s{2,}/);
+    assert.deepEqual(cols.slice(1, 6), [HOST, app.head().slice(0, 12), app.head().slice(0, 12), "active", "200"], row);
   });
 });

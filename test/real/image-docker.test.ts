@@ -12,6 +12,9 @@ import { EngineForward, HostEngine } from "../support/image-engine";
 import { ImageContext } from "../support/image-fixtures";
 import { ProviderHost, SimulatedResource, secret, type Props } from "../support/provider-host";
 import { serviceInputs } from "../support/service-inputs";
+import { startLoad } from "../support/load";
+import { bootstrapScript } from "../../commands/host";
+import { bootstrapSpec } from "../../components/host";
 
 // What ships in state: the bundled provider (providers/ship.ts), as the components register it.
 const serviceProvider = shippedProvider("service");
@@ -360,5 +363,56 @@ describe("GoldenImage docker: build, validate, ship, run as a Service, retain (r
     assert.equal(engine.has(ids["v2"]!), true, "web3: the serving image stays");
     assert.equal(engine.has(ids["v3"]!), true, "web3: the image a service recorded stays");
     assert.equal(engine.has(ids["v4"]!) || engine.has(ids["v5"]!), false, "web3: the others are gone");
+  });
+
+  it("behind the proxy: each release runs as its own container on its own port, switched with no request lost", async () => {
+    await sh(bootstrapScript(bootstrapSpec({ proxy: true }), "image-test"));
+    const name = "fleet-img-zd";
+    const PROXY_PORT = 18603;
+    const svc = new SimulatedResource(host, serviceProvider, {
+      name,
+      additionalSecretOutputs: ["connection", "secretEnv"],
+    });
+    const proxied = (a: ImageArtifact, env: Record<string, string> = {}) =>
+      serviceInputs({
+        name,
+        connection: connectionFor("web3"),
+        root: ROOT,
+        source: { image: a },
+        env: { APP_HOST: "127.0.0.1", ...env },
+        health: { url: "http://127.0.0.1/health", timeout: "8s", interval: "100ms" },
+        keepReleases: 3,
+        proxy: { listen: WEB3, port: PROXY_PORT, instancePorts: { from: 18604, to: 18607 }, drainTimeout: "5s" },
+      });
+    const version = async () =>
+      ((await (await fetch(`http://${WEB3}:${PROXY_PORT}/version`)).json()) as { version: string }).version;
+    try {
+      await svc.up(proxied(arts["v2"]!));
+      assert.equal(await version(), "v2");
+      const load = startLoad({
+        host: WEB3,
+        port: PROXY_PORT,
+        path: "/version",
+        rate: 100,
+        releaseOf: (b) => (JSON.parse(b) as { version: string }).version,
+      });
+      await svc.up(proxied(arts["v3"]!, { REQUIRED_SETTING: "on" }));
+      // Without the setting the new container exits: its gate fails, and the proxy never moves.
+      await assert.rejects(svc.up(proxied(arts["v3"]!)), /failed its health gate/);
+      const report = await load.stop();
+      assert.deepEqual(
+        report.failed.map((s) => s.outcome),
+        [],
+        "no request failed",
+      );
+      assert.equal(await version(), "v3");
+      const containers = (await sh(`docker ps --filter name=${name}- --format '{{.Names}}'`))
+        .split("\n")
+        .filter(Boolean);
+      assert.equal(containers.length, 1, `one container runs after the drain: ${containers.join(", ")}`);
+      assert.match(containers[0]!, new RegExp(`^${name}-1860[4-7]$`), "named after its instance's port");
+    } finally {
+      await svc.destroy().catch(() => undefined);
+    }
   });
 });
