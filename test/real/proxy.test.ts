@@ -75,6 +75,20 @@ describe("zero-downtime releases behind the host's proxy (real server, real Cadd
       ...overrides,
     });
   const release = () => app.head().slice(0, 12);
+  /** Starts a deploy (its outcome as text), and resolves once it has switched away from `oldPort`. */
+  const deployUntilSwitched = async (dir: string, oldPort: string) => {
+    const deploying = svc.up(inputs()).then(
+      () => "finished",
+      (e: Error) => e.message,
+    );
+    let serving = oldPort;
+    for (let i = 0; i < 200 && serving === oldPort; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      serving = await sh(HOST, `cat ${dir}/proxy/serving`);
+    }
+    assert.notEqual(serving, oldPort, "the switch happened");
+    return { deploying, serving };
+  };
 
   before(async function () {
     this.timeout(120_000);
@@ -173,17 +187,8 @@ describe("zero-downtime releases behind the host's proxy (real server, real Cadd
     const oldRelease = release();
     app.commit("passes its gate, then stalls the probe through the proxy", { "mode.txt": "stall-after-gate\n" });
     const load = startLoad({ host: connection.host, port: PROXY_PORT, path: "/api/version", rate: 100 });
-    const deploying = svc.up(inputs()).then(
-      () => "finished",
-      (e: Error) => e.message,
-    );
-    // The switch happened when the serving port changes; then the deployer dies.
-    let serving = oldPort;
-    for (let i = 0; i < 200 && serving === oldPort; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      serving = await sh(HOST, `cat ${dir}/proxy/serving`);
-    }
-    assert.notEqual(serving, oldPort, "the switch happened");
+    // The deployer dies once the switch happened (the serving port changed).
+    const { deploying, serving } = await deployUntilSwitched(dir, oldPort);
     process.kill(host.pid, "SIGKILL");
     assert.notEqual(await deploying, "finished");
     let last = "";
@@ -221,16 +226,7 @@ describe("zero-downtime releases behind the host's proxy (real server, real Cadd
     const oldPort = await sh(HOST, `cat ${dir}/proxy/serving`);
     app.commit("stalls the probe through the proxy, then the power goes", { "mode.txt": "stall-after-gate\n" });
     const attempted = release();
-    const deploying = svc.up(inputs()).then(
-      () => "finished",
-      (e: Error) => e.message,
-    );
-    let serving = oldPort;
-    for (let i = 0; i < 200 && serving === oldPort; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      serving = await sh(HOST, `cat ${dir}/proxy/serving`);
-    }
-    assert.notEqual(serving, oldPort, "the switch happened");
+    const { deploying } = await deployUntilSwitched(dir, oldPort);
     execFileSync("docker", ["kill", container], { stdio: "ignore" });
     assert.notEqual(await deploying, "finished");
     execFileSync("docker", ["start", container], { stdio: "ignore" });
