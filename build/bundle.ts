@@ -30,6 +30,9 @@ export const ENTRIES = {
   status: "scripts/status.ts",
   drift: "scripts/drift.ts",
   restore: "scripts/restore.ts",
+  logs: "scripts/logs.ts",
+  exec: "scripts/exec.ts",
+  reboot: "scripts/reboot.ts",
   program: "index.ts",
 } as const;
 

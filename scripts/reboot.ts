@@ -1,0 +1,3 @@
+// placeholder: replaced by the reboot command
+console.error("reboot: not built yet");
+process.exitCode = 1;
