@@ -53,7 +53,7 @@ export function pathOf(url: string): string {
 }
 
 /** The gate's probe of the instance on `portWord`: the health URL's path on 127.0.0.1. */
-export function instanceProbeTarget(spec: ServiceSpec, portWord: string): ProbeTarget {
+export function instanceProbeTarget(spec: Pick<ServiceSpec, "health" | "unitName">, portWord: string): ProbeTarget {
   const on = (url: string) => `"http://127.0.0.1:${portWord}"${shq(pathOf(url))}`;
   return {
     url: on(spec.health.url),

@@ -99,7 +99,7 @@ export interface ProbeTarget {
  * the bodies (base64) and, on failure, this attempt's journal lines (base64). It reads no field
  * of the version body: that verdict is judgeHealth's alone (decisions/health.ts).
  */
-export function probeLines(spec: ServiceSpec, target?: ProbeTarget): string[] {
+export function probeLines(spec: Pick<ServiceSpec, "health" | "unitName">, target?: ProbeTarget): string[] {
   const h = spec.health;
   const unit = target?.unit ?? shq(spec.unitName);
   const url = target?.url ?? shq(h.url);

@@ -27,7 +27,7 @@ function parseProbe(stdout: string): ProbeOutcome {
 }
 
 /** The verdict on a script's probe output, with a real JSON parse of the version body. */
-export function judge(spec: ServiceSpec, stdout: string, commit: string): Gate {
+export function judge(spec: Pick<ServiceSpec, "health">, stdout: string, commit: string): Gate {
   const outcome = parseProbe(stdout);
   return { outcome, verdict: judgeHealth(outcome, spec.health, commit) };
 }
