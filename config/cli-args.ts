@@ -52,6 +52,11 @@ export interface ScriptSpec<F extends Flags> {
   readonly positionals: number;
   /** `<code> <meaning>`, one per line, for --help. */
   readonly exitCodes: readonly string[];
+  /**
+   * Keeps what follows `--` as `rest`, untouched (a remote command's argv, `--help` included),
+   * instead of counting it as positionals.
+   */
+  readonly rest?: boolean;
 }
 
 type FlagValues<F extends Flags> = {
@@ -64,6 +69,8 @@ export interface ScriptArgs<F extends Flags> {
   readonly cwd: string;
   readonly flags: FlagValues<F>;
   readonly positionals: readonly string[];
+  /** What followed `--`, when the spec keeps it (`rest: true`); else empty. */
+  readonly rest: readonly string[];
 }
 
 export type CommandLine<T> =
@@ -112,8 +119,15 @@ export function parseCommandLine<F extends Flags>(
   if (tokens.some((t) => t.kind === "option" && t.name === "help")) return { kind: "help", text: helpText(spec) };
   const values: Record<string, string | boolean | undefined> = {};
   const positionals: string[] = [];
+  const rest: string[] = [];
   const problem = (p: string) => usageProblem(spec.name, p);
+  let afterTerminator = false;
   for (const t of tokens) {
+    if (t.kind === "option-terminator") afterTerminator = true;
+    if (t.kind === "positional" && afterTerminator && spec.rest) {
+      rest.push(t.value);
+      continue;
+    }
     if (t.kind === "positional") {
       positionals.push(t.value);
       if (positionals.length > spec.positionals) return problem(`unexpected argument ${JSON.stringify(t.value)}`);
@@ -141,6 +155,7 @@ export function parseCommandLine<F extends Flags>(
       cwd: path.resolve(cwd, (values["cwd"] as string | undefined) ?? "."),
       flags: values as FlagValues<F>,
       positionals,
+      rest,
     },
   };
 }

@@ -436,6 +436,99 @@ export function runScript(
   return check ? execChecked(conn, shell, options) : exec(conn, shell, options);
 }
 
+export interface StreamOptions {
+  /** Names the step in errors ("logs", "exec"). */
+  readonly step: string;
+  readonly onStdout: (chunk: Buffer) => void;
+  /** With a PTY the remote side has one stream: everything arrives on stdout. */
+  readonly onStderr: (chunk: Buffer) => void;
+  /** Piped into the command; the channel's input ends when it ends. */
+  readonly stdin?: Readable;
+  /** A terminal on the host (ssh -t): `term` is its $TERM. */
+  readonly pty?: { readonly rows: number; readonly cols: number; readonly term: string };
+  /**
+   * Stops the command: its input is ended (EOF), which the remote side is built to end on
+   * (OpenSSH often refuses channel signals); after `closeAfterMs` (default 5 s) the channel is
+   * closed. Without `stdin`, the input stays open until then; without either, it ends at once.
+   */
+  readonly signal?: AbortSignal;
+  readonly closeAfterMs?: number;
+  /** Called once the command runs, with a way to pass on a terminal resize (PTY only). */
+  readonly onStart?: (control: { resize(rows: number, cols: number): void }) => void;
+  /** Shown in errors instead of the command itself. */
+  readonly describe?: string;
+  readonly secrets?: readonly string[];
+}
+
+/** How a streamed command ended: its exit code, or the signal that killed it (code null). */
+export interface StreamResult {
+  readonly code: number | null;
+  readonly signal?: string;
+}
+
+/**
+ * Runs `command` on the host with its output handed over as it arrives (logs -f, an interactive
+ * exec), under the same connection pool, channel gate and stats as `exec`; no host timeout (a
+ * shell or a follow may last hours). Rejects only when the command cannot start or the
+ * connection drops.
+ */
+export async function execStream(conn: SshConnection, command: string, opts: StreamOptions): Promise<StreamResult> {
+  const c = (await client(conn)) as import("ssh2").Client;
+  const key = connectionKey(conn);
+  const stats = pool().stats;
+  stats.commands[key] = (stats.commands[key] ?? 0) + 1;
+  const secrets = opts.secrets ?? [];
+  const describe = opts.describe ?? command;
+  const free = await channelSlot(key);
+  const started = Date.now();
+  const running = new Promise<StreamResult>((resolve, reject) => {
+    const onReady = (err: Error | undefined, stream: import("ssh2").ClientChannel) => {
+      if (err) {
+        reject(remoteStepFailed(key, opts.step, describe, null, "", "", `could not start: ${err.message}`, secrets));
+        return;
+      }
+      let closer: NodeJS.Timeout | undefined;
+      const stop = () => {
+        opts.stdin?.unpipe(stream);
+        stream.end();
+        closer = setTimeout(() => stream.close(), opts.closeAfterMs ?? 5_000);
+      };
+      stream.on("data", (d: Buffer) => opts.onStdout(d));
+      stream.stderr.on("data", (d: Buffer) => opts.onStderr(d));
+      stream.on("close", (code: number | null | undefined, signal?: string) => {
+        if (closer) clearTimeout(closer);
+        opts.signal?.removeEventListener("abort", stop);
+        opts.stdin?.unpipe(stream);
+        traceEvent("ssh-exec", { host: key, step: opts.step, start: started, end: Date.now() });
+        if ((code === null || code === undefined) && !signal && !opts.signal?.aborted) {
+          reject(
+            remoteStepFailed(
+              key,
+              opts.step,
+              describe,
+              null,
+              "",
+              "",
+              "the connection closed before the command finished",
+              secrets,
+            ),
+          );
+          return;
+        }
+        resolve(signal ? { code: null, signal } : { code: code ?? null });
+      });
+      opts.onStart?.({ resize: (rows, cols) => stream.setWindow(rows, cols, 0, 0) });
+      if (opts.signal?.aborted) stop();
+      else opts.signal?.addEventListener("abort", stop, { once: true });
+      if (opts.stdin) opts.stdin.pipe(stream);
+      else if (!opts.signal) stream.end();
+    };
+    if (opts.pty) c.exec(command, { pty: { ...opts.pty, width: 0, height: 0 } }, onReady);
+    else c.exec(command, onReady);
+  });
+  return running.finally(free);
+}
+
 export function transportStats(): TransportStats {
   return pool().stats;
 }

@@ -42,6 +42,7 @@ describe("config/cli-args: the operator scripts' command lines", () => {
       cwd: "/proj/sub",
       flags: { yes: false, help: false, stack: "prod", cwd: "sub" },
       positionals: [],
+      rest: [],
     });
     assert.equal(args(["-s", "prod"]).stack, "prod");
     assert.equal(args(["--stack=prod"]).stack, "prod");
@@ -56,6 +57,22 @@ describe("config/cli-args: the operator scripts' command lines", () => {
     assert.equal(args([]).flags.yes, false);
     assert.equal(args([]).flags.config, undefined);
     assert.deepEqual(args(["--", "--starts-with-dashes"]).positionals, ["--starts-with-dashes"]);
+  });
+
+  it("rest: what follows -- is kept untouched for a remote command (--help and flags included), not counted as positionals", () => {
+    const REST: ScriptSpec<typeof FLAGS> = { ...SPEC, rest: true };
+    const line = parseCommandLine(REST, ["web", "--yes", "--", "ls", "-la", "--help", "--", "", "-s"], {}, "/proj");
+    assert.equal(line.kind, "run", JSON.stringify(line));
+    const a = (line as Extract<typeof line, { kind: "run" }>).args;
+    assert.deepEqual(
+      [a.positionals, a.rest, a.flags.yes, a.stack],
+      [["web"], ["ls", "-la", "--help", "--", "", "-s"], true, "dev"],
+    );
+    const none = parseCommandLine(REST, ["web"], {}, "/proj") as Extract<typeof line, { kind: "run" }>;
+    assert.deepEqual(none.args.rest, []);
+    assert.equal(parseCommandLine(REST, ["web", "-h", "--", "ls"], {}, "/proj").kind, "help");
+    // Without rest, what follows -- stays positional (and counted).
+    assert.match(problem(["a", "--", "b"]), /unexpected argument "b"/);
   });
 
   it("an unknown flag is named, with a pointer to --help", () => {

@@ -52,7 +52,7 @@ describe("operator scripts: one command line for all (scripts/*.ts)", function (
   this.timeout(60_000);
 
   it("every script answers --help with its usage, the common flags and its exit codes, and runs nothing", async () => {
-    assert.deepEqual(SCRIPTS.sort(), ["deploy", "drift", "restore", "rollback", "status"]);
+    assert.deepEqual(SCRIPTS.sort(), ["deploy", "drift", "exec", "logs", "reboot", "restore", "rollback", "status"]);
     const { dir, env } = project({});
     for (const script of SCRIPTS) {
       const r = await run(script, ["--help"], { cwd: dir, env });
@@ -95,6 +95,71 @@ describe("operator scripts: one command line for all (scripts/*.ts)", function (
     );
     assert.match(r.stderr, /passphrase must be set/);
     assert.match(r.stderr, /or give hosts\.pi\.privateKeyFile instead\./);
+  });
+
+  /** A service on two hosts whose keys are only ciphertext: anything that tried to connect would fail otherwise. */
+  function twoHosts() {
+    return project({
+      "fleet:hosts": {
+        a: { address: "127.0.0.1", port: 1, hostKey: HOST_KEY },
+        b: { address: "127.0.0.1", port: 2, hostKey: HOST_KEY },
+        c: { address: "127.0.0.1", port: 3, hostKey: HOST_KEY },
+      },
+      "fleet:privateKeys": {
+        a: { secure: "v1:AAAA:abcd" },
+        b: { secure: "v1:AAAA:abcd" },
+        c: { secure: "v1:AAAA:abcd" },
+      },
+      "fleet:services": {
+        api: { hosts: ["a", "b"], source: { path: "." }, start: "true", health: { url: "http://127.0.0.1:1/h" } },
+      },
+    });
+  }
+
+  it("logs: usage errors exit 6 before anything connects, each naming its flag or the known names", async () => {
+    const { dir, env } = twoHosts();
+    const cases: [string[], RegExp][] = [
+      [[], /^logs: name the service: npm run logs -- <service> \(see npm run logs -- --help\)$/m],
+      [["api", "-n", "ten"], /^logs: -n\/--lines takes a count of lines, not "ten"/m],
+      [["api", "-n", "-5"], /^logs: -n needs a value/m],
+      [["api", "--since", "10 parsecs"], /^logs: --since takes a duration .* not "10 parsecs"/m],
+      [["api", "--since", "yesterday; rm -rf /"], /^logs: --since takes a duration/m],
+      [["api", "extra"], /^logs: unexpected argument "extra"/m],
+      [["nope"], /unknown service "nope": the stack's services are api/],
+      [["api", "--host", "zz"], /unknown host "zz": the stack's hosts are a, b, c/],
+      [["api", "--host", "c"], /service "api" does not run on host "c": it runs on a, b/],
+    ];
+    for (const [argv, expected] of cases) {
+      const r = await run("logs", [...argv, "--stack", "t", "-C", dir], { env });
+      assert.equal(r.status, 6, `${argv.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, expected, argv.join(" "));
+      assert.equal(r.stdout, "", argv.join(" "));
+    }
+  });
+
+  it("exec: usage errors exit 6 before anything connects; --help after -- belongs to the remote command", async () => {
+    const { dir, env } = twoHosts();
+    const cases: [string[], RegExp][] = [
+      [[], /^exec: name the service/m],
+      [["api"], /^exec: give the command after --: npm run exec -- <service> -- <command…>/m],
+      [["api", "ls"], /^exec: unexpected argument "ls"/m],
+      [["api", "--host", "a", "--all-hosts", "--", "ls"], /^exec: --host and --all-hosts exclude each other/m],
+      [
+        ["api", "--", "ls"],
+        /service "api" runs on a, b: exec runs on one host\nName one with --host <h>, or run it on each in turn with --all-hosts\./,
+      ],
+      [["nope", "--", "ls"], /unknown service "nope": the stack's services are api/],
+      [["api", "--host", "zz", "--", "ls"], /unknown host "zz": the stack's hosts are a, b, c/],
+      [["api", "--host", "c", "--", "ls"], /service "api" does not run on host "c": it runs on a, b/],
+      // Past the usage checks, the first thing it needs is host a's key: only ciphertext here.
+      [["api", "--host", "a", "--", "--help"], /host "a": fleet:privateKeys\.a is a secret/],
+    ];
+    for (const [argv, expected] of cases) {
+      const r = await run("exec", ["--stack", "t", "-C", dir, ...argv], { env });
+      assert.equal(r.status, 6, `${argv.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, expected, argv.join(" "));
+      assert.equal(r.stdout, "", argv.join(" "));
+    }
   });
 
   it("restore: --stack is the stack's name (its host is read from Pulumi.<stack>.yaml in --cwd)", async () => {
