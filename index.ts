@@ -6,6 +6,7 @@ import type { SourceArgs } from "./source/resolve";
 import { GoldenImage } from "./components/golden-image";
 import type { ImageArtifact } from "./providers/image/model";
 import { planBatches } from "./decisions/rollout";
+import { serviceResourceName } from "./model/resource-names";
 import { parseFleetConfig, type FleetConfig } from "./config/schema";
 import { backupsProtecting, restoreBackupOf } from "./config/restore-on-rollback";
 import { connectionFor, privateKeyFor, readFileFor } from "./config/connections";
@@ -135,7 +136,7 @@ for (const [name, s] of Object.entries(fleet.services)) {
     ),
   });
   if (s.host) {
-    deployed[name] = new Service(name, args(s.host), { dependsOn: protectedBy });
+    deployed[name] = new Service(serviceResourceName(name, s.host, false), args(s.host), { dependsOn: protectedBy });
     continue;
   }
   // Several hosts: one Service per host, in batches; each batch waits for the previous one to
@@ -143,9 +144,9 @@ for (const [name, s] of Object.entries(fleet.services)) {
   let previous: Service[] = [];
   for (const batch of planBatches(s.hosts!, s.rollout ?? { batch: 1, canary: [] })) {
     const current = batch.map(
-      (h) => new Service(`${name}@${h}`, args(h), { dependsOn: [...protectedBy, ...previous] }),
+      (h) => new Service(serviceResourceName(name, h, true), args(h), { dependsOn: [...protectedBy, ...previous] }),
     );
-    current.forEach((svc, i) => (deployed[`${name}@${batch[i]}`] = svc));
+    current.forEach((svc, i) => (deployed[serviceResourceName(name, batch[i]!, true)] = svc));
     previous = current;
   }
 }

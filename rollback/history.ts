@@ -27,6 +27,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import * as zlib from "zlib";
+import { hostOfServiceResource } from "../model/resource-names";
 
 /** The type token of the Service's dynamic resource (components/tokens.ts). */
 export const SERVICE_RELEASE_TYPE = "pulumi-nodejs:dynamic/fleet:ServiceRelease";
@@ -161,14 +162,13 @@ export function releasesOf(doc: unknown, file: string): Record<string, ServiceRe
     const outputs = isObject(r["outputs"]) ? r["outputs"] : {};
     const retained = outputs["retainedReleases"];
     const service = plainString(outputs, "name", where);
-    // components/service.ts names its resource `${name}-release`; index.ts names a service on
-    // several hosts `${service}@${host}`.
+    // components/service.ts names its resource `${name}-release` (name: model/resource-names.ts).
     const resource = urnName(urn).replace(/-release$/, "");
     releases[urn] = {
       urn,
       service,
       resource,
-      hostName: resource.startsWith(`${service}@`) ? resource.slice(service.length + 1) : undefined,
+      hostName: hostOfServiceResource(service, resource),
       address: plainString(outputs, "host", where),
       releaseId: plainString(outputs, "releaseId", where),
       commit: plainString(outputs, "commit", where),
