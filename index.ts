@@ -128,6 +128,10 @@ for (const [name, s] of Object.entries(fleet.services)) {
     stepTimeout: s.stepTimeout,
     minFreeDiskMb: s.minFreeDiskMb,
     ...(s.proxy ? { proxy: s.proxy } : {}),
+    ...(s.shared ? { shared: s.shared } : {}),
+    ...(s.deleteSharedOnDestroy ? { deleteSharedOnDestroy: true } : {}),
+    ...(s.hooks ? { hooks: s.hooks } : {}),
+    hostName,
     ...(restoreFrom ? { restoreOnRollback: backups[restoreFrom]! } : {}),
     notify: pulumi.secret(
       fleet.notify

@@ -18,6 +18,8 @@ import {
 import { restoreLines } from "./restore";
 import { proxyActivateLines, proxyDeleteLines, proxyDrainLines, proxyReadLines } from "./service-proxy";
 import { decideLines, startWatchdogLines, takeoverFunctions, watchdogUnit } from "./watchdog";
+import { removeServiceDirLines, sharedLinkLines } from "./service-shared";
+import { preSwitchLines } from "./service-hooks";
 
 export { EXIT, watchdogUnit };
 
@@ -246,6 +248,8 @@ function activateLines(spec: ServiceSpec, plan: ActivatePlan): string[] {
     );
     if (spec.install) lines.push(`link_missing ${shq(depsDir(layout, spec.install.hash))} "$R"`);
     lines.push(`chown -R "$RUN_AS" "$R"`);
+    // Shared data is linked in before the build, which may use it.
+    lines.push(...sharedLinkLines(spec.shared));
     if (spec.build) {
       // A failed build removes the half-built release: it never served, so it is no evidence.
       lines.push("phase build", `(cd "$R" && as_user ${shq(spec.build)}) || { rc=$?; rm -rf "$R"; exit $rc; }`);
@@ -261,6 +265,8 @@ function activateLines(spec: ServiceSpec, plan: ActivatePlan): string[] {
       "fi",
     );
   }
+  // A retained release has its links; a path shared since it was staged gets one now.
+  if (!plan.stage) lines.push(...sharedLinkLines(spec.shared));
   if (plan.stage && spec.migrate) {
     // Migrations run once per new release, with its environment, before anything switches; a
     // release re-activated from retention (a rollback) does not migrate again.
@@ -276,6 +282,7 @@ function activateLines(spec: ServiceSpec, plan: ActivatePlan): string[] {
   }
   // Staged, built and migrated to the end: from here on the release may be re-activated as it is.
   if (plan.stage) lines.push(`: > "$R/.fleet-staged"`);
+  lines.push(...preSwitchLines(spec, plan.envFile));
   if (spec.proxy) {
     const watchdog = startWatchdogLines(spec, layout, plan.token, plan.watchdogDeadlineMs, EXIT.noWatchdog);
     return [...lines, ...proxyActivateLines(spec, layout, plan, watchdog)];
@@ -460,7 +467,7 @@ export function deleteScript(spec: ServiceSpec, who = "delete"): string {
       `  systemctl disable --now ${shq(spec.unitName)} 2>/dev/null || true`,
       `  rm -f ${unitFile}; systemctl daemon-reload; systemctl reset-failed ${shq(spec.unitName)} 2>/dev/null || true`,
       `fi`,
-      `rm -rf "$D"`,
+      ...removeServiceDirLines(spec.deleteSharedOnDestroy === true),
       "",
     ].join("\n")
   );

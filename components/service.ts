@@ -31,6 +31,8 @@ export interface ServiceArgs extends Omit<SettingsArgs<pulumi.Input<ImageArtifac
   readonly secretEnv?: pulumi.Input<Readonly<Record<string, pulumi.Input<string>>>>;
   /** The service's name on its host (directory, unit). Default: the resource name. */
   readonly serviceName?: string;
+  /** The host's name, as hooks see it (FLEET_HOST). Default: the host's address. */
+  readonly hostName?: string;
   /**
    * When an automatic rollback follows a migration, stop the service, restore this backup's
    * pre-deploy backup, then start the previous release. The Service also waits for the backup.
@@ -152,6 +154,7 @@ export class Service extends pulumi.ComponentResource {
       secretEnv,
       notify: pulumi.secret(pulumi.output(args.notify ?? [])) as pulumi.Output<NotifyTarget[]>,
       ...(args.restoreOnRollback ? { restoreOnRollback: args.restoreOnRollback.restorePoint } : {}),
+      ...(args.hostName !== undefined ? { hostName: args.hostName } : {}),
     };
     // A Host's bootstrap (user, curl, directories) must be done before the first deploy.
     // What the Service waits for (its Host's bootstrap, a DatabaseBackup) must finish before the

@@ -35,6 +35,7 @@ import { commitId, name, releaseId, unitName, unixUser } from "../model/rules/na
 import { SSH_FROM_REQUIRED, cidr, hostAddress, port } from "../model/rules/network";
 import { notifyTargetShape, telegramChatProblem } from "../model/rules/notify";
 import { excludePattern, fleetRoot, releasePath, safeAbsolutePath } from "../model/rules/paths";
+import { SHARED_NEEDS_FILES, checkSharedPaths, sharedPath } from "../model/rules/shared";
 import { restoreOnRollbackProblems } from "./restore-on-rollback";
 import {
   IMAGE_BUILDS_ITSELF,
@@ -244,6 +245,27 @@ export const serviceSchema = z
     restoreOnRollback: z.boolean().optional(),
     /** Zero-downtime releases behind the host's proxy. Default: none (restart in place). */
     proxy: proxySchema.optional(),
+    /** Files and directories that outlive releases, linked into each (Capistrano's linked_dirs/files). Default none. */
+    shared: z
+      .strictObject({
+        dirs: z.array(sharedPath).default([]),
+        /** path → the content the first deploy creates it with. */
+        files: z.record(sharedPath, z.string()).default({}),
+      })
+      .superRefine(checkSharedPaths)
+      .optional(),
+    /** `pulumi destroy` removes the shared files too. Default false: they are kept. */
+    deleteSharedOnDestroy: z.boolean().optional(),
+    /** Commands run on the host around a deploy (see model/service.ts HooksSpec). Default none. */
+    hooks: z
+      .strictObject({
+        preSwitch: command.optional(),
+        postDeploy: z
+          .union([command, z.strictObject({ run: command, rollbackOnFailure: z.boolean().default(false) })])
+          .optional(),
+        postRollback: command.optional(),
+      })
+      .optional(),
   })
   .superRefine((s, ctx) => {
     if (!s.host === !s.hosts)
@@ -254,6 +276,8 @@ export const serviceSchema = z
       ctx.addIssue({ code: "custom", path: ["start"], message: START_REQUIRED });
     if (s.source.image !== undefined && (s.install || s.build !== undefined))
       ctx.addIssue({ code: "custom", path: ["source", "image"], message: IMAGE_BUILDS_ITSELF });
+    if (s.source.image !== undefined && s.shared)
+      ctx.addIssue({ code: "custom", path: ["shared"], message: SHARED_NEEDS_FILES });
     if (s.proxy && Object.hasOwn(s.env, "PORT"))
       ctx.addIssue({
         code: "custom",

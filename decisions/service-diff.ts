@@ -22,6 +22,8 @@ export const UPDATE_KEYS = [
   "pinned",
   // Behind the proxy: a route, TLS or maintenance change deploys (and switches) like a release.
   "proxy",
+  // A new shared path is linked into the serving release by a deploy.
+  "shared",
 ] as const;
 
 /**
@@ -29,7 +31,15 @@ export const UPDATE_KEYS = [
  * OUTPUTS, and a no-change step keeps the old ones, so a re-pinned host key (a rebuilt server) or
  * a rotated client key would otherwise never reach `pulumi refresh` / `pulumi destroy`.
  */
-export const SERVICE_RECORD_KEYS = ["connection.user", "connection.privateKey", "connection.hostKey"] as const;
+export const SERVICE_RECORD_KEYS = [
+  "connection.user",
+  "connection.privateKey",
+  "connection.hostKey",
+  // Hooks run at the next deploy, and delete reads deleteSharedOnDestroy from the stored outputs.
+  "hooks",
+  "deleteSharedOnDestroy",
+  "hostName",
+] as const;
 
 export interface ServiceDiff {
   readonly changes: boolean;

@@ -20,6 +20,7 @@ import {
   versionField,
 } from "./rules/service";
 import { command } from "./rules/text";
+import { SHARED_NEEDS_FILES, hooksSpecSchema, sharedSpecSchema } from "./rules/shared";
 import {
   instancePort,
   instancePortsProblem,
@@ -95,8 +96,14 @@ export const serviceSpecSchema = z
     notify: z.array(notifyTarget).optional(),
     minFreeDiskMb,
     proxy: proxySpecSchema.optional(),
+    shared: sharedSpecSchema.optional(),
+    deleteSharedOnDestroy: z.boolean().optional(),
+    hooks: hooksSpecSchema.optional(),
+    hostName: name.optional(),
   })
   .superRefine((s, ctx) => {
+    if (s.source.kind === "image" && s.shared)
+      ctx.addIssue({ code: "custom", path: ["shared"], message: SHARED_NEEDS_FILES });
     const tooBig = serviceEnvTotalProblem(s.env, s.secretEnv);
     if (tooBig) ctx.addIssue({ code: "custom", path: ["env"], message: tooBig });
     if (s.source.kind === "image" && (s.install || s.build !== undefined))

@@ -37,6 +37,37 @@ export interface HealthSpec {
   readonly intervalMs: number;
 }
 
+/**
+ * Files and directories that outlive releases (Capistrano's linked_dirs/linked_files): kept in
+ * `<root>/<service>/shared/<path>` and linked into every release at `<path>` before its build.
+ */
+export interface SharedSpec {
+  /** Directories, created empty by the first deploy. */
+  readonly dirs: readonly string[];
+  /** Files, each created by the first deploy with this content (later deploys never rewrite it). */
+  readonly files: Readonly<Record<string, string>>;
+}
+
+/** A post-deploy hook: a failure only warns, unless `rollbackOnFailure`. */
+export interface PostDeployHook {
+  readonly run: string;
+  readonly rollbackOnFailure: boolean;
+}
+
+/**
+ * Commands run on the host around a deploy, as the service's user with its environment plus
+ * FLEET_SERVICE, FLEET_HOST, FLEET_RELEASE, FLEET_PREVIOUS_RELEASE and FLEET_COMMIT, holding the
+ * deploy lock.
+ */
+export interface HooksSpec {
+  /** In the new release, after build and migrate, before the switch: a failure means no switch. */
+  readonly preSwitch?: string;
+  /** In the new release once it serves and passed its gate. */
+  readonly postDeploy?: PostDeployHook;
+  /** In the restored release, after a rollback put it back (automatic, or `npm run rollback`); only warns. */
+  readonly postRollback?: string;
+}
+
 /** The dynamic provider's inputs for one service on one host. Plain data only. */
 export interface ServiceSpec {
   readonly name: string;
@@ -82,6 +113,13 @@ export interface ServiceSpec {
    * URL's path is probed on that port. Absent: the release is restarted in place.
    */
   readonly proxy?: ProxySpec;
+  /** Files and directories that outlive releases. Absent: none. */
+  readonly shared?: SharedSpec;
+  /** `pulumi destroy` also removes the shared files and directories. Default false: they are kept. */
+  readonly deleteSharedOnDestroy?: boolean;
+  readonly hooks?: HooksSpec;
+  /** The host's name in the stack's config (FLEET_HOST). Absent: its address. */
+  readonly hostName?: string;
 }
 
 /** What the provider records after a deploy (echoes the spec, plus facts). */

@@ -4,7 +4,7 @@ import { serviceLayout } from "../commands/layout";
 import { renderUnit } from "../commands/unit";
 import { imageReleaseId } from "../decisions/release-id";
 import { parseDuration } from "../model/duration";
-import type { HealthSpec, InstallSpec, ResolvedSource, ServiceSpec } from "../model/service";
+import type { HealthSpec, HooksSpec, InstallSpec, ResolvedSource, ServiceSpec } from "../model/service";
 import type { ImageArtifact } from "../providers/image/model";
 import { resolveDepsHash, resolveRelease, type SourceArgs } from "./resolve";
 import { fleetError } from "../model/errors";
@@ -110,6 +110,27 @@ export interface SettingsArgs<Image = ImageArtifact> extends ReleaseArgs<Image> 
    * its gate passed (docs/zero-downtime.md). Default: none (restart in place).
    */
   readonly proxy?: ProxyArgs;
+  /**
+   * Files and directories that outlive releases: kept in `<root>/<name>/shared/` and linked into
+   * every release at the same path before its build. The first deploy creates each directory
+   * empty and each file with its content here ("" by default); no deploy rewrites them, and
+   * retention, rollback and delete leave them. Not for image sources. Default: none.
+   */
+  readonly shared?: { readonly dirs?: readonly string[]; readonly files?: Readonly<Record<string, string>> };
+  /** `pulumi destroy` removes the shared files and directories too. Default false: they are kept. */
+  readonly deleteSharedOnDestroy?: boolean;
+  /**
+   * Commands run on the host as the service's user, with its environment and FLEET_SERVICE,
+   * FLEET_HOST, FLEET_RELEASE, FLEET_PREVIOUS_RELEASE, FLEET_COMMIT, holding the deploy lock:
+   * `preSwitch` (a failure means no switch), `postDeploy` (a failure warns; with
+   * `{ run, rollbackOnFailure: true }` it rolls back), `postRollback` (after a rollback; warns).
+   * Default: none.
+   */
+  readonly hooks?: {
+    readonly preSwitch?: string;
+    readonly postDeploy?: string | { readonly run: string; readonly rollbackOnFailure?: boolean };
+    readonly postRollback?: string;
+  };
 }
 
 /** The provider inputs `planSettings` fills: plain, with every default applied. */
@@ -127,6 +148,9 @@ export type ServiceSettings = Pick<
   | "stepTimeoutMs"
   | "minFreeDiskMb"
   | "proxy"
+  | "shared"
+  | "deleteSharedOnDestroy"
+  | "hooks"
 >;
 
 /** What only the host (its connection) and the secrets (their keys) tell. */
@@ -228,6 +252,35 @@ export function planSettings(args: SettingsArgs<unknown>): ServiceSettings {
     ...(args.proxy
       ? { proxy: planProxy(args.proxy, parseDuration(args.proxy.drainTimeout ?? "30s", `${at}.proxy.drainTimeout`)) }
       : {}),
+    ...sharedSettings(args),
+    ...(args.hooks ? { hooks: hooksSpec(args.hooks) } : {}),
+  };
+}
+
+/** The shared entries with their defaults; none at all when nothing is shared. */
+function sharedSettings(args: Pick<SettingsArgs<unknown>, "shared" | "deleteSharedOnDestroy">) {
+  const dirs = [...(args.shared?.dirs ?? [])];
+  const files = { ...(args.shared?.files ?? {}) };
+  return {
+    ...(dirs.length || Object.keys(files).length ? { shared: { dirs, files } } : {}),
+    ...(args.deleteSharedOnDestroy ? { deleteSharedOnDestroy: true } : {}),
+  };
+}
+
+/** The hooks in the provider's form: postDeploy as `{ run, rollbackOnFailure }`. */
+function hooksSpec(hooks: NonNullable<SettingsArgs<unknown>["hooks"]>): HooksSpec {
+  const post = hooks.postDeploy;
+  return {
+    ...(hooks.preSwitch !== undefined ? { preSwitch: hooks.preSwitch } : {}),
+    ...(post !== undefined
+      ? {
+          postDeploy:
+            typeof post === "string"
+              ? { run: post, rollbackOnFailure: false }
+              : { run: post.run, rollbackOnFailure: post.rollbackOnFailure ?? false },
+        }
+      : {}),
+    ...(hooks.postRollback !== undefined ? { postRollback: hooks.postRollback } : {}),
   };
 }
 

@@ -28,6 +28,7 @@ import type { NotifyEvent } from "../../model/notify";
 import { heldTokens, lockOwner, runLocked, secretsOf } from "./lock";
 import { deployContext, finish, type DeployContext } from "./context";
 import { failStep, rollBackAndFail } from "./failure";
+import { runHook, warnHook } from "./hooks";
 
 export { lockIsStale } from "./lock";
 
@@ -108,7 +109,8 @@ async function deployHoldingToken(spec: ServiceSpec, owner: LockOwner, hint: Dep
   const gate = judge(spec, activation.probeOutput, spec.commit);
   if (!gate.verdict.ok) return rollBackAndFail(ctx, gate, activation);
   if (spec.proxy) await switchProxy(ctx, activation);
-  await finalizeServing(ctx, activation);
+  const hookNote = await afterServing(ctx, activation);
+  await finalizeServing(ctx, activation, hookNote);
   if (spec.source.kind === "image") await keepImages(spec, activation.previousReleaseId);
   return servingState(spec, activation);
 }
@@ -281,14 +283,50 @@ async function switchProxy(ctx: DeployContext, activation: Activation): Promise<
 }
 
 /**
+ * The release serves and passed its gate: its postDeploy hook runs, still holding the lock; a
+ * pinned deploy (`npm run rollback`) runs postRollback instead. A failure warns (its note goes
+ * to the audit line) unless `rollbackOnFailure`: then it is undone like a step after the switch.
+ */
+async function afterServing(ctx: DeployContext, activation: Activation): Promise<string | undefined> {
+  const { spec } = ctx;
+  const previous = activation.previousReleaseId === spec.releaseId ? "" : activation.previousReleaseId;
+  const hooks = spec.hooks;
+  const hook = spec.pinned
+    ? hooks?.postRollback !== undefined
+      ? { hook: "post-rollback" as const, run: hooks.postRollback, rollbackOnFailure: false }
+      : undefined
+    : hooks?.postDeploy
+      ? { hook: "post-deploy" as const, ...hooks.postDeploy }
+      : undefined;
+  if (!hook) return undefined;
+  const outcome = await runHook(ctx, { hook: hook.hook, run: hook.run, previous, decide: true });
+  if (outcome.kind === "lostLock") throw revertedByHost(ctx, outcome.stdout, activation.previousReleaseId);
+  if (outcome.kind !== "ok" && hook.rollbackOnFailure) {
+    const failure =
+      outcome.kind === "failed"
+        ? outcome.failure
+        : exitError(
+            connectionKey(spec.connection),
+            "postDeploy hook",
+            hook.run,
+            { code: 1, stdout: "", stderr: outcome.message },
+            ctx.secrets,
+          );
+    return failStep(ctx, failure, { current: activation.previousReleaseId, afterSwitch: true });
+  }
+  return warnHook(ctx, hook.hook, outcome);
+}
+
+/**
  * The gate passed: retention, the audit line, the lock released. A failure here is undone like
  * one inside the switch: what serves was not recorded, so the previous release is put back.
  */
-async function finalizeServing(ctx: DeployContext, activation: Activation): Promise<void> {
+async function finalizeServing(ctx: DeployContext, activation: Activation, note?: string): Promise<void> {
   await finish(ctx, {
     result: "ok",
     from: activation.previousReleaseId,
     deleteReleases: activation.retention.deleteReleases,
+    ...(note ? { note } : {}),
   }).catch((err: unknown) => {
     if (isRemoteStepFailure(err) && (err.exitCode === EXIT.reverted || err.exitCode === EXIT.lockLost))
       throw revertedByHost(ctx, err.stdoutTail, activation.previousReleaseId);

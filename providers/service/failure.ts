@@ -16,6 +16,7 @@ import { evidence, judge, type Gate } from "./gate";
 import { secretsOf } from "./lock";
 import { fleetError, summaryOf, type FleetErrorEvidence, type OutcomeKind } from "../../model/errors";
 import { finish, type DeployContext } from "./context";
+import { afterRollback } from "./hooks";
 
 /**
  * The phases from which on the activation may have changed what serves: a failure there is undone.
@@ -105,6 +106,7 @@ export async function failStep(ctx: DeployContext, err: unknown, at: StepFailure
   // A switch stopped part-way may have written the new env and unit already: undo it too.
   const switched = at.afterSwitch === true || SWITCHED_PHASES.includes(phase);
   const rollback = switched ? await rollBackStep(spec) : undefined;
+  if (rollback?.kind === "restored" && !rollback.byHost) await afterRollback(ctx, spec.releaseId);
   const rolledBack = rollback ? `; ${describeStepRollback(rollback)}` : "";
   // The upload names no phase of its own (it is tar, not a script): its step is the phase.
   const where = phase || (step === "upload" ? "upload" : "");
@@ -147,6 +149,8 @@ export interface GateFailure {
 /** Where the rollback after a failed gate left the host. */
 interface GateRollback {
   readonly critical: boolean;
+  /** A previous release was put back (and the lock is still this deploy's): postRollback runs. */
+  readonly restored?: boolean;
   /** What the user reads about it. */
   readonly outcome: string;
 }
@@ -160,6 +164,7 @@ export async function rollBackAndFail(ctx: DeployContext, gate: Gate, at: GateFa
   // writes during the restore), restore the pre-deploy backup, then start the previous release.
   const database = at.migrated && spec.restoreOnRollback ? await restoreDatabase(spec) : undefined;
   const back = await rollBackGate(ctx, at.migrated, database);
+  if (back.restored && !back.critical) await afterRollback(ctx, spec.releaseId);
   const critical = back.critical || database?.ok === false;
   const outcome = database && !database.ok ? `${back.outcome}\n${database.message}` : back.outcome;
   await finish(ctx, {
@@ -206,7 +211,7 @@ async function rollBackGate(ctx: DeployContext, migrated: boolean, database?: Da
     if (database) outcome += ` ${database.message}`;
     else if (migrated)
       outcome += ` The migrations ${spec.releaseId} ran (${spec.migrate}) stay applied: the database was not rolled back.`;
-    return { critical: false, outcome };
+    return { critical: false, outcome, restored: !rolled.byHost };
   }
   return {
     critical: true,

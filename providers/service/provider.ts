@@ -4,7 +4,7 @@ import { deleteScript, readScript } from "../../commands/service";
 import { parseFacts } from "../../commands/facts";
 import { diffService, shouldPrewarm } from "../../decisions/service-diff";
 import { parseReleaseLines } from "../../decisions/retention";
-import { prewarm, runScript } from "../../transport/ssh";
+import { connectionKey, prewarm, runScript } from "../../transport/ssh";
 import type { SshConnection } from "../../transport/connection";
 import { recordImageRefsScript } from "../../commands/image";
 import { checkServiceInputs } from "./check";
@@ -82,10 +82,15 @@ export const serviceProvider: pulumi.dynamic.ResourceProvider = {
         secrets: [props.connection.privateKey],
       });
     }
-    await runScript(props.connection, deleteScript(props, lockOwner(props).who), {
+    const deleted = await runScript(props.connection, deleteScript(props, lockOwner(props).who), {
       step: "delete",
       secrets: [props.connection.privateKey, ...Object.values(props.secretEnv ?? {})],
       timeoutMs: props.stepTimeoutMs,
     });
+    const kept = parseFacts(deleted.stdout).one["kept_shared"];
+    if (kept)
+      console.error(
+        `warning: [${connectionKey(props.connection)}] ${props.name}: its shared files stay in ${kept} (set deleteSharedOnDestroy: true to remove them with the service)`,
+      );
   },
 };

@@ -1,0 +1,64 @@
+import { z } from "zod";
+import { releasePath } from "./paths";
+import { command } from "./text";
+
+/**
+ * Names fleet itself uses: in `shared/` (the env file, the proxy's instance env files) and at the
+ * top of every release (REVISION, IMAGE, the `.fleet-*` markers). A shared path there would
+ * clobber them.
+ */
+const RESERVED_TOP = new Set(["env", "instances", "REVISION", "IMAGE"]);
+
+/** A path in `shared/` and in each release: a release path whose first part fleet does not use. */
+export const sharedPath = releasePath.refine((p) => {
+  const top = p.split("/")[0]!;
+  return !RESERVED_TOP.has(top) && !top.startsWith(".fleet");
+}, "must not start with env, instances, REVISION, IMAGE or .fleet (fleet's own files in shared/ and in each release)");
+
+/**
+ * Why a set of shared paths cannot be linked, per offending path: one inside another would be
+ * linked through the other's link (and a release's `rm -rf` of it would reach the shared data).
+ */
+export function sharedPathProblems(paths: readonly { readonly at: (string | number)[]; readonly path: string }[]) {
+  const problems: { path: (string | number)[]; message: string }[] = [];
+  paths.forEach((p, i) => {
+    const other = paths.find((q, j) => j !== i && (q.path === p.path ? j < i : p.path.startsWith(`${q.path}/`)));
+    if (other)
+      problems.push({
+        path: p.at,
+        message:
+          other.path === p.path
+            ? `"${p.path}" is shared twice: give each path once, as a dir or as a file`
+            : `"${p.path}" is inside the shared "${other.path}": share "${other.path}" alone (it holds "${p.path}" already)`,
+      });
+  });
+  return problems;
+}
+
+/** Adds an issue per shared path that overlaps another (sharedPathProblems), at that path. */
+export function checkSharedPaths(
+  s: { readonly dirs: readonly string[]; readonly files: Readonly<Record<string, string>> },
+  ctx: z.RefinementCtx,
+): void {
+  const paths = [
+    ...s.dirs.map((path, i) => ({ at: ["dirs", i], path })),
+    ...Object.keys(s.files).map((path) => ({ at: ["files", path], path })),
+  ];
+  for (const problem of sharedPathProblems(paths)) ctx.addIssue({ code: "custom", ...problem });
+}
+
+/** The shared entries as the provider takes them (every default applied). */
+export const sharedSpecSchema = z
+  .object({ dirs: z.array(sharedPath), files: z.record(sharedPath, z.string()) })
+  .superRefine(checkSharedPaths);
+
+/** The hooks as the provider takes them (postDeploy in its long form). */
+export const hooksSpecSchema = z.object({
+  preSwitch: command.optional(),
+  postDeploy: z.object({ run: command, rollbackOnFailure: z.boolean() }).optional(),
+  postRollback: command.optional(),
+});
+
+/** An image runs in its container: no release files to link into it. */
+export const SHARED_NEEDS_FILES =
+  "shared goes with git or path sources; an image's container does not see the release directory (use a docker volume in the image's start)";
