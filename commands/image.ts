@@ -253,6 +253,8 @@ export interface RunImageArgs {
    * after its port (`<unit>-<port>`) and gets PORT. Default false.
    */
   readonly instance?: boolean;
+  /** Bind mounts (`shared:` of an image service): a host path at a container path. Default none. */
+  readonly mounts?: readonly { readonly host: string; readonly container: string }[];
 }
 
 /**
@@ -271,5 +273,6 @@ export function dockerRunCommand(args: RunImageArgs): string {
     if (!ENV_KEY_PATTERN.test(k)) throw new Error(`not an environment variable name: ${k}`);
     return ` -e ${k}`;
   });
-  return `docker rm -f ${c} >/dev/null 2>&1; exec docker run --rm --name ${c} --network host${env.join("")} ${imageId(args.image)}`;
+  const mounts = (args.mounts ?? []).map((m) => ` -v ${shq(`${m.host}:${m.container}`)}`);
+  return `docker rm -f ${c} >/dev/null 2>&1; exec docker run --rm --name ${c} --network host${env.join("")}${mounts.join("")} ${imageId(args.image)}`;
 }

@@ -4,6 +4,7 @@
  */
 import { shq } from "./quote";
 import { serviceLayout } from "./layout";
+import { proxyLayout } from "./proxy";
 
 /** Runs `script` under /bin/sh as root: directly for root, through `sudo -n` otherwise (as transport runScript does). */
 export function asRoot(sshUser: string, script: string): string {
@@ -79,6 +80,8 @@ export interface ExecTarget {
   readonly unitName: string;
   /** The user the service runs as. */
   readonly runAs: string;
+  /** Behind the proxy the serving instance's env file is `shared/instances/<port>.env` (no `shared/env`). */
+  readonly proxied?: boolean;
 }
 
 /** The serving release's directory: `<root>/<service>/current`. */
@@ -101,9 +104,13 @@ export function execScript(t: ExecTarget, argv: readonly string[]): string {
   if (argv.length === 0) throw new Error("execScript: no command to run");
   const layout = serviceLayout(t.root, t.service, t.unitName);
   const command = argv.map(shq).join(" ");
+  const envFile = t.proxied
+    ? `${shq(`${layout.shared}/instances/`)}"$(cat ${shq(proxyLayout(layout.dir).servingFile)} 2>/dev/null)".env`
+    : shq(layout.envFile);
   return [
     `cd ${shq(layout.current)}/ || exit 126`,
-    `if [ -f ${shq(layout.envFile)} ]; then set -a; . ${shq(layout.envFile)}; set +a; fi`,
+    `ef=${envFile}`,
+    `if [ -f "$ef" ]; then set -a; . "$ef"; set +a; fi`,
     t.runAs === "root" ? `exec ${command}` : `exec runuser -u ${shq(t.runAs)} -- ${command}`,
   ].join("\n");
 }

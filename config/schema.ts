@@ -35,7 +35,7 @@ import { commitId, name, releaseId, unitName, unixUser } from "../model/rules/na
 import { SSH_FROM_REQUIRED, cidr, hostAddress, port } from "../model/rules/network";
 import { notifyTargetShape, telegramChatProblem } from "../model/rules/notify";
 import { excludePattern, fleetRoot, releasePath, safeAbsolutePath } from "../model/rules/paths";
-import { SHARED_NEEDS_FILES, checkSharedPaths, sharedPath } from "../model/rules/shared";
+import { checkSharedPaths, containerDir, sharedPath, sharedSourceProblem } from "../model/rules/shared";
 import { restoreOnRollbackProblems } from "./restore-on-rollback";
 import {
   IMAGE_BUILDS_ITSELF,
@@ -251,6 +251,8 @@ export const serviceSchema = z
         dirs: z.array(sharedPath).default([]),
         /** path → the content the first deploy creates it with. */
         files: z.record(sharedPath, z.string()).default({}),
+        /** An image source: where its container sees them (mounted by the default docker run). */
+        containerDir: containerDir.optional(),
       })
       .superRefine(checkSharedPaths)
       .optional(),
@@ -276,8 +278,8 @@ export const serviceSchema = z
       ctx.addIssue({ code: "custom", path: ["start"], message: START_REQUIRED });
     if (s.source.image !== undefined && (s.install || s.build !== undefined))
       ctx.addIssue({ code: "custom", path: ["source", "image"], message: IMAGE_BUILDS_ITSELF });
-    if (s.source.image !== undefined && s.shared)
-      ctx.addIssue({ code: "custom", path: ["shared"], message: SHARED_NEEDS_FILES });
+    const sharedProblem = sharedSourceProblem(s.source.image !== undefined, s.shared);
+    if (sharedProblem) ctx.addIssue({ code: "custom", path: ["shared", "containerDir"], message: sharedProblem });
     if (s.proxy && Object.hasOwn(s.env, "PORT"))
       ctx.addIssue({
         code: "custom",

@@ -20,7 +20,7 @@ import {
   versionField,
 } from "./rules/service";
 import { command } from "./rules/text";
-import { SHARED_NEEDS_FILES, hooksSpecSchema, sharedSpecSchema } from "./rules/shared";
+import { hooksSpecSchema, sharedSourceProblem, sharedSpecSchema } from "./rules/shared";
 import {
   instancePort,
   instancePortsProblem,
@@ -102,8 +102,8 @@ export const serviceSpecSchema = z
     hostName: name.optional(),
   })
   .superRefine((s, ctx) => {
-    if (s.source.kind === "image" && s.shared)
-      ctx.addIssue({ code: "custom", path: ["shared"], message: SHARED_NEEDS_FILES });
+    const sharedProblem = sharedSourceProblem(s.source.kind === "image", s.shared);
+    if (sharedProblem) ctx.addIssue({ code: "custom", path: ["shared", "containerDir"], message: sharedProblem });
     const tooBig = serviceEnvTotalProblem(s.env, s.secretEnv);
     if (tooBig) ctx.addIssue({ code: "custom", path: ["env"], message: tooBig });
     if (s.source.kind === "image" && (s.install || s.build !== undefined))

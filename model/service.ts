@@ -46,6 +46,11 @@ export interface SharedSpec {
   readonly dirs: readonly string[];
   /** Files, each created by the first deploy with this content (later deploys never rewrite it). */
   readonly files: Readonly<Record<string, string>>;
+  /**
+   * An image source: the container directory the entries are mounted under (`-v`, by the
+   * default `docker run`), e.g. the image's WORKDIR. Only for images; required there.
+   */
+  readonly containerDir?: string;
 }
 
 /** A post-deploy hook: a failure only warns, unless `rollbackOnFailure`. */

@@ -52,7 +52,7 @@ export function execPlacements(op: OperatorConfig, req: ExecRequest): Placement[
 }
 
 function targetOf(p: Placement): ExecTarget {
-  return { root: p.root, service: p.service, unitName: p.unitName, runAs: p.runAs };
+  return { root: p.root, service: p.service, unitName: p.unitName, runAs: p.runAs, proxied: p.proxied };
 }
 
 /** The connection, once the host is known to serve the service; a fleetError naming the host otherwise. */

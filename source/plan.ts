@@ -116,7 +116,12 @@ export interface SettingsArgs<Image = ImageArtifact> extends ReleaseArgs<Image> 
    * empty and each file with its content here ("" by default); no deploy rewrites them, and
    * retention, rollback and delete leave them. Not for image sources. Default: none.
    */
-  readonly shared?: { readonly dirs?: readonly string[]; readonly files?: Readonly<Record<string, string>> };
+  readonly shared?: {
+    readonly dirs?: readonly string[];
+    readonly files?: Readonly<Record<string, string>>;
+    /** An image source: the container directory they are mounted under (required there). */
+    readonly containerDir?: string;
+  };
   /** `pulumi destroy` removes the shared files and directories too. Default false: they are kept. */
   readonly deleteSharedOnDestroy?: boolean;
   /**
@@ -165,6 +170,9 @@ export interface HostFacts {
 export type ServicePlan = Omit<ServiceSpec, "connection" | "host" | "secretEnv" | "notify" | "restoreOnRollback">;
 
 const label = (name: string) => `services.${name}`;
+
+/** fleet's root directory on a host when a service gives none. */
+const DEFAULT_ROOT = "/srv/fleet";
 
 /** Resolves the health arguments into the provider's form (durations in ms, defaults filled). */
 export function healthSpec(args: HealthArgs, at: string): HealthSpec {
@@ -239,7 +247,7 @@ export function planSettings(args: SettingsArgs<unknown>): ServiceSettings {
   if (problem) throw fleetError("config", problem, FIX_THE_FIELD);
   return {
     name: args.name,
-    root: args.root ?? "/srv/fleet",
+    root: args.root ?? DEFAULT_ROOT,
     unitName: args.unitName ?? args.name,
     ...(args.build ? { build: args.build } : {}),
     ...(args.migrate ? { migrate: args.migrate } : {}),
@@ -261,8 +269,11 @@ export function planSettings(args: SettingsArgs<unknown>): ServiceSettings {
 function sharedSettings(args: Pick<SettingsArgs<unknown>, "shared" | "deleteSharedOnDestroy">) {
   const dirs = [...(args.shared?.dirs ?? [])];
   const files = { ...(args.shared?.files ?? {}) };
+  const containerDir = args.shared?.containerDir;
   return {
-    ...(dirs.length || Object.keys(files).length ? { shared: { dirs, files } } : {}),
+    ...(dirs.length || Object.keys(files).length
+      ? { shared: { dirs, files, ...(containerDir !== undefined ? { containerDir } : {}) } }
+      : {}),
     ...(args.deleteSharedOnDestroy ? { deleteSharedOnDestroy: true } : {}),
   };
 }
@@ -286,7 +297,7 @@ function hooksSpec(hooks: NonNullable<SettingsArgs<unknown>["hooks"]>): HooksSpe
 
 /** The command systemd runs: the given one, or (image) `docker run` of the release's image with the service's environment. */
 export function startCommand(
-  args: Pick<SettingsArgs<unknown>, "name" | "start" | "env" | "unitName" | "proxy">,
+  args: Pick<SettingsArgs<unknown>, "name" | "start" | "env" | "unitName" | "proxy" | "shared" | "root">,
   source: ResolvedSource,
   secretEnvKeys: readonly string[],
 ): string {
@@ -299,7 +310,21 @@ export function startCommand(
     image: source.imageId,
     envKeys,
     ...(args.proxy ? { instance: true } : {}),
+    ...(args.shared?.containerDir !== undefined ? { mounts: sharedMounts(args, args.shared.containerDir) } : {}),
   });
+}
+
+/** An image service's shared entries as bind mounts: `shared/<p>` on the host at `<containerDir>/<p>`. */
+function sharedMounts(
+  args: Pick<SettingsArgs<unknown>, "name" | "unitName" | "shared" | "root">,
+  containerDir: string,
+) {
+  const layout = serviceLayout(args.root ?? DEFAULT_ROOT, args.name, args.unitName ?? args.name);
+  const dir = containerDir.replace(/\/+$/, "");
+  return [...(args.shared?.dirs ?? []), ...Object.keys(args.shared?.files ?? {})].map((p) => ({
+    host: `${layout.shared}/${p}`,
+    container: `${dir}/${p}`,
+  }));
 }
 
 /** The unit file, rendered (an input, so that `pulumi preview --diff` shows its lines). */

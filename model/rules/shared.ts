@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { releasePath } from "./paths";
+import { releasePath, safeAbsolutePath } from "./paths";
 import { command } from "./text";
 
 /**
@@ -47,9 +47,12 @@ export function checkSharedPaths(
   for (const problem of sharedPathProblems(paths)) ctx.addIssue({ code: "custom", ...problem });
 }
 
+/** Where an image's container sees the shared entries: an absolute path. */
+export const containerDir = safeAbsolutePath;
+
 /** The shared entries as the provider takes them (every default applied). */
 export const sharedSpecSchema = z
-  .object({ dirs: z.array(sharedPath), files: z.record(sharedPath, z.string()) })
+  .object({ dirs: z.array(sharedPath), files: z.record(sharedPath, z.string()), containerDir: containerDir.optional() })
   .superRefine(checkSharedPaths);
 
 /** The hooks as the provider takes them (postDeploy in its long form). */
@@ -59,6 +62,15 @@ export const hooksSpecSchema = z.object({
   postRollback: command.optional(),
 });
 
-/** An image runs in its container: no release files to link into it. */
-export const SHARED_NEEDS_FILES =
-  "shared goes with git or path sources; an image's container does not see the release directory (use a docker volume in the image's start)";
+/**
+ * An image runs in its container, which does not see the release directory: its shared entries
+ * are mounted under `containerDir`; a release of files has them linked in, and no containerDir.
+ */
+export function sharedSourceProblem(isImage: boolean, shared: { readonly containerDir?: string } | undefined) {
+  if (!shared) return undefined;
+  if (isImage && shared.containerDir === undefined)
+    return "an image's container does not see the release directory: give containerDir, where the container sees the shared entries (its WORKDIR, e.g. /app)";
+  if (!isImage && shared.containerDir !== undefined)
+    return "containerDir goes with image sources; a release of files has its shared entries linked in";
+  return undefined;
+}

@@ -67,7 +67,8 @@ describe("commands/operate.ts: the logs and exec command lines", () => {
       execScript(t, ["sh", "-c", "echo $HOME"]),
       [
         "cd /srv/fleet/web/current/ || exit 126",
-        "if [ -f /srv/fleet/web/shared/env ]; then set -a; . /srv/fleet/web/shared/env; set +a; fi",
+        "ef=/srv/fleet/web/shared/env",
+        'if [ -f "$ef" ]; then set -a; . "$ef"; set +a; fi',
         "exec runuser -u app -- sh -c 'echo $HOME'",
       ].join("\n"),
     );
@@ -92,6 +93,16 @@ describe("commands/operate.ts: the logs and exec command lines", () => {
     assert.equal(env.stdout.toString(), `s3 "cr$t\`|${fs.realpathSync(path.join(root, "svc", "releases", "r1"))}`);
     const code = spawnSync("/bin/sh", ["-c", execScript(t, ["sh", "-c", "exit 7"])]);
     assert.equal(code.status, 7);
+    // Behind the proxy there is no shared/env: the serving instance's env file holds the env.
+    fs.mkdirSync(path.join(root, "svc", "shared", "instances"));
+    fs.mkdirSync(path.join(root, "svc", "proxy"));
+    fs.writeFileSync(path.join(root, "svc", "proxy", "serving"), "18001\n");
+    fs.writeFileSync(path.join(root, "svc", "shared", "instances", "18001.env"), "T_SECRET=inst\nPORT=18001\n");
+    const proxied = spawnSync("/bin/sh", [
+      "-c",
+      execScript({ ...t, proxied: true }, ["sh", "-c", 'echo "$T_SECRET $PORT"']),
+    ]);
+    assert.equal(proxied.stdout.toString(), "inst 18001\n");
   });
 
   it("logsScript -f: ending its input kills journalctl (no orphan), as the channel's EOF does on the host", async function () {

@@ -5,7 +5,7 @@ import * as os from "os";
 import * as path from "path";
 import { parseFleetConfig } from "../../config/schema";
 import { diffService } from "../../decisions/service-diff";
-import { planSettings, type SettingsArgs } from "../../source/plan";
+import { planSettings, startCommand, type SettingsArgs } from "../../source/plan";
 import { checkServiceInputs } from "../../providers/service/check";
 import { removeServiceDirLines, sharedLinkLines } from "../../commands/service-shared";
 import { hookScript, preSwitchLines } from "../../commands/service-hooks";
@@ -76,12 +76,33 @@ describe("shared: in the config, the plan and the diff", () => {
     assert.deepEqual(configProblems(cfg({ shared: { dirs: ["data", "data2", "database/x"] } })), []);
   });
 
-  it("refuses shared with an image source (its container does not see the release)", () => {
-    const raw = {
-      ...cfg({ source: { image: "app" }, start: undefined, shared: { dirs: ["uploads"] } }),
+  it("an image source needs containerDir (its container does not see the release); a release of files takes none", () => {
+    const raw = (shared: unknown) => ({
+      ...cfg({ source: { image: "app" }, start: undefined, shared }),
       images: { app: { kind: "docker", context: "./web", validate: { url: "http://127.0.0.1:1/h" } } },
-    };
-    assert.match(refusedConfigProblems(raw).join("\n"), /services\.web\.shared: shared goes with git or path sources/);
+    });
+    assert.match(
+      refusedConfigProblems(raw({ dirs: ["uploads"] })).join("\n"),
+      /services\.web\.shared\.containerDir: an image's container does not see the release directory: give containerDir/,
+    );
+    assert.deepEqual(configProblems(raw({ dirs: ["uploads"], containerDir: "/app" })), []);
+    assert.match(
+      refusedConfigProblems(cfg({ shared: { dirs: ["x"], containerDir: "/app" } })).join("\n"),
+      /services\.web\.shared\.containerDir: containerDir goes with image sources/,
+    );
+  });
+
+  it("an image's default docker run mounts each shared entry under containerDir", () => {
+    const image = { imageId: `sha256:${"a".repeat(64)}` } as never;
+    const start = startCommand(
+      { name: "agent", root: "/srv/f", shared: { dirs: ["logs"], files: { "conf/a.ini": "" }, containerDir: "/app/" } },
+      { kind: "image", ...(image as object) } as never,
+      [],
+    );
+    assert.match(
+      start,
+      / -v \/srv\/f\/agent\/shared\/logs:\/app\/logs -v \/srv\/f\/agent\/shared\/conf\/a\.ini:\/app\/conf\/a\.ini sha256:/,
+    );
   });
 
   it("the provider's check applies the same rules to direct users of the component", () => {

@@ -50,8 +50,18 @@ describe("Pulumi.prod.yaml expresses the five seed systems", () => {
     assert.equal(c.services["aether-core"]!.health.version?.field, "commit");
     assert.deepEqual(
       [c.backups["aether-db"]!.sqlite?.path, c.backups["aether-db"]!.keep, c.backups["aether-db"]!.protects],
-      ["/home/ramzt/aether.db", 5, ["aether-core"]],
+      ["/srv/fleet/aether-core/shared/data/aether.db", 5, ["aether-core"]],
     );
+  });
+  it("data that outlives releases is shared (AETHER's database, Server Agent's logs); Polydev's post-deploy is a hook", () => {
+    const c = cfg();
+    const aether = c.services["aether-core"]!;
+    assert.deepEqual(aether.shared, { dirs: ["data"], files: {} });
+    // The backup and the service read the same file, in the shared dir.
+    assert.equal(aether.env["AETHER_DB"], c.backups["aether-db"]!.sqlite?.path);
+    assert.ok(aether.env["AETHER_DB"]!.startsWith(`${aether.root}/aether-core/shared/data/`));
+    assert.deepEqual(c.services["server-agent"]!.shared, { dirs: ["logs"], files: {}, containerDir: "/app" });
+    assert.match(String(c.services["polydev-controller"]!.hooks?.postDeploy), /build-golden-snapshot-complete\.sh$/);
   });
   it("sinesiAI: two services from one repo, each reinstalling on its own lockfile only", () => {
     const c = cfg();
