@@ -6,7 +6,7 @@ import { parseDuration } from "../model/duration";
 import { ONE_ENGINE, hasOneEngine } from "../model/rules/backup";
 import type { SshConnection } from "../transport/connection";
 import { Host } from "./host";
-import { DYNAMIC_TYPES, TOKENS } from "./tokens";
+import { CHILD_SUFFIXES, childName, DYNAMIC_TYPES, TOKENS } from "./tokens";
 
 export interface PostgresBackupArgs {
   /** Address of the PostgreSQL server, as seen from the backup host (it may be another machine). */
@@ -160,7 +160,7 @@ export class DatabaseBackup extends pulumi.ComponentResource {
       deleteBackupsOnDestroy: args.deleteBackupsOnDestroy ?? false,
     };
     // A Host's bootstrap (directories, tools) comes first.
-    const set = new BackupSet(`${name}-set`, inputs, {
+    const set = new BackupSet(childName(name, CHILD_SUFFIXES.databaseBackup.set), inputs, {
       parent: this,
       dependsOn: args.host instanceof Host ? [args.host] : [],
     });

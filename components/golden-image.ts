@@ -9,7 +9,7 @@ import type { DockerImageSpec, ImageArtifact } from "../providers/image/model";
 import type { HcloudImageSpec } from "../providers/image/hcloud-model";
 import type { SshConnection } from "../transport/connection";
 import { Host } from "./host";
-import { DYNAMIC_TYPES, TOKENS } from "./tokens";
+import { CHILD_SUFFIXES, childName, DYNAMIC_TYPES, TOKENS } from "./tokens";
 import { fleetError } from "../model/errors";
 import { refusing } from "./refuse";
 
@@ -285,7 +285,7 @@ function dockerImage(parent: GoldenImage, name: string, args: DockerGoldenImageA
   const spec = refusing(parent, () => dockerImageSpec(name, args, label));
   const hosts = (args.hosts ?? []).map(connectionOf);
   const resource = new DockerImage(
-    `${name}-image`,
+    childName(name, CHILD_SUFFIXES.goldenImage.docker),
     {
       ...spec,
       hostConnections: pulumi.secret(pulumi.all(hosts)),
@@ -338,7 +338,7 @@ export function hcloudImageSpec(
 
 function hcloudImage(parent: GoldenImage, name: string, args: HcloudGoldenImageArgs, label: string): HcloudImage {
   return new HcloudImage(
-    `${name}-snapshot`,
+    childName(name, CHILD_SUFFIXES.goldenImage.hcloud),
     {
       ...hcloudImageSpec(name, args, label),
       token: pulumi.secret(args.token ?? new pulumi.Config("hcloud").requireSecret("token")),

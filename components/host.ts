@@ -9,7 +9,7 @@ import { parseDuration } from "../model/duration";
 import { SSH_FROM_REQUIRED } from "../model/rules/network";
 import { type HostBootstrapSpec } from "../providers/host/provider";
 import type { SshConnection } from "../transport/connection";
-import { DYNAMIC_TYPES, TOKENS } from "./tokens";
+import { CHILD_SUFFIXES, childName, DYNAMIC_TYPES, TOKENS } from "./tokens";
 import { fleetError } from "../model/errors";
 import { refusing } from "./refuse";
 
@@ -171,7 +171,7 @@ export class Host extends pulumi.ComponentResource {
       const spec = bootstrapSpec(bootstrap);
       const scriptSha = crypto.createHash("sha256").update(JSON.stringify(spec)).digest("hex");
       const run = new HostBootstrap(
-        `${name}-bootstrap`,
+        childName(name, CHILD_SUFFIXES.host.bootstrap),
         {
           connection: this.connection,
           host: this.address,
@@ -191,15 +191,19 @@ export class Host extends pulumi.ComponentResource {
   }
 
   private hcloudServer(name: string, args: HcloudHostArgs): pulumi.Output<SshConnection> {
-    const hostKey = new HostKey(`${name}-hostkey`, { parent: this });
-    const sshKey = new hcloud.SshKey(`${name}-sshkey`, { publicKey: args.publicKey }, { parent: this });
+    const hostKey = new HostKey(childName(name, CHILD_SUFFIXES.host.hostKey), { parent: this });
+    const sshKey = new hcloud.SshKey(
+      childName(name, CHILD_SUFFIXES.host.sshKey),
+      { publicKey: args.publicKey },
+      { parent: this },
+    );
     const firewall = new hcloud.Firewall(
-      `${name}-firewall`,
+      childName(name, CHILD_SUFFIXES.host.firewall),
       { rules: refusing(this, () => firewallRules(args)) },
       { parent: this },
     );
     const server = new hcloud.Server(
-      `${name}-server`,
+      childName(name, CHILD_SUFFIXES.host.server),
       {
         serverType: args.serverType,
         location: args.location,

@@ -15,7 +15,7 @@ import type { SshConnection } from "../transport/connection";
 import type { NotifyTarget } from "../model/notify";
 import type { DatabaseBackup } from "./database-backup";
 import { Host } from "./host";
-import { DYNAMIC_TYPES, TOKENS } from "./tokens";
+import { CHILD_SUFFIXES, childName, DYNAMIC_TYPES, TOKENS } from "./tokens";
 
 export type { HealthArgs, Pin } from "../source/plan";
 
@@ -164,7 +164,10 @@ export class Service extends pulumi.ComponentResource {
       ...(args.restoreOnRollback ? [args.restoreOnRollback] : []),
       ...toResources(opts?.dependsOn),
     ];
-    const deployed = new ServiceRelease(`${name}-release`, inputs, { parent: this, dependsOn: waitFor });
+    const deployed = new ServiceRelease(childName(name, CHILD_SUFFIXES.service.release), inputs, {
+      parent: this,
+      dependsOn: waitFor,
+    });
 
     this.releaseId = deployed.releaseId;
     this.commit = deployed.commit;

@@ -123,6 +123,13 @@ export function selectHosts(cfg: FleetConfig, names?: readonly string[]): string
   return names ? all.filter((h) => names.includes(h)) : all;
 }
 
+/** The services named (all of the config's when none are), each checked; in config order. */
+export function selectServices(cfg: FleetConfig, names?: readonly string[]): string[] {
+  const all = Object.keys(cfg.services);
+  for (const n of names ?? []) if (!all.includes(n)) throw unknownName("service", n, all);
+  return names ? all.filter((s) => names.includes(s)) : all;
+}
+
 /** The services that run on `host`, in config order. */
 export function servicesOn(cfg: FleetConfig, host: string): string[] {
   return Object.keys(cfg.services).filter((s) => hostsOf(cfg, s).includes(host));

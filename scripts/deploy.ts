@@ -1,7 +1,9 @@
 /**
- * npm run deploy [-- --stack prod] [--cwd <dir>]: the pre-deploy checks (fleet:checks), then
- * `pulumi up`, which previews (with the diff) and then applies, with an exit code per outcome
- * (decisions/outcome.ts):
+ * npm run deploy [-- --stack prod] [--hosts web1,web2] [--services api] [--cwd <dir>]: the pre-deploy
+ * checks (fleet:checks), then `pulumi up`, which previews (with the diff) and then applies, with
+ * an exit code per outcome (decisions/outcome.ts). `--hosts`/`--services` (both: the
+ * intersection) deploy only those resources and what they depend on, with `--target`
+ * (operate/deploy-targets.ts):
  *   0 deployed · 1 checks failed · 2 build or image failed · 3 deploy failed, nothing switched
  *   4 health failed, rolled back automatically · 5 rollback failed too (critical)
  *   6 invalid config or usage (nothing ran)
@@ -11,17 +13,32 @@ import { teePulumi } from "../engine/tee";
 import { stackLocks } from "../engine/stack-lock";
 import { backendOf } from "../config/backend";
 import { spawnSync } from "child_process";
-import { argsOrExit, parseCommandLine, USAGE_EXIT, type FlagSpec, type ScriptSpec } from "../config/cli-args";
+import { argsOrExit, parseCommandLine, USAGE_EXIT, type ScriptSpec } from "../config/cli-args";
 import { parseFleetConfig } from "../config/schema";
 import { isFleetError } from "../model/errors";
 import { fleetConfigOf, projectNameOf, secretsProblem } from "../config/stack-file";
 import { EXIT_CODES, outcomeOf } from "../decisions/outcome";
+import { componentLabel, deployTargets, type DeployTargets } from "../operate/deploy-targets";
+import { listFlag } from "../operate/targets";
 
-const SPEC: ScriptSpec<Record<never, FlagSpec>> = {
+const FLAGS = {
+  hosts: {
+    type: "string",
+    value: "host[,host]",
+    help: "only these hosts' resources (their Host, the services on them) and what those need",
+  },
+  services: {
+    type: "string",
+    value: "service[,service]",
+    help: "only these services (with --hosts: on those hosts) and what they need (Hosts, backups, images)",
+  },
+} as const;
+
+const SPEC: ScriptSpec<typeof FLAGS> = {
   name: "deploy",
   summary: "the stack's pre-deploy checks (fleet:checks), then pulumi up (its preview with the diff, then the update)",
-  usage: ["[--stack <name>] [--cwd <dir>]"],
-  flags: {},
+  usage: ["[--stack <name>] [--cwd <dir>]", "[--hosts web1,web2] [--services api] [--stack <name>]"],
+  flags: FLAGS,
   positionals: 0,
   exitCodes: [
     `${EXIT_CODES.ok} deployed`,
@@ -78,6 +95,7 @@ async function main(): Promise<number> {
   if (typeof args === "number") return args;
   const { stack, cwd } = args;
   let checks;
+  let targets: DeployTargets | undefined;
   try {
     const loaded = fleetConfigOf(stack, cwd);
     // pulumi preview and up decrypt every secret of the stack: without them they cannot run either.
@@ -85,7 +103,16 @@ async function main(): Promise<number> {
       console.error(`deploy: ${secretsProblem(loaded, loaded.unreadableSecrets)} Nothing was deployed.`);
       return EXIT_CODES.config;
     }
-    checks = parseFleetConfig(loaded.raw).checks;
+    const cfg = parseFleetConfig(loaded.raw);
+    checks = cfg.checks;
+    // Unknown names are usage errors: judged here, before any check or pulumi runs.
+    const hosts = listFlag(args.flags.hosts);
+    const services = listFlag(args.flags.services);
+    if (hosts || services)
+      targets = deployTargets(cfg, stack, projectNameOf(cwd), {
+        ...(hosts ? { hosts } : {}),
+        ...(services ? { services } : {}),
+      });
   } catch (err) {
     console.error(isFleetError(err) ? err.message : `deploy: ${(err as Error).message}`);
     return isFleetError(err) ? EXIT_CODES[err.kind] : EXIT_CODES.failure;
@@ -103,7 +130,15 @@ async function main(): Promise<number> {
   // One `pulumi up`: it previews (shown with --diff), then applies, in one CLI process. A
   // separate `pulumi preview` first would start the CLI, the program and the provider host twice
   // more (~1.5 s), for the same preview.
-  const r = await teePulumi(["up", "--stack", stack, "--yes", "--diff", "--non-interactive"], cwd);
+  const targetArgs: string[] = [];
+  if (targets) {
+    console.log(
+      `deploy: only ${targets.components.map((c) => `${componentLabel(c)}${c.selected ? "" : " (needed)"}`).join(", ")}, ` +
+        `with their children (pulumi up --target); the rest of the stack is left as it is`,
+    );
+    for (const t of targets.targets) targetArgs.push("--target", t);
+  }
+  const r = await teePulumi(["up", "--stack", stack, "--yes", "--diff", "--non-interactive", ...targetArgs], cwd);
   if (r.status === 127) {
     console.error(`deploy: no Pulumi CLI: ${r.output} (tools/pulumi/ensure.sh says what to install)`);
     return EXIT_CODES.failure;

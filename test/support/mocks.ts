@@ -99,6 +99,8 @@ export async function installMocks(options: MockOptions = {}): Promise<void> {
 }
 
 const dependencies: Record<string, string[]> = {};
+/** Per registration (`type::name`): its parent's URN ("" for none) and its own, as the monitor had them. */
+const placement: Record<string, { parent: string; urn?: string }> = {};
 
 /**
  * Mocks do not pass a registration's dependencies to `newResource`; the engine orders
@@ -108,8 +110,10 @@ function recordDependencies(): void {
   interface RegisterRequest {
     getType(): string;
     getName(): string;
+    getParent(): string;
     getDependenciesList(): string[];
   }
+  type Callback = (err: unknown, res?: { getUrn(): string }) => void;
   const settings = require("@pulumi/pulumi/runtime/settings") as {
     getMonitor(): { registerResource(req: RegisterRequest, ...rest: unknown[]): unknown } | undefined;
   };
@@ -117,8 +121,17 @@ function recordDependencies(): void {
   if (!monitor) throw new Error("no mock monitor after setMocks (SDK internals changed?)");
   const register = monitor.registerResource.bind(monitor);
   monitor.registerResource = (req: RegisterRequest, ...rest: unknown[]) => {
-    dependencies[`${req.getType()}::${req.getName()}`] = req.getDependenciesList();
-    return register(req, ...rest);
+    const key = `${req.getType()}::${req.getName()}`;
+    dependencies[key] = req.getDependenciesList();
+    const at: { parent: string; urn?: string } = { parent: req.getParent() };
+    placement[key] = at;
+    const [callback, ...more] = rest;
+    if (typeof callback !== "function") return register(req, ...rest);
+    const recordUrn: Callback = (err, res) => {
+      if (res) at.urn = res.getUrn();
+      (callback as Callback)(err, res);
+    };
+    return register(req, recordUrn, ...more);
   };
 }
 
@@ -129,11 +142,19 @@ export function dependenciesOf(type: string, name: string): string[] {
   return deps;
 }
 
+/** A registration's parent URN ("" for none) and its URN, as the mock monitor made them. */
+export function placementOf(type: string, name: string): { readonly parent: string; readonly urn?: string } {
+  const at = placement[`${type}::${name}`];
+  if (!at) throw new Error(`no registration of ${type} "${name}" was seen by the monitor`);
+  return at;
+}
+
 /** Forgets what was recorded (the installed mocks stay). */
 export function reset(): void {
   registrations.length = 0;
   calls.length = 0;
   for (const k of Object.keys(dependencies)) delete dependencies[k];
+  for (const k of Object.keys(placement)) delete placement[k];
 }
 
 export function allRegistrations(): readonly Registration[] {

@@ -162,6 +162,38 @@ describe("operator scripts: one command line for all (scripts/*.ts)", function (
     }
   });
 
+  it("deploy: an unknown --hosts or --services name exits 6 naming the known ones, before checks or pulumi up run", async () => {
+    // pulumi up needs every secret: here the keys are files, so the names are what is judged.
+    const host = (port: number) => ({ address: "127.0.0.1", port, hostKey: HOST_KEY, privateKeyFile: "/nonexistent" });
+    const marker = path.join(os.tmpdir(), `fleet-deploy-checked-${process.pid}`);
+    const { dir, env } = project({
+      "fleet:hosts": { a: host(1), b: host(2), c: host(3) },
+      "fleet:services": {
+        api: { hosts: ["a", "b"], source: { path: "." }, start: "true", health: { url: "http://127.0.0.1:1/h" } },
+      },
+      "fleet:checks": [{ name: "marker", run: `touch ${marker}` }],
+    });
+    fs.writeFileSync(path.join(dir, "Pulumi.yaml"), "name: fleet\nruntime: nodejs\n");
+    const cases: [string[], RegExp][] = [
+      [["--hosts", "zz"], /unknown host "zz": the stack's hosts are a, b, c/],
+      [["--services", "nope"], /unknown service "nope": the stack's services are api/],
+      [["--hosts", "a", "--services", "nope"], /unknown service "nope"/],
+      [["--hosts", "c", "--services", "api"], /service "api" runs on a, b: none of --hosts c/],
+      [["--hosts", ","], /--hosts names no host/],
+    ];
+    for (const [argv, expected] of cases) {
+      const r = await run("deploy", [...argv, "--stack", "t", "-C", dir], { env });
+      assert.equal(r.status, 6, `${argv.join(" ")}: ${r.stderr}`);
+      assert.match(r.stderr, expected, argv.join(" "));
+    }
+    assert.ok(!fs.existsSync(marker), "no check ran");
+    const calls = fs.readFileSync(path.join(dir, "calls"), "utf8").trim().split("\n");
+    assert.ok(
+      calls.every((c) => c.startsWith("config")),
+      `pulumi only read the config:\n${calls.join("\n")}`,
+    );
+  });
+
   it("restore: --stack is the stack's name (its host is read from Pulumi.<stack>.yaml in --cwd)", async () => {
     const { dir, env } = project({
       "fleet:hosts": { db: { address: "127.0.0.1", port: 1, hostKey: HOST_KEY, privateKeyFile: "/nonexistent/key" } },
