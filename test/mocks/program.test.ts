@@ -192,6 +192,37 @@ describe("index.ts under Pulumi mocks", () => {
     );
   });
 
+  it("shared, hooks and deleteSharedOnDestroy reach the release as planned; hooks see the config's host name", async () => {
+    const services = JSON.parse(config()["fleet:services"]) as Record<string, Record<string, unknown>>;
+    await runProgram(
+      config({
+        "fleet:services": JSON.stringify({
+          web: {
+            ...services["web"],
+            shared: { dirs: ["uploads"], files: { "config/app.ini": "a=1\n" } },
+            deleteSharedOnDestroy: true,
+            hooks: { preSwitch: "./check", postDeploy: "./warm", postRollback: "./tell" },
+          },
+        }),
+      }),
+    );
+    const release = findResource(SERVICE_RELEASE, "web-release");
+    assert.deepEqual(
+      [
+        release.inputs["shared"],
+        release.inputs["deleteSharedOnDestroy"],
+        release.inputs["hooks"],
+        release.inputs["hostName"],
+      ],
+      [
+        { dirs: ["uploads"], files: { "config/app.ini": "a=1\n" } },
+        true,
+        { preSwitch: "./check", postDeploy: { run: "./warm", rollbackOnFailure: false }, postRollback: "./tell" },
+        "web1",
+      ],
+    );
+  });
+
   it("a pin deploys exactly the pinned release, and says so in the inputs", async () => {
     await runProgram(
       config({
