@@ -33,6 +33,7 @@ export const ENTRIES = {
   logs: "scripts/logs.ts",
   exec: "scripts/exec.ts",
   reboot: "scripts/reboot.ts",
+  dashboard: "scripts/dashboard.ts",
   program: "index.ts",
 } as const;
 

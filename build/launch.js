@@ -1,7 +1,7 @@
 // @ts-check
 /**
  * `node build/launch.js <command> [args]`: how package.json starts fleet's commands (pulumi,
- * deploy, rollback, status, drift, restore, logs, exec, reboot). Plain JavaScript, so it starts on bare node: it runs
+ * deploy, rollback, status, drift, restore, logs, exec, reboot, dashboard). Plain JavaScript, so it starts on bare node: it runs
  * dist/<command>.js, the bundle build/bundle.ts makes, after checking that every file the bundle
  * was built from is unchanged (dist/manifest.json: size and mtime). A changed or missing input
  * rebuilds first (tsx loads the build, once), so an edited source is never run stale.
@@ -14,7 +14,7 @@ const path = require("path");
 
 const PROJECT_DIR = path.resolve(__dirname, "..");
 const DIST_DIR = path.join(PROJECT_DIR, "dist");
-const COMMANDS = ["pulumi", "deploy", "rollback", "status", "drift", "restore", "logs", "exec", "reboot"];
+const COMMANDS = ["pulumi", "deploy", "rollback", "status", "drift", "restore", "logs", "exec", "reboot", "dashboard"];
 
 /** Whether dist/ was built from the files as they are now. */
 function fresh() {

@@ -52,7 +52,17 @@ describe("operator scripts: one command line for all (scripts/*.ts)", function (
   this.timeout(60_000);
 
   it("every script answers --help with its usage, the common flags and its exit codes, and runs nothing", async () => {
-    assert.deepEqual(SCRIPTS.sort(), ["deploy", "drift", "exec", "logs", "reboot", "restore", "rollback", "status"]);
+    assert.deepEqual(SCRIPTS.sort(), [
+      "dashboard",
+      "deploy",
+      "drift",
+      "exec",
+      "logs",
+      "reboot",
+      "restore",
+      "rollback",
+      "status",
+    ]);
     const { dir, env } = project({});
     for (const script of SCRIPTS) {
       const r = await run(script, ["--help"], { cwd: dir, env });

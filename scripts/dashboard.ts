@@ -1,0 +1,85 @@
+/**
+ * npm run dashboard -- --stack prod [--port 8377 | --listen <addr:port>]: the deployment dashboard
+ * (issue 21) in a browser: the fleet (service × host: release, health, lock, last deploy, drift),
+ * the stack's history with a chart of deploy durations, and the actions (preview, deploy, roll
+ * back, pin, tail logs), which run `npm run deploy` / `npm run rollback` / the CLI as child
+ * processes. Loopback only, unless --listen: then a token is required (printed here, or given in
+ * $FLEET_DASHBOARD_TOKEN).
+ */
+import * as os from "os";
+import { argsOrExit, parseCommandLine, usageProblem, USAGE_EXIT, type ScriptSpec } from "../config/cli-args";
+import { projectNameOf } from "../config/stack-file";
+import { isFleetError } from "../model/errors";
+import { loadOperatorConfig } from "../operate/targets";
+import { defaultBackendDir } from "../rollback/commands";
+import { closeAll } from "../transport/ssh";
+import { listenOf, newToken, TOKEN_ENV } from "../dashboard/auth";
+import { Dashboard } from "../dashboard/server";
+
+const FLAGS = {
+  port: { type: "string", short: "p", value: "n", help: "the port on 127.0.0.1 (default: 8377); no token needed" },
+  listen: {
+    type: "string",
+    value: "addr:port",
+    help: `listen there instead (e.g. 0.0.0.0:8377): a token is then required, $${TOKEN_ENV} or one printed at start`,
+  },
+} as const;
+
+const SPEC: ScriptSpec<typeof FLAGS> = {
+  name: "dashboard",
+  summary: "the deployment dashboard in a browser: the fleet, the history, and deploy / roll back / pin / logs",
+  usage: ["[--stack <name>] [--port 8377]", "--listen <addr:port> [--stack <name>]"],
+  flags: FLAGS,
+  positionals: 0,
+  exitCodes: [
+    "0 stopped (Ctrl-C)",
+    "1 could not listen, or failed",
+    `${USAGE_EXIT} invalid config or usage: nothing was served`,
+  ],
+};
+
+async function main(): Promise<number> {
+  const args = argsOrExit(parseCommandLine(SPEC, process.argv.slice(2), process.env, process.cwd()));
+  if (typeof args === "number") return args;
+  const listen = listenOf(args.flags.listen, args.flags.port);
+  if (typeof listen === "string") return argsOrExit(usageProblem(SPEC.name, listen));
+  const given = process.env[TOKEN_ENV];
+  const token = listen.tokenRequired ? given || newToken() : "";
+  let backendDir: string | undefined;
+  try {
+    // Where `npm run rollback` reads the history: the same rule, so update N is the same N.
+    backendDir = defaultBackendDir(process.env, args.cwd, os.homedir());
+  } catch {
+    backendDir = undefined; // not a file backend: no history on this machine
+  }
+  const dashboard = new Dashboard({
+    listen,
+    token,
+    where: { stack: args.stack, project: projectNameOf(args.cwd), backendDir },
+    cwd: args.cwd,
+    env: process.env,
+    loadConfig: () => loadOperatorConfig("dashboard", args.stack, args.cwd),
+  });
+  const url = await dashboard.listen();
+  if (!listen.tokenRequired) console.log(`dashboard: stack ${args.stack} at ${url} (loopback only)`);
+  else if (given)
+    console.log(`dashboard: stack ${args.stack} at ${url} (token from $${TOKEN_ENV}: open ${url}?token=…)`);
+  else console.log(`dashboard: stack ${args.stack} at ${url}?token=${token}`);
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+  await dashboard.close();
+  return 0;
+}
+
+main()
+  .then(
+    (code) => (process.exitCode = code),
+    (err) => {
+      const config = isFleetError(err) && err.kind === "config";
+      console.error(config ? (err as Error).message : `dashboard: ${(err as Error).message}`);
+      process.exitCode = config ? USAGE_EXIT : 1;
+    },
+  )
+  .finally(() => closeAll());
