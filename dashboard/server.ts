@@ -118,7 +118,7 @@ export class Dashboard {
       "Cache-Control": "no-store",
       "Content-Security-Policy": "default-src 'self'; style-src 'self'; frame-ancestors 'none'; form-action 'self'",
       "X-Content-Type-Options": "nosniff",
-      "Referrer-Policy": "no-referrer",
+      "Referrer-Policy": "same-origin",
     });
     res.end(text);
   }
@@ -159,6 +159,11 @@ export class Dashboard {
     if (route === "GET /static/htmx.min.js")
       return this.send(res, 200, fs.readFileSync(HTMX_FILE, "utf8"), "text/javascript; charset=utf-8");
     if (route === "GET /static/dashboard.js") return this.send(res, 200, CLIENT_JS, "text/javascript; charset=utf-8");
+    if (route === "GET /favicon.ico") {
+      res.writeHead(204);
+      res.end();
+      return;
+    }
     if (route === "GET /static/dashboard.css") return this.send(res, 200, CSS, "text/css; charset=utf-8");
     if (route === "GET /") {
       const table = fleetTable(
