@@ -9,7 +9,7 @@ import type { ServiceSpec } from "../model/service";
 import { serviceLayout } from "./layout";
 import { proxyLayout } from "./proxy";
 import { emitBytes, shq } from "./quote";
-import { EXIT, header, lockIs } from "./service-shell";
+import { EXIT, RECORD_SCRIPT, header, lockIs } from "./service-shell";
 import { decideLines } from "./watchdog";
 
 export type HookName = "pre-switch" | "post-deploy" | "post-rollback";
@@ -84,6 +84,8 @@ export function hookScript(spec: ServiceSpec, h: HookRun): string {
     header(layout, spec.runAs) +
     [
       `if ! ${lockIs(h.token)}; then echo lock_lost=1; exit ${EXIT.lockLost}; fi`,
+      // A hook that outlives its timeout is stopped by the finalize that follows (its reap).
+      RECORD_SCRIPT,
       ...(h.decide ? decideLines(spec, layout, spec.health.timeoutMs + 60_000, EXIT.reverted) : []),
       `phase ${h.hook}`,
       RUN_HOOK,
