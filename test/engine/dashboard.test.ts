@@ -4,7 +4,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { GitApp } from "../support/git-app";
-import { hostAddress } from "../support/fleet";
+import { hostAddress, sh } from "../support/fleet";
 import { killGroup, PROJECT_DIR, start, type Started } from "./support/cli";
 import { ROOT, PYAPP, hostsConfig, pyService } from "./support/fixtures";
 import { currentRelease, deployLog, served, wipe } from "./support/host";
@@ -222,6 +222,38 @@ describe("engine: npm run dashboard in a browser, with the real CLI (web1, web2)
     await fleet();
     assert.equal((await cellOf(A, "web1")).release, first.a);
     assert.equal((await cellOf(B, "web2")).release, first.b);
+  });
+
+  it("pinning one service from the page (a release the history knows) switches it on its host", async () => {
+    const second = a.head().slice(0, 12);
+    // The pin replaces fleet:pins whole (npm run rollback --service): eng-db-b deploys from its
+    // source again, so its source is made healthy first.
+    b.commit("healthy again", { "mode.txt": null });
+    assert.equal(await act("pin", { service: A, release: second }), 0, await page.innerText("#output"));
+    assert.match(
+      await page.innerText("#output"),
+      new RegExp(`^\\$ npm run rollback -- --service ${A} ${second} `, "m"),
+    );
+    assert.equal((await served(hostAddress("web1"), PORTS.a))?.release, second);
+    assert.equal(await currentRelease("web1", ROOT, A), second);
+  });
+
+  it("a manual switch on the host shows as drift; the refresh preview started from the page names the resource", async () => {
+    const second = a.head().slice(0, 12);
+    await sh(
+      "web1",
+      `ln -sfn releases/${first.a} ${ROOT}/${A}/current.engine && mv -T ${ROOT}/${A}/current.engine ${ROOT}/${A}/current`,
+    );
+    await fleet();
+    const cell = await cellOf(A, "web1");
+    assert.equal(cell.state, "drift", cell.text);
+    assert.ok(cell.text.includes(`live ${first.a}, state ${second}`), cell.text);
+    assert.notEqual(await act("refresh"), 0, await page.innerText("#output"));
+    await fleet();
+    assert.match(await page.innerText("main"), new RegExp(`proposes changes to: [^\\n]*${A}-release`));
+    assert.ok((await cellOf(A, "web1")).text.includes("the refresh preview proposes changes"));
+    assert.equal((await cellOf(B, "web2")).state, "ok");
+    await shot("drift");
   });
 
   it("bad input gets a clear error on the page, and nothing runs", async () => {
