@@ -158,12 +158,19 @@ export function historyTable(entries: readonly HistoryEntry[]): string {
 
 /**
  * `--service <name> <release>`: one release on every host of the service, with the commit it was
- * built from, from the newest update in which any of its hosts had it.
+ * built from, from the newest update in which any of its hosts had it. The other services keep
+ * the pins they have (`current`): pinning one service must not unpin the rest, which would then
+ * deploy from their sources.
  */
-export function pinOneService(entries: readonly HistoryEntry[], name: string, releaseId: string): Pins {
+export function pinOneService(
+  entries: readonly HistoryEntry[],
+  name: string,
+  releaseId: string,
+  current: Pins = {},
+): Pins {
   for (const e of [...entries].reverse()) {
     const seen = serviceReleases(e.releases, name).find((r) => r.releaseId === releaseId);
-    if (seen) return { [name]: { releaseId, commit: seen.commit } };
+    if (seen) return { ...current, [name]: { releaseId, commit: seen.commit } };
   }
-  return { [name]: { releaseId, commit: releaseId } };
+  return { ...current, [name]: { releaseId, commit: releaseId } };
 }

@@ -5,7 +5,7 @@
  *
  *   npm run rollback -- --list                        the updates, with each host's release
  *   npm run rollback -- <version>                     pin every service to that update's release, pulumi up
- *   npm run rollback -- --service <name> <release>    pin one service (on all its hosts), pulumi up
+ *   npm run rollback -- --service <name> <release>    pin one service (on all its hosts; other pins kept), pulumi up
  *   npm run rollback -- --unpin                       remove fleet:pins (next pulumi up deploys the sources)
  *   npm run rollback -- --help                        all options and exit codes
  */
@@ -13,7 +13,8 @@ import { pulumiCli } from "../engine/cli";
 import { teePulumi } from "../engine/tee";
 import * as os from "os";
 import { argsOrExit } from "../config/cli-args";
-import { projectNameOf } from "../config/stack-file";
+import { fleetConfigOf, projectNameOf } from "../config/stack-file";
+import { pinsSchema } from "../config/schema";
 import { listHistory, missingReleases, pinsForVersion, readCurrentReleases, type Pins } from "../rollback/history";
 import {
   historyTable,
@@ -66,6 +67,17 @@ function applyPins(pins: Pins, args: RollbackArgs): Promise<number> | number {
   return run(pulumiCommands(pins, args.stack), args);
 }
 
+/** The stack's `fleet:pins` now (an unreadable or invalid value is an error: nothing is changed). */
+function currentPins(args: RollbackArgs): Pins {
+  const raw = fleetConfigOf(args.stack, args.cwd).raw["pins"] ?? {};
+  const parsed = pinsSchema.safeParse(raw);
+  if (!parsed.success)
+    throw new Error(
+      `the stack's fleet:pins is not valid (${parsed.error.issues[0]?.message}); fix or remove it (npm run rollback -- --unpin)`,
+    );
+  return parsed.data;
+}
+
 function main(): Promise<number> | number {
   const args = argsOrExit(parseRollbackArgs(process.argv.slice(2), process.env, process.cwd(), os.homedir()));
   if (typeof args === "number") return args;
@@ -76,7 +88,7 @@ function main(): Promise<number> | number {
     return 0;
   }
   if (args.mode === "service")
-    return applyPins(pinOneService(entries, args.service!.name, args.service!.releaseId), args);
+    return applyPins(pinOneService(entries, args.service!.name, args.service!.releaseId, currentPins(args)), args);
   return applyPins(pinsForVersion(entries, args.version!), args);
 }
 

@@ -226,8 +226,8 @@ describe("engine: npm run dashboard in a browser, with the real CLI (web1, web2)
 
   it("pinning one service from the page (a release the history knows) switches it on its host", async () => {
     const second = a.head().slice(0, 12);
-    // The pin replaces fleet:pins whole (npm run rollback --service): eng-db-b deploys from its
-    // source again, so its source is made healthy first.
+    // Pinning one service keeps the others' pins (eng-db-b stays on update 1's release); its
+    // source is made healthy anyway, for the deploys after an unpin.
     b.commit("healthy again", { "mode.txt": null });
     assert.equal(await act("pin", { service: A, release: second }), 0, await page.innerText("#output"));
     assert.match(

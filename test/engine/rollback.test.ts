@@ -120,4 +120,20 @@ describe("engine: stack history and npm run rollback with the real CLI (web1, we
       [`${NARROW}-release`]: releases[0]!.narrow,
     });
   });
+  it("npm run rollback -- --service pins one service and keeps the others' pins (they stay where update N put them)", async () => {
+    // After the rollback to update 1 every service is pinned; pinning the narrow one to its
+    // second release must not unpin the wide one (it would deploy its source: the third release).
+    const r = await stack.npm("rollback", "--service", NARROW, releases[1]!.narrow, "--stack", stack.name);
+    assert.equal(r.code, 0, outputOf(r));
+    assert.equal(await currentRelease(NARROW_HOST, ROOT, NARROW), releases[1]!.narrow);
+    for (const h of WIDE_HOSTS) assert.equal(await currentRelease(h, ROOT, WIDE), releases[0]!.wide, `${WIDE} on ${h}`);
+    const pins = JSON.parse((await stack.ok("config", "get", "fleet:pins")).stdout) as Record<
+      string,
+      { releaseId: string }
+    >;
+    assert.deepEqual(Object.fromEntries(Object.entries(pins).map(([k, v]) => [k, v.releaseId])), {
+      [WIDE]: releases[0]!.wide,
+      [NARROW]: releases[1]!.narrow,
+    });
+  });
 });

@@ -291,5 +291,11 @@ describe("rollback: command lines and arguments", () => {
     );
     assert.deepEqual(pinOneService(entries, WEB, A.releaseId), { [WEB]: A });
     assert.deepEqual(pinOneService(entries, WEB, "unknown"), { [WEB]: { releaseId: "unknown", commit: "unknown" } });
+    // The other services keep their pins; the service's own pin is replaced.
+    const other = { releaseId: "r-other", commit: "c-other" };
+    assert.deepEqual(pinOneService(entries, WEB, A.releaseId, { [API]: other, [WEB]: other }), {
+      [API]: other,
+      [WEB]: A,
+    });
   });
 });
