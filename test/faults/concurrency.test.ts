@@ -390,10 +390,14 @@ describe("faults: concurrency (web1 + db, through Pulumi's provider host)", func
         "a backup waits for the other: all succeed",
       );
       assert.equal(maxDumps, 1, "never two dumps into the set at the same time (flock), and the watcher saw one");
-      const latest = outcomes.map((o) => String(o.value!.state!.plainOutputs["latestId"]));
-      assert.equal(new Set(latest).size, 3, "three backups, three ids (the same second: the next one moves on)");
+      // Three backups, three ids (taken within the same second: the next one moves on): the
+      // manifest holds three distinct, whole ones. Each resource's latestId is the set's newest
+      // when it finished (stateOf), so two that finish close together may both name the last one.
       const ids = await assertBackupsWhole(3);
-      assert.deepEqual([...ids].sort(), [...latest].sort());
+      const latest = outcomes.map((o) => String(o.value!.state!.plainOutputs["latestId"]));
+      for (const id of latest)
+        assert.ok(ids.includes(id), `latestId ${id} is one of the set's backups: ${ids.join(" ")}`);
+      assert.ok(latest.includes(ids.at(-1)!), "the last backup taken is some resource's latestId");
       assert.equal(await sh(HOST, `stat -c %a ${dir}`), "700");
       const log = (await sh(HOST, `cat ${dir}/backup.log`)).split("\n");
       assert.equal(log.filter((l) => / backup \S+ exit=0/.test(l)).length, 3, `backup.log:\n${log.join("\n")}`);
