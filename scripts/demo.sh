@@ -17,7 +17,9 @@ mkdir -p .pulumi
 pulumi() { node build/launch.js pulumi "$@"; }
 
 pulumi stack select dev --create --non-interactive
-pulumi up --stack dev --yes --non-interactive --diff
+# --refresh: a test server started afresh (its container was recreated) is read as it is, so
+# what it lacks is deployed again instead of trusted from the state.
+pulumi up --stack dev --yes --non-interactive --diff --refresh
 url=http://127.0.0.21:8080/api/version
 echo "demo: the service answers at $url: $(curl -s --max-time 5 "$url")"
 echo "demo: next: change demo/app/app.py, then \`npm run pulumi -- preview --diff --stack dev\` (README: the demo loop)"
