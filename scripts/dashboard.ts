@@ -9,10 +9,9 @@
 import * as os from "os";
 import { argsOrExit, parseCommandLine, usageProblem, USAGE_EXIT, type ScriptSpec } from "../config/cli-args";
 import { projectNameOf } from "../config/stack-file";
-import { isFleetError } from "../model/errors";
 import { loadOperatorConfig } from "../operate/targets";
 import { defaultBackendDir } from "../rollback/commands";
-import { closeAll } from "../transport/ssh";
+import { runOperatorScript } from "../operate/main";
 import { listenOf, newToken, TOKEN_ENV } from "../dashboard/auth";
 import { Dashboard } from "../dashboard/server";
 
@@ -73,13 +72,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main()
-  .then(
-    (code) => (process.exitCode = code),
-    (err) => {
-      const config = isFleetError(err) && err.kind === "config";
-      console.error(config ? (err as Error).message : `dashboard: ${(err as Error).message}`);
-      process.exitCode = config ? USAGE_EXIT : 1;
-    },
-  )
-  .finally(() => closeAll());
+runOperatorScript("dashboard", main);

@@ -3,10 +3,9 @@
  * serving release's directory, with the service's environment, as its user (operate/exec.ts).
  */
 import { argsOrExit, parseCommandLine, usageProblem, USAGE_EXIT, type ScriptSpec } from "../config/cli-args";
-import { isFleetError } from "../model/errors";
 import { execEach, execOne, execPlacements, formatSummary, NOT_RUN_EXIT, type ExecIo } from "../operate/exec";
 import { loadOperatorConfig } from "../operate/targets";
-import { closeAll } from "../transport/ssh";
+import { runOperatorScript } from "../operate/main";
 
 const FLAGS = {
   host: { type: "string", value: "host", help: "the host to run it on (needed when the service runs on several)" },
@@ -74,13 +73,4 @@ async function main(): Promise<number> {
   return results.every((r) => r.code === 0) ? 0 : 1;
 }
 
-main()
-  .then(
-    (code) => (process.exitCode = code),
-    (err) => {
-      const config = isFleetError(err) && err.kind === "config";
-      console.error(config ? (err as Error).message : `exec: ${(err as Error).message}`);
-      process.exitCode = config ? USAGE_EXIT : NOT_RUN_EXIT;
-    },
-  )
-  .finally(() => closeAll());
+runOperatorScript("exec", main, NOT_RUN_EXIT);

@@ -4,10 +4,9 @@
  */
 import { argsOrExit, parseCommandLine, usageProblem, USAGE_EXIT, type ScriptSpec } from "../config/cli-args";
 import { journalSince } from "../commands/operate";
-import { isFleetError } from "../model/errors";
 import { streamLogs, logsPlacements, type LogsRequest } from "../operate/logs";
 import { listFlag, loadOperatorConfig } from "../operate/targets";
-import { closeAll } from "../transport/ssh";
+import { runOperatorScript } from "../operate/main";
 
 const FLAGS = {
   host: { type: "string", value: "host[,host]", help: "only these hosts (default: every host the service runs on)" },
@@ -86,13 +85,4 @@ async function main(): Promise<number> {
   return results.every((r) => r.ok) ? 0 : 1;
 }
 
-main()
-  .then(
-    (code) => (process.exitCode = code),
-    (err) => {
-      const config = isFleetError(err) && err.kind === "config";
-      console.error(config ? (err as Error).message : `logs: ${(err as Error).message}`);
-      process.exitCode = config ? USAGE_EXIT : 1;
-    },
-  )
-  .finally(() => closeAll());
+runOperatorScript("logs", main);

@@ -5,10 +5,9 @@
  */
 import { argsOrExit, parseCommandLine, USAGE_EXIT, type ScriptSpec } from "../config/cli-args";
 import { DEFAULT_WAIT, rebootOptions, stoppedReport } from "../decisions/reboot";
-import { isFleetError } from "../model/errors";
 import { rollingReboot } from "../operate/reboot";
 import { listFlag, loadOperatorConfig, selectHosts } from "../operate/targets";
-import { closeAll } from "../transport/ssh";
+import { runOperatorScript } from "../operate/main";
 
 /** A host did not come back within --wait. */
 const NOT_BACK_EXIT = 2;
@@ -72,13 +71,4 @@ async function main(): Promise<number> {
   }
 }
 
-main()
-  .then(
-    (code) => (process.exitCode = code),
-    (err) => {
-      const config = isFleetError(err) && err.kind === "config";
-      console.error(config ? (err as Error).message : `reboot: ${(err as Error).message}`);
-      process.exitCode = config ? USAGE_EXIT : 1;
-    },
-  )
-  .finally(() => closeAll());
+runOperatorScript("reboot", main);

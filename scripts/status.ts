@@ -6,10 +6,9 @@
  */
 import { argsOrExit, parseCommandLine, USAGE_EXIT, type FlagSpec, type ScriptSpec } from "../config/cli-args";
 import { parseFleetConfig } from "../config/schema";
-import { isFleetError } from "../model/errors";
 import { fleetConfigOf, secretsProblem, unreadableKeyFor, wholeFleetSecrets } from "../config/stack-file";
 import { collectStatus, formatStatus } from "../status/collect";
-import { closeAll } from "../transport/ssh";
+import { runOperatorScript } from "../operate/main";
 
 const SPEC: ScriptSpec<Record<never, FlagSpec>> = {
   name: "status",
@@ -45,13 +44,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main()
-  .then(
-    (code) => (process.exitCode = code),
-    (err) => {
-      const config = isFleetError(err) && err.kind === "config";
-      console.error(config ? (err as Error).message : `status: ${(err as Error).message}`);
-      process.exitCode = config ? USAGE_EXIT : 1;
-    },
-  )
-  .finally(() => closeAll());
+runOperatorScript("status", main);
