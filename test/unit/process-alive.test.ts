@@ -1,16 +1,33 @@
 import { strict as assert } from "assert";
 import { spawn } from "child_process";
+import * as fs from "fs";
 import { processAlive } from "../../engine/process-alive";
+
+function procState(pid: number): string | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  } catch {
+    return undefined;
+  }
+}
 
 describe("processAlive (engine/process-alive.ts)", () => {
   it("a running process is alive; a zombie, which signal 0 still reaches, is not", async () => {
-    // `sleep 0`'s parent execs into `sleep 3`, which never reaps it: a zombie for 3 s.
-    const parent = spawn("/bin/sh", ["-c", "sleep 0 & echo $!; exec sleep 3"], { stdio: ["ignore", "pipe", "ignore"] });
+    // The child outlives the shell's exec into `sleep 5`, which never reaps it: a zombie once
+    // it exits. (A child that exits before the exec may be reaped by the shell itself.)
+    const parent = spawn("/bin/sh", ["-c", "sleep 0.5 & echo $!; exec sleep 5"], {
+      stdio: ["ignore", "pipe", "ignore"],
+    });
     try {
       const zombie = Number(
         await new Promise<string>((resolve) => parent.stdout.once("data", (d: Buffer) => resolve(d.toString()))),
       );
-      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(processAlive(zombie), true, "the child runs at first");
+      for (let waited = 0; procState(zombie) !== "Z" && waited < 4000; waited += 50) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(procState(zombie), "Z", "the child became a zombie");
       assert.doesNotThrow(() => process.kill(zombie, 0), "signal 0 reaches the zombie");
       assert.equal(processAlive(zombie), false);
       assert.equal(processAlive(parent.pid!), true);
