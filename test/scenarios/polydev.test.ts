@@ -31,6 +31,8 @@ const CONTROLLER = "sc-polydev-controller";
 const FRONTEND = "sc-polydev-frontend";
 const PORTS: Record<string, number> = { [CONTROLLER]: 18840, [FRONTEND]: 18841 };
 const MIGRATIONS = `${ROOT}/sc-polydev-migrations.log`;
+/** The controller's postDeploy hook (prod.yaml's golden-snapshot script) appends here. */
+const SNAPSHOTS = `${ROOT}/sc-polydev-snapshots.log`;
 
 async function sh(command: string): Promise<string> {
   const r = await sshRun(HOST, command);
@@ -87,6 +89,7 @@ describe("scenario Polydev: controller + frontend from one repo, build, migratio
             build: "cd controller && mkdir -p dist && cp server.js dist/server.js",
             start: "cd controller && exec node dist/server.js",
             migrate: `echo "$FLEET_RELEASE $FLEET_COMMIT" >> ${MIGRATIONS}`,
+            hooks: { postDeploy: `echo "snapshot $FLEET_PREVIOUS_RELEASE -> $FLEET_RELEASE" >> ${SNAPSHOTS}` },
           }
         : { start: "cd frontend && exec node server.js" }),
       env: { APP_HOST: address, APP_PORT: String(port) },
@@ -110,7 +113,7 @@ describe("scenario Polydev: controller + frontend from one repo, build, migratio
     this.timeout(60_000);
     await sh(
       `for u in ${CONTROLLER} ${FRONTEND}; do systemctl disable --now $u 2>/dev/null; rm -f /etc/systemd/system/$u.service; rm -rf ${ROOT}/$u; done; ` +
-        `systemctl daemon-reload; mkdir -p ${ROOT}; rm -f ${MIGRATIONS}`,
+        `systemctl daemon-reload; mkdir -p ${ROOT}; rm -f ${MIGRATIONS} ${SNAPSHOTS}`,
     );
     host = await ProviderHost.start();
     for (const n of [CONTROLLER, FRONTEND])
@@ -124,7 +127,7 @@ describe("scenario Polydev: controller + frontend from one repo, build, migratio
     this.timeout(60_000);
     await Promise.all(Object.values(resources).map((r) => r.destroy().catch(() => undefined)));
     await host?.stop();
-    await sshRun(HOST, `rm -f ${MIGRATIONS}`);
+    await sshRun(HOST, `rm -f ${MIGRATIONS} ${SNAPSHOTS}`);
   });
 
   it("Pulumi.prod.yaml: the VM golden image is rebuilt from vm-agent/ and validated by booting (under mocks only: test/mocks/golden-image.test.ts)", () => {
@@ -147,9 +150,10 @@ describe("scenario Polydev: controller + frontend from one repo, build, migratio
     for (const n of [CONTROLLER, FRONTEND]) firstRelease[n] = releaseOf(n);
     assert.match(firstRelease[CONTROLLER]!, new RegExp(`^${commit.slice(0, 12)}-[0-9a-f]+$`), "a built release");
     assert.equal(await sh(`cat ${MIGRATIONS}`), `${firstRelease[CONTROLLER]} ${commit}`, "the migration is recorded");
+    assert.equal(await sh(`cat ${SNAPSHOTS}`), `snapshot  -> ${firstRelease[CONTROLLER]}`, "post-deploy ran once");
   });
 
-  it("a change deploys both; a deployment record per deploy in each target's deploy.log", async () => {
+  it("a change deploys both; a deployment record per deploy in each target's deploy.log; the controller's post-deploy step runs after its switch", async () => {
     const before: Record<string, string> = { [CONTROLLER]: releaseOf(CONTROLLER), [FRONTEND]: releaseOf(FRONTEND) };
     const second = app.commit("v2", { "controller/v.txt": "2\n" });
     await deployBoth();
@@ -161,6 +165,10 @@ describe("scenario Polydev: controller + frontend from one repo, build, migratio
       assert.match(log[1]!, new RegExp(`${before[n]} -> ${releaseOf(n)} ok`));
     }
     assert.equal((await sh(`cat ${MIGRATIONS}`)).split("\n").length, 2);
+    assert.equal(
+      (await sh(`cat ${SNAPSHOTS}`)).split("\n")[1],
+      `snapshot ${before[CONTROLLER]} -> ${releaseOf(CONTROLLER)}`,
+    );
   });
 
   it("a failing build never switches the controller; a frontend that crashes at start rolls back by itself", async () => {
@@ -179,6 +187,7 @@ describe("scenario Polydev: controller + frontend from one repo, build, migratio
     assert.match(String((f as PromiseRejectedResult).reason), /boom at start[\s\S]*Rolled back automatically/);
     assert.equal(await served(CONTROLLER), good);
     assert.equal(await served(FRONTEND), good);
+    assert.equal((await sh(`cat ${SNAPSHOTS}`)).split("\n").length, 2, "no post-deploy step without a switch");
     app.commit("v3 fixed", { "frontend/server.js": server });
   });
 
