@@ -203,6 +203,29 @@ describe("shared files and hooks (real server, web1)", function () {
     app.commit("fixed", { "mode.txt": null });
   });
 
+  it("a postDeploy that outlives the step timeout warns naming the timeout; its processes are stopped, the lock is released, the release stays", async () => {
+    app.commit("v6", { "VERSION.txt": "v6\n" });
+    // A distinctive sleep, so that what is left of it on the host can be found by its argv.
+    const hung = { ...service().hooks!, postDeploy: `${record("post-deploy")}; sleep 617` };
+    const started = Date.now();
+    await up({ hooks: hung, stepTimeout: "6s" });
+    const took = Date.now() - started;
+    const rel = releaseOf();
+    assert.equal(await serving(), `releases/${rel}`);
+    assert.ok(took < 60_000, `the deploy ended after the hook's timeout, not the sleep (${took} ms)`);
+    assert.match(
+      provider.logs(),
+      /warning: .*service "op-shared": its postDeploy hook did not run to its end: .*timed out after 6000 ms/,
+    );
+    assert.match(await sh(HOST, `tail -n 1 ${D}/deploy.log`), new RegExp(`-> ${rel} ok .*postDeploy hook failed`));
+    assert.equal(await sh(HOST, `pgrep -fx 'sleep 617' | wc -l`), "0", "the hook's sleep was stopped");
+    assert.equal(await sh(HOST, `test -e ${D}/.lock && echo held || echo free`), "free");
+    assert.deepEqual(
+      (await hookLines()).map((l) => l.split(" ")[0]),
+      ["pre-switch", "post-deploy"],
+    );
+  });
+
   it("delete keeps the shared data (and says so), but not fleet's env file; a new deploy finds it; deleteSharedOnDestroy removes it", async () => {
     await resource.destroy();
     assert.equal(await sh(HOST, `ls -A ${D}`), "shared");
