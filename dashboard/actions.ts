@@ -5,6 +5,10 @@
  * is a problem for the page, and nothing runs.
  */
 import { driftCommand } from "../decisions/drift";
+import type { FleetConfig } from "../config/schema";
+import { isFleetError } from "../model/errors";
+import { deployTargets, type DeploySelection } from "../operate/deploy-targets";
+import { listFlag } from "../operate/targets";
 import { serviceReleases, type HistoryEntry } from "../rollback/history";
 
 export type ActionKind = "preview" | "refresh" | "deploy" | "rollback" | "pin";
@@ -27,6 +31,11 @@ export interface ActionContext {
   readonly services: readonly string[];
   /** The stack's history, as `npm run rollback -- --list` numbers it (undefined: not a file backend). */
   readonly history: readonly HistoryEntry[] | undefined;
+  /**
+   * What is wrong with a deploy's `--hosts`/`--services` (unknown names, a service on none of the
+   * hosts), judged as `npm run deploy` judges them; undefined when nothing is.
+   */
+  readonly selectionProblem: (selection: DeploySelection) => string | undefined;
 }
 
 export type Planned =
@@ -40,6 +49,23 @@ export function knownReleases(history: readonly HistoryEntry[], service: string)
   for (const e of [...history].reverse())
     for (const r of serviceReleases(e.releases, service)) if (!seen.includes(r.releaseId)) seen.push(r.releaseId);
   return seen;
+}
+
+/** `ActionContext.selectionProblem` for a stack: `npm run deploy`'s own check of the names. */
+export function deploySelectionProblem(
+  cfg: FleetConfig,
+  stack: string,
+  project: string,
+): (selection: DeploySelection) => string | undefined {
+  return (selection) => {
+    try {
+      deployTargets(cfg, stack, project, selection);
+      return undefined;
+    } catch (err) {
+      if (isFleetError(err)) return `${err.summary}. ${err.hint.replace(/\.$/, "")}`;
+      throw err;
+    }
+  };
 }
 
 /** One form's fields → the plan, or what is wrong with them. */
@@ -71,16 +97,33 @@ export function planAction(form: Readonly<Record<string, string | undefined>>, c
           confirm: `Compare stack ${ctx.stack}'s live state with what the program wants (a refresh preview; changes nothing)?`,
         },
       };
-    case "deploy":
+    case "deploy": {
+      // A blank field is "all", as a flag that is not given.
+      const field = (name: string) => listFlag((form[name] ?? "").trim() || undefined);
+      const hosts = field("hosts");
+      const services = field("services");
+      const selection: DeploySelection = { ...(hosts ? { hosts } : {}), ...(services ? { services } : {}) };
+      const problem = hosts || services ? ctx.selectionProblem(selection) : undefined;
+      if (problem) return bad(problem);
+      const only = [
+        ...(hosts ? ["--hosts", hosts.join(",")] : []),
+        ...(services ? ["--services", services.join(",")] : []),
+      ];
+      const scope = [hosts && `hosts ${hosts.join(", ")}`, services && `services ${services.join(", ")}`]
+        .filter(Boolean)
+        .join(", ");
       return {
         ok: true,
         plan: {
           kind: k,
-          label: "deploy",
-          argv: ["deploy", ...common],
-          confirm: `Deploy stack ${ctx.stack} (npm run deploy: checks, then pulumi up)?`,
+          label: scope ? `deploy (${scope})` : "deploy",
+          argv: ["deploy", ...only, ...common],
+          confirm: scope
+            ? `Deploy only ${scope} of stack ${ctx.stack} (npm run deploy ${only.join(" ")}: checks, then pulumi up --target; the rest is left alone)?`
+            : `Deploy stack ${ctx.stack} (npm run deploy: checks, then pulumi up)?`,
         },
       };
+    }
     case "rollback": {
       const text = (form["version"] ?? "").trim();
       if (!ctx.history) return bad("rollback reads a file backend's history, and this stack has none here");

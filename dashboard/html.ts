@@ -144,7 +144,7 @@ export function actionsView(
   return `<h1>Actions</h1>
 ${form("preview", "", "Preview")}
 ${form("refresh", "", "Check drift (refresh preview)")}
-${form("deploy", "", "Deploy")}
+${form("deploy", `<label>hosts <input name="hosts" size="16" placeholder="all"></label> <label>services <input name="services" size="16" placeholder="all"></label>`, "Deploy")}
 ${form("rollback", `<label>update <input name="version" size="4" list="versions"></label><datalist id="versions">${versions.join("")}</datalist>`, "Roll back")}
 ${form("pin", `<label>service <select name="service">${svcOptions}</select></label> <label>release <input name="release" size="14"></label>`, "Pin")}
 <details><summary>releases the history knows</summary><ul>${releases.join("")}</ul></details>

@@ -6,11 +6,12 @@
 import * as fs from "fs";
 import * as http from "http";
 import * as os from "os";
+import { projectNameOf } from "../config/stack-file";
 import { driftedResources, driftVerdict } from "../decisions/drift";
 import { streamLogs } from "../operate/logs";
 import type { OperatorConfig } from "../operate/targets";
 import { redact } from "../transport/redact";
-import { knownReleases, planAction, type ActionContext } from "./actions";
+import { deploySelectionProblem, knownReleases, planAction, type ActionContext } from "./actions";
 import { CLIENT_JS, CSS, HTMX_FILE } from "./assets";
 import { admit, csrfProblem, hostAllowed, newToken, TOKEN_COOKIE, type Listen } from "./auth";
 import { deployLogs, fleetCells, historyOf, type Where } from "./data";
@@ -283,6 +284,7 @@ export class Dashboard {
       cwd: this.o.cwd,
       services: Object.keys(this.op.cfg.services),
       history: entries,
+      selectionProblem: deploySelectionProblem(this.op.cfg, this.o.where.stack, projectNameOf(this.o.cwd)),
     };
     const planned = planAction(form, ctx);
     if (!planned.ok) return this.problem(res, 400, "Bad input", planned.problem);

@@ -171,6 +171,18 @@ describe("engine: npm run dashboard in a browser, with the real CLI (web1, web2)
     assert.equal((await cellOf(B, "web2")).release, next);
   });
 
+  it("a deploy of some services or hosts from the page (--services, --hosts) changes only what it names", async () => {
+    const serving = b.head().slice(0, 12);
+    const next = b.commit("b 3", { "n.txt": "3\n" }).slice(0, 12);
+    assert.equal(await act("deploy", { services: A }), 0, await page.innerText("#output"));
+    assert.match(await page.innerText("#output"), new RegExp(`^\\$ npm run deploy -- --services ${A} --stack `, "m"));
+    assert.match(await page.innerText("#output"), new RegExp(`^deploy: only [^\\n]*Service ${A}\\b`, "m"));
+    assert.equal((await served(hostAddress("web2"), PORTS.b))?.release, serving, "eng-db-b was left alone");
+    assert.equal(await currentRelease("web2", ROOT, B), serving);
+    assert.equal(await act("deploy", { hosts: "web2" }), 0, await page.innerText("#output"));
+    assert.equal((await served(hostAddress("web2"), PORTS.b))?.release, next);
+  });
+
   it("one action at a time: a second is refused naming the running one, who started it and since when", async () => {
     await page.goto(`${url}actions`);
     const csrf = csrfOf(await page.content())!;

@@ -1,5 +1,6 @@
 import { strict as assert } from "assert";
-import { knownReleases, planAction, type ActionContext } from "../../dashboard/actions";
+import { parseFleetConfig } from "../../config/schema";
+import { deploySelectionProblem, knownReleases, planAction, type ActionContext } from "../../dashboard/actions";
 import { admit, csrfProblem, hostAllowed, listenOf, sameSecret, TOKEN_COOKIE, type Listen } from "../../dashboard/auth";
 import { ageText, cellOf, parseDeployLine } from "../../dashboard/cells";
 import { liveSinceOf } from "../../dashboard/data";
@@ -191,7 +192,25 @@ describe("dashboard: who may use it", () => {
 
 describe("dashboard: an action's input, checked before anything runs", () => {
   const history = [entry(1, [release("api", "r1"), release("web@h1", "w1")]), entry(2, [release("api", "r2")])];
-  const ctx: ActionContext = { stack: "prod", cwd: "/p", services: ["api", "web"], history };
+  const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+  const host = (n: number) => ({ address: `127.0.0.${n}`, privateKeyFile: "/k", hostKey: key });
+  const svc = (where: { host: string } | { hosts: string[] }) => ({
+    ...where,
+    source: { path: "." },
+    start: "true",
+    health: { url: "http://127.0.0.1:1/h" },
+  });
+  const cfg = parseFleetConfig({
+    hosts: { h1: host(11), h2: host(12) },
+    services: { api: svc({ host: "h1" }), web: svc({ hosts: ["h1", "h2"] }) },
+  });
+  const ctx: ActionContext = {
+    stack: "prod",
+    cwd: "/p",
+    services: ["api", "web"],
+    history,
+    selectionProblem: deploySelectionProblem(cfg, "prod", "fleet"),
+  };
 
   it("each action is its operator command's own command line", () => {
     const argv = (form: Record<string, string>) => {
@@ -227,6 +246,30 @@ describe("dashboard: an action's input, checked before anything runs", () => {
     ]);
   });
 
+  it("a deploy of some hosts or services is npm run deploy -- --hosts/--services; blank fields mean all", () => {
+    const plan = (form: Record<string, string>) => {
+      const p = planAction({ action: "deploy", ...form }, ctx);
+      assert.ok(p.ok, JSON.stringify(p));
+      return p.plan;
+    };
+    assert.deepEqual(plan({ hosts: "h2" }).argv, ["deploy", "--hosts", "h2", "--stack", "prod", "--cwd", "/p"]);
+    assert.deepEqual(plan({ hosts: " h1 , h2 ", services: "web" }).argv, [
+      "deploy",
+      "--hosts",
+      "h1,h2",
+      "--services",
+      "web",
+      "--stack",
+      "prod",
+      "--cwd",
+      "/p",
+    ]);
+    assert.equal(plan({ services: "api" }).label, "deploy (services api)");
+    assert.match(plan({ hosts: "h2" }).confirm, /^Deploy only hosts h2 of stack prod \(npm run deploy --hosts h2: /);
+    assert.deepEqual(plan({ hosts: "", services: "  " }).argv, ["deploy", "--stack", "prod", "--cwd", "/p"]);
+    assert.equal(plan({ hosts: "" }).label, "deploy");
+  });
+
   it("bad input is a problem naming what is wrong and what exists", () => {
     const problem = (form: Record<string, string>, c = ctx) => {
       const p = planAction(form, c);
@@ -248,6 +291,19 @@ describe("dashboard: an action's input, checked before anything runs", () => {
     );
     assert.match(problem({ action: "pin", service: "api", release: "--yes" }), /not a release id/);
     assert.match(problem({ action: "pin", service: "api", release: "zzz" }), /never ran release zzz .*known: r2, r1/);
+    assert.match(
+      problem({ action: "deploy", hosts: "h1,nope" }),
+      /unknown host "nope": the stack's hosts are h1, h2\. Name one/,
+    );
+    assert.match(
+      problem({ action: "deploy", services: "db" }),
+      /unknown service "db": the stack's services are api, web/,
+    );
+    assert.match(
+      problem({ action: "deploy", hosts: "h2", services: "api" }),
+      /service "api" runs on h1: none of --hosts h2/,
+    );
+    assert.match(problem({ action: "deploy", hosts: " , " }), /--hosts names no host\. Give one or more of h1, h2/);
   });
 
   it("known releases: every release of the service in the history, newest first", () => {
