@@ -6,7 +6,6 @@
 import * as fs from "fs";
 import * as http from "http";
 import * as os from "os";
-import { projectNameOf } from "../config/stack-file";
 import { driftedResources, driftVerdict } from "../decisions/drift";
 import { streamLogs } from "../operate/logs";
 import type { OperatorConfig } from "../operate/targets";
@@ -284,7 +283,7 @@ export class Dashboard {
       cwd: this.o.cwd,
       services: Object.keys(this.op.cfg.services),
       history: entries,
-      selectionProblem: deploySelectionProblem(this.op.cfg, this.o.where.stack, projectNameOf(this.o.cwd)),
+      selectionProblem: deploySelectionProblem(this.op.cfg, this.o.where.stack, this.o.where.project),
     };
     const planned = planAction(form, ctx);
     if (!planned.ok) return this.problem(res, 400, "Bad input", planned.problem);

@@ -49,6 +49,12 @@ describe("dashboard: the server over HTTP (empty fleet)", function () {
       const text = await unknown.text();
       assert.match(text, /unknown service &quot;\[secret\]&quot;/);
       assert.ok(!text.includes(SECRET), "what a request echoes is redacted too");
+      const badHost = await fetch(
+        `${url}actions`,
+        form({ action: "deploy", hosts: "web9", csrf: d.csrf, confirm: "yes" }),
+      );
+      assert.equal(badHost.status, 400);
+      assert.match(await badHost.text(), /unknown host &quot;web9&quot;: the stack&#39;s hosts are none\./);
       const confirm = await fetch(`${url}actions`, form({ action: "deploy", csrf: d.csrf }));
       assert.equal(confirm.status, 200);
       assert.match(
