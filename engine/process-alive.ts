@@ -11,10 +11,17 @@ export function processAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "EPERM";
   }
+  const state = processState(pid);
+  return state === undefined || state !== "Z"; // undefined: no /proc (macOS), signal 0 is all there is
+}
+
+/** The state letter `/proc/<pid>/stat` gives (`R`, `S`, `Z`…), or undefined where it cannot be read. */
+export function processState(pid: number): string | undefined {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+    // After the command name in parentheses, which may itself hold ") ".
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
   } catch {
-    return true; // no /proc (macOS): signal 0 is all there is
+    return undefined;
   }
 }
