@@ -93,7 +93,7 @@ export function hookScript(spec: ServiceSpec, h: HookRun): string {
       `[ -n "$cur" ] && [ -d "$D/$cur" ] || { echo "no serving release to run the hook in" >&2; exit 1; }`,
       servingEnvLine(spec),
       `[ -f "$ef" ] || ef=/dev/null`,
-      `me=$(id -un); rel=\${cur##*/}; commit=$(cat "$D/$cur/REVISION" 2>/dev/null || echo "$rel")`,
+      `me=$(id -un); rel=\${cur##*/}; commit=$(mark_get "$rel" commit); commit=\${commit:-$rel}`,
       `cd "$D/$cur"`,
       `run_hook "$ef" "$RUN_AS" "$me" ${shq(h.run)} ${shq(spec.name)} ${shq(hookHostName(spec))} "$rel" ${shq(h.previous)} "$commit"`,
       "",

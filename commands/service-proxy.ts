@@ -14,6 +14,7 @@ import { UNIT_MARKER, releaseDir, type ServiceLayout } from "./layout";
 import type { ServiceSpec } from "../model/service";
 import type { ProxySpec } from "../model/proxy";
 import { EXIT, lockIs, probeLines, RECORD_SCRIPT, type ProbeTarget } from "./service-shell";
+import { commitFactLine } from "./release-marks";
 import {
   PROXY,
   allocatePortLines,
@@ -116,9 +117,9 @@ export function proxyActivateLines(
     ),
     `if [ $units_changed = 1 ]; then systemctl daemon-reload; echo unit_changed=1; fi`,
     `ln -sfn ${shq(releaseDir(layout, spec.releaseId))} "$D/instances/$port"`,
-    `date +%s%3N > "$R/.fleet-activated"`,
+    `mark_set ${shq(spec.releaseId)} activated "$(date +%s%3N)"`,
     `echo "previous=\${prev##*/}"`,
-    `if [ -n "$prev" ] && [ -f "$D/$prev/REVISION" ]; then echo "previous_commit=$(cat "$D/$prev/REVISION")"; fi`,
+    `if [ -n "$prev" ]; then ${commitFactLine("previous_commit", '"${prev##*/}"')}; fi`,
     `echo "instance_port=$port"`,
     "phase restart",
     `started=$(date +%s)`,
@@ -256,12 +257,12 @@ export function proxyRestoreLines(
     // The failed release sorts oldest, so retention prunes it first; its files stay as evidence.
     `if [ -n "$failed" ] && [ "$D/$(cat "$D/.rollback/current" 2>/dev/null)" != "$failed" ] && [ -d "$failed" ]; then`,
     options.unstage
-      ? `  rm -f "$failed/.fleet-staged" "$failed/.fleet-activated"`
-      : `  echo 0 > "$failed/.fleet-activated"`,
+      ? `  mark_clear "\${failed##*/}" staged; mark_clear "\${failed##*/}" activated`
+      : `  mark_set "\${failed##*/}" activated 0`,
     `fi`,
     `if [ -f "$D/.rollback/current" ]; then`,
     `  prev=$(readlink "$D/current"); echo "restored=\${prev##*/}"`,
-    `  [ -f "$D/$prev/REVISION" ] && echo "restored_commit=$(cat "$D/$prev/REVISION")"`,
+    `  ${commitFactLine("restored_commit", '"${prev##*/}"')}`,
     ...(options.probe
       ? [
           `  started=$(date +%s)`,

@@ -2,7 +2,9 @@
  * `shared:` on a service (issue 20): files and directories in `<root>/<service>/shared/` that
  * outlive releases, linked into each release at the same path (Capistrano's linked_dirs and
  * linked_files). Pure builders of the host-side lines; the activation runs them as root, with
- * `$D` (the service dir), `$R` (the release) and `$RUN_AS` set (commands/service.ts).
+ * `$D` (the service dir), `$R` (the release), `$RUN_AS` and `as_user` set (commands/service.ts).
+ * Root creates the entries in `shared/` (root's folder; each entry is a leaf the user owns), and
+ * the user links them into the release, its own tree (docs/security.md).
  */
 import type { SharedSpec } from "../model/service";
 import { emitBytes, shq } from "./quote";
@@ -13,9 +15,10 @@ const FLEET_OWN = ["env", "instances"];
 /**
  * `share_link <path>`: `$R/<path>` becomes a link to `$D/shared/<path>` (idempotent). What the
  * release had there (a placeholder from the repo) is removed first, so no parent on the way may
- * be a link: `rm -rf` through it would reach outside the release.
+ * be a link: `rm -rf` through it would reach outside the release. Run as the service's user.
  */
 const SHARE_LINK = [
+  `set -e; D=$1; R=$2`,
   `share_link() {`,
   `  t="$D/shared/$1"; l="$R/$1"`,
   `  [ -L "$l" ] && [ "$(readlink "$l")" = "$t" ] && return 0`,
@@ -36,23 +39,25 @@ const SHARE_LINK = [
  */
 export function sharedLinkLines(shared: SharedSpec | undefined): string[] {
   if (!shared || (shared.dirs.length === 0 && Object.keys(shared.files).length === 0)) return [];
-  const lines = ["phase shared", SHARE_LINK];
+  const lines = ["phase shared"];
+  const links: string[] = [];
   for (const dir of shared.dirs) {
     const s = `"$D/shared/"${shq(dir)}`;
     lines.push(
       `if [ -e ${s} ] && [ ! -d ${s} ]; then echo ${shq(`shared/${dir} exists and is not a directory (shared.dirs): move it away or share it as a file`)} >&2; exit 1; fi`,
       `if [ ! -d ${s} ]; then mkdir -p ${s}; chown "$RUN_AS" ${s}; fi`,
-      `share_link ${shq(dir)}`,
     );
+    links.push(`share_link ${shq(dir)}`);
   }
   for (const [file, content] of Object.entries(shared.files)) {
     const s = `"$D/shared/"${shq(file)}`;
     lines.push(
       `if [ -d ${s} ]; then echo ${shq(`shared/${file} is a directory (shared.files): move it away or share it as a directory`)} >&2; exit 1; fi`,
       `if [ ! -e ${s} ]; then mkdir -p "$(dirname ${s})"; ${emitBytes(content)} > ${s}.fleet-tmp && chown "$RUN_AS" ${s}.fleet-tmp && mv -f ${s}.fleet-tmp ${s}; fi`,
-      `share_link ${shq(file)}`,
     );
+    links.push(`share_link ${shq(file)}`);
   }
+  lines.push(`as_user ${shq([SHARE_LINK, ...links].join("\n"))} "$D" "$R"`);
   return lines;
 }
 

@@ -6,6 +6,7 @@
 import { shq } from "./quote";
 import type { ServiceLayout } from "./layout";
 import type { ServiceSpec } from "../model/service";
+import { MARK_FUNCTIONS, commitFactLine } from "./release-marks";
 
 /** Exit codes the provider tells apart. */
 export const EXIT = {
@@ -32,8 +33,9 @@ export function header(layout: ServiceLayout, runAs: string): string {
     `D=${shq(layout.dir)}`,
     `RUN_AS=${shq(runAs)}`,
     `phase() { printf 'fleet-phase: %s\\n' "$1" >&2; }`,
-    // Install and build run as the service's account, with its HOME.
-    `as_user() { if [ "$RUN_AS" = "$(id -un)" ]; then /bin/sh -c "$1"; else HOME=$(getent passwd "$RUN_AS" | cut -d: -f6) runuser -u "$RUN_AS" -- /bin/sh -c "$1"; fi; }`,
+    // Install and build run as the service's account, with its HOME; `as_user <script> [args…]`.
+    `as_user() { s_=$1; shift; if [ "$RUN_AS" = "$(id -un)" ]; then /bin/sh -c "$s_" sh "$@"; else HOME=$(getent passwd "$RUN_AS" | cut -d: -f6) command -p runuser -u "$RUN_AS" -- /bin/sh -c "$s_" sh "$@"; fi; }`,
+    MARK_FUNCTIONS,
     "",
   ].join("\n");
 }
@@ -168,15 +170,15 @@ export function restoreInPlaceLines(
     `if [ -n "$failed" ] && [ "$failed" != "$(cat "$D/.rollback/current" 2>/dev/null)" ] && [ -d "$D/$failed" ]; then`,
     options.unstage
       ? // Its migrations were undone (the database restored): it must be staged and migrated again.
-        `  rm -f "$D/$failed/.fleet-staged" "$D/$failed/.fleet-activated"`
-      : `  echo 0 > "$D/$failed/.fleet-activated"`,
+        `  mark_clear "\${failed##*/}" staged; mark_clear "\${failed##*/}" activated`
+      : `  mark_set "\${failed##*/}" activated 0`,
     `fi`,
     `if [ -f "$D/.rollback/env" ]; then cp -p "$D/.rollback/env" ${shq(layout.envFile)}; fi`,
     `if [ -f "$D/.rollback/current" ]; then`,
     `  ln -sfn "$(cat "$D/.rollback/current")" "$D/.current.tmp" && mv -Tf "$D/.current.tmp" "$D/current"`,
     `  if [ -f "$D/.rollback/unit" ] && ! cmp -s "$D/.rollback/unit" ${unitFile}; then cp -p "$D/.rollback/unit" ${unitFile}; systemctl daemon-reload; fi`,
     `  prev=$(readlink "$D/current"); echo "restored=\${prev##*/}"`,
-    `  [ -f "$D/$prev/REVISION" ] && echo "restored_commit=$(cat "$D/$prev/REVISION")"`,
+    `  ${commitFactLine("restored_commit", '"${prev##*/}"')}`,
     `  ${restartLines(spec.unitName).split("\n").join("\n  ")}`,
     ...(options.probe ? probeLines(spec).map((l) => `  ${l}`) : []),
     `else`,

@@ -20,6 +20,8 @@ import { proxyActivateLines, proxyDeleteLines, proxyDrainLines, proxyReadLines }
 import { decideLines, startWatchdogLines, takeoverFunctions, watchdogUnit } from "./watchdog";
 import { removeServiceDirLines, sharedLinkLines } from "./service-shared";
 import { preSwitchLines } from "./service-hooks";
+import { commitFactLine, releaseReadyTest } from "./release-marks";
+import { serviceResourceId } from "../model/resource-names";
 
 export { EXIT, watchdogUnit };
 
@@ -34,18 +36,23 @@ function sha256(text: string): string {
  * their phase on stderr (`fleet-phase: build`) so a failure says which part failed.
  */
 
-/**
- * A release that can be activated as it is: staged, built and migrated to the end (`.fleet-staged`),
- * or activated before (`.fleet-activated`, which releases staged before that marker existed have).
- * A release dir without either is what an interrupted deploy left half-built: it is staged again.
- */
-function releaseReady(rel: string): string {
-  return `{ [ -f ${shq(rel + "/.fleet-staged")} ] || [ -f ${shq(rel + "/.fleet-activated")} ]; }`;
-}
-
 export function layoutOf(spec: Pick<ServiceSpec, "root" | "name" | "unitName">): ServiceLayout {
   return serviceLayout(spec.root, spec.name, spec.unitName);
 }
+
+/**
+ * One `release=<id> <activated ms> <deps set>` line per retained release
+ * (decisions/retention.ts parseReleaseLines), from the root-owned marks: a value the release's
+ * user could have written (a marker of a release staged before the mark store) is only trusted
+ * in its expected shape.
+ */
+const RELEASE_LINES = [
+  `for r in "$D"/releases/*/; do [ -d "$r" ] || continue; r=\${r%/}; id=\${r##*/}`,
+  `  a=$(mark_get "$id" activated); case $a in "" | *[!0-9]*) a=0 ;; esac`,
+  `  h=$(mark_get "$id" deps); case $h in "" | *[!0-9A-Za-z_-]*) h=- ;; esac`,
+  `  echo "release=$id $a $h"`,
+  `done`,
+].join("\n");
 
 /** Who holds the lock: written into `.lock/owner`, shown to whoever is refused. */
 export interface LockOwner {
@@ -68,6 +75,39 @@ export function renderLockOwner(owner: LockOwner): string {
   return `who=${owner.who}\nmachine=${owner.machine}\npid=${owner.pid}\nsince=${owner.since}\nrelease=${owner.release}\ntoken=${owner.token}\n${presence}`;
 }
 
+/**
+ * Where the distribution, local packages and generators keep units. A unit of fleet's in
+ * /etc/systemd/system overrides one of the same name there (a service called `ssh` would take
+ * sshd's place), so such a name is refused.
+ */
+export const SYSTEM_UNIT_DIRS = [
+  "/run/systemd/system",
+  "/run/systemd/generator",
+  "/run/systemd/generator.late",
+  "/usr/local/lib/systemd/system",
+  "/usr/lib/systemd/system",
+  "/lib/systemd/system",
+] as const;
+
+/** The unit files a service installs in /etc/systemd/system (behind the proxy: its templates). */
+function installedUnitNames(spec: ServiceSpec): string[] {
+  const u = spec.unitName;
+  return spec.proxy ? [`${u}@.service`, `${u}-sock@.socket`, `${u}-sock@.service`] : [`${u}.service`];
+}
+
+/** Exits EXIT.unitNotOurs when a unit the service would install shadows one the system has. */
+export function systemUnitGuard(spec: ServiceSpec): string {
+  const dirs = SYSTEM_UNIT_DIRS.map((d) => shq(d)).join(" ");
+  const names = installedUnitNames(spec)
+    .map((n) => shq(n))
+    .join(" ");
+  return [
+    `for ud in ${dirs}; do for un in ${names}; do`,
+    `  if [ -e "$ud/$un" ] || [ -L "$ud/$un" ]; then echo "the system already has a unit $un ($ud/$un); a service unit of that name in /etc/systemd/system would take its place: choose another unitName (or service name)" >&2; exit ${EXIT.unitNotOurs}; fi`,
+    `done; done`,
+  ].join("\n");
+}
+
 /** Refuses a host that cannot take the service (tools, user, foreign unit, disk), then takes the lock. */
 function checksAndLock(spec: ServiceSpec, owner: LockOwner): string[] {
   const layout = layoutOf(spec);
@@ -78,6 +118,7 @@ function checksAndLock(spec: ServiceSpec, owner: LockOwner): string[] {
     `if [ -e ${shq(layout.unitFile)} ] && ! grep -qxF ${shq(UNIT_MARKER)} ${shq(layout.unitFile)}; then`,
     `  echo ${shq(`${layout.unitFile} exists and is not managed by fleet; refusing to overwrite it (choose another unitName, or remove that unit)`)} >&2; exit ${EXIT.unitNotOurs}`,
     "fi",
+    systemUnitGuard(spec),
     diskGuard(spec.root, spec.minFreeDiskMb, EXIT.lowDisk),
     `mkdir -p "$D/releases" "$D/deps" "$D/shared" "$D/.staging"`,
     "phase lock",
@@ -92,6 +133,9 @@ function checksAndLock(spec: ServiceSpec, owner: LockOwner): string[] {
     `  if holder_gone; then take_over ${shq(owner.who)}; mkdir "$D/.lock" 2>/dev/null || refuse; else refuse; fi`,
     `fi`,
     `${emitBytes(renderLockOwner(owner))} > "$D/.lock/owner"`,
+    // The folder is this resource's now: a resource it replaced (another address of the same
+    // machine) must not delete it.
+    `printf '%s\\n' ${shq(`id=${serviceResourceId(spec.connection, spec.name)}`)} ${shq(`unit=${spec.unitName}`)} > "$D/.owner"`,
   ];
 }
 
@@ -102,7 +146,6 @@ function checksAndLock(spec: ServiceSpec, owner: LockOwner): string[] {
  */
 export function prepareScript(spec: ServiceSpec, owner: LockOwner): string {
   const layout = layoutOf(spec);
-  const rel = releaseDir(layout, spec.releaseId);
   const deps = spec.install ? depsDir(layout, spec.install.hash) : "";
   return (
     header(layout, spec.runAs) +
@@ -110,11 +153,11 @@ export function prepareScript(spec: ServiceSpec, owner: LockOwner): string {
       ...checksAndLock(spec, owner),
       "phase inspect",
       `cur=$(readlink "$D/current" 2>/dev/null || true); echo "current=\${cur##*/}"`,
-      `${releaseReady(rel)} && echo release_present=1 || echo release_present=0`,
+      `${releaseReadyTest(shq(spec.releaseId))} && echo release_present=1 || echo release_present=0`,
       deps
         ? `[ -f ${shq(deps + "/.fleet-complete")} ] && echo deps_present=1 || echo deps_present=0`
         : "echo deps_present=1",
-      `for r in "$D"/releases/*/; do [ -d "$r" ] || continue; r=\${r%/}; echo "release=\${r##*/} $(cat "$r/.fleet-activated" 2>/dev/null || echo 0) $(cat "$r/.fleet-deps" 2>/dev/null || echo -)"; done`,
+      RELEASE_LINES,
       "",
     ].join("\n")
   );
@@ -158,6 +201,19 @@ const LINK_MISSING = [
 ].join("\n");
 
 /**
+ * The script the service's user runs to link a deps set into a release (its own tree); with
+ * `relink`, the links to another deps set go first. No word splitting of the names found.
+ */
+export function linkDepsScript(layout: ServiceLayout, rel: string, hash: string, relink: boolean): string {
+  return [
+    "set -e",
+    LINK_MISSING,
+    ...(relink ? [`find ${shq(rel)} -type l -lname ${shq(`${layout.deps}/*`)} -exec rm -f {} +`] : []),
+    `link_missing ${shq(depsDir(layout, hash))} ${shq(rel)}`,
+  ].join("\n");
+}
+
+/**
  * Step 3 (when the dependency set is new): copy the `when` files into `deps/<hash>/`, run
  * `install` there once, and mark it complete. Installs run in their final place because tools
  * like venv bake absolute paths in.
@@ -167,9 +223,14 @@ export function installScript(spec: ServiceSpec, fromStaging: boolean): string {
   const layout = layoutOf(spec);
   const src = fromStaging ? `${layout.staging}/${spec.releaseId}` : releaseDir(layout, spec.releaseId);
   const target = depsDir(layout, spec.install.hash);
+  // The copies run as the service's user: a `when` file in a retained release (the user's tree)
+  // may be a link to a file only root could read.
   const copies = spec.install.when.map((file) => {
     const dir = file.includes("/") ? file.slice(0, file.lastIndexOf("/")) : "";
-    return [dir ? `mkdir -p "$T"/${shq(dir)}` : "", `cp -p "$S"/${shq(file)} "$T"/${shq(file)}`]
+    return [
+      dir ? `mkdir -p ${shq(`${target}/${dir}`)}` : "",
+      `cp -p ${shq(`${src}/${file}`)} ${shq(`${target}/${file}`)}`,
+    ]
       .filter(Boolean)
       .join(" && ");
   });
@@ -179,12 +240,11 @@ export function installScript(spec: ServiceSpec, fromStaging: boolean): string {
       "phase install",
       RECORD_SCRIPT,
       `S=${shq(src)}; T=${shq(target)}`,
-      `rm -rf "$T"; mkdir -p "$T"`,
-      ...copies,
-      `chown -R "$RUN_AS" "$T"`,
+      `rm -rf "$T"; mkdir -p "$T"; chown "$RUN_AS" "$T"`,
+      `as_user ${shq(["set -e", ...copies].join("\n"))}`,
       `cd "$T"`,
       `as_user ${shq(spec.install.run)}`,
-      `touch "$T/.fleet-complete"`,
+      `as_user ${shq(`touch ${shq(`${target}/.fleet-complete`)}`)}`,
       "",
     ].join("\n")
   );
@@ -219,13 +279,12 @@ export function activateScript(spec: ServiceSpec, plan: ActivatePlan): string {
  */
 export function fastActivateScript(spec: ServiceSpec, owner: LockOwner, plan: ActivatePlan): string {
   const layout = layoutOf(spec);
-  const rel = releaseDir(layout, spec.releaseId);
   const deps = spec.install ? ` && [ -f ${shq(depsDir(layout, spec.install.hash) + "/.fleet-complete")} ]` : "";
   return (
     header(layout, spec.runAs) +
     [
       ...checksAndLock(spec, owner),
-      `if ! { ${releaseReady(rel)}${deps}; }; then rm -rf "$D/.lock"; echo fast=0; exit 0; fi`,
+      `if ! { ${releaseReadyTest(shq(spec.releaseId))}${deps}; }; then rm -rf "$D/.lock"; echo fast=0; exit 0; fi`,
       `cur=$(readlink "$D/current" 2>/dev/null || true); echo "current=\${cur##*/}"`,
       ...activateLines(spec, plan),
     ].join("\n")
@@ -238,30 +297,35 @@ function activateLines(spec: ServiceSpec, plan: ActivatePlan): string[] {
   const envTmp = `${layout.envFile}.fleet-tmp`;
   const unitTmp = `${layout.unitFile}.fleet-tmp`;
   const unitDiffers = `[ ! -f ${shq(layout.unitFile)} ] || [ "$(sha256sum < ${shq(layout.unitFile)} | cut -c1-64)" != ${shq(sha256(spec.unit))} ]`;
-  const lines: string[] = [RECORD_SCRIPT, `t0=$(date +%s%3N)`, `R=${shq(rel)}`, LINK_MISSING];
+  const id = shq(spec.releaseId);
+  const lines: string[] = [RECORD_SCRIPT, `t0=$(date +%s%3N)`, `R=${shq(rel)}`];
   if (plan.stage) {
     lines.push(
       "phase stage",
-      `rm -rf "$R"; mv ${shq(`${layout.staging}/${spec.releaseId}`)} "$R"`,
-      `printf '%s\\n' ${shq(spec.commit)} > "$R/REVISION"`,
-      `printf '%s\\n' ${shq(spec.install?.hash ?? "-")} > "$R/.fleet-deps"`,
+      // Staging is root's: the release is still root's own tree until the chown.
+      `rm -rf "$R"; mark_drop ${id}; mv ${shq(`${layout.staging}/${spec.releaseId}`)} "$R"`,
+      `rm -f "$R/REVISION"; printf '%s\\n' ${shq(spec.commit)} > "$R/REVISION"`,
+      `mark_set ${id} commit ${shq(spec.commit)}; mark_set ${id} deps ${shq(spec.install?.hash ?? "-")}`,
+      `chown -R "$RUN_AS" "$R"`,
     );
-    if (spec.install) lines.push(`link_missing ${shq(depsDir(layout, spec.install.hash))} "$R"`);
-    lines.push(`chown -R "$RUN_AS" "$R"`);
+    if (spec.install) lines.push(`as_user ${shq(linkDepsScript(layout, rel, spec.install.hash, false))}`);
     // Shared data is linked in before the build, which may use it.
     lines.push(...sharedLinkLines(spec.shared));
     if (spec.build) {
       // A failed build removes the half-built release: it never served, so it is no evidence.
-      lines.push("phase build", `(cd "$R" && as_user ${shq(spec.build)}) || { rc=$?; rm -rf "$R"; exit $rc; }`);
+      lines.push(
+        "phase build",
+        `(cd "$R" && as_user ${shq(spec.build)}) || { rc=$?; rm -rf "$R"; mark_drop ${id}; exit $rc; }`,
+      );
     }
   } else if (spec.install) {
-    // A retained release re-activated with another dependency set (install.run changed).
+    // A retained release re-activated with another dependency set (install.run changed): its
+    // links are the user's tree, so the user relinks them.
     lines.push(
       "phase stage",
-      `if [ "$(cat "$R/.fleet-deps" 2>/dev/null)" != ${shq(spec.install.hash)} ]; then`,
-      `  for l in $(find "$R" -type l -lname "$D/deps/*"); do rm -f "$l"; done`,
-      `  link_missing ${shq(depsDir(layout, spec.install.hash))} "$R"`,
-      `  printf '%s\\n' ${shq(spec.install.hash)} > "$R/.fleet-deps"`,
+      `if [ "$(mark_get ${id} deps)" != ${shq(spec.install.hash)} ]; then`,
+      `  as_user ${shq(linkDepsScript(layout, rel, spec.install.hash, true))}`,
+      `  mark_set ${id} deps ${shq(spec.install.hash)}`,
       "fi",
     );
   }
@@ -281,7 +345,7 @@ function activateLines(spec: ServiceSpec, plan: ActivatePlan): string[] {
     );
   }
   // Staged, built and migrated to the end: from here on the release may be re-activated as it is.
-  if (plan.stage) lines.push(`: > "$R/.fleet-staged"`);
+  if (plan.stage) lines.push(`mark_set ${id} staged 1`);
   lines.push(...preSwitchLines(spec, plan.envFile));
   if (spec.proxy) {
     const watchdog = startWatchdogLines(spec, layout, plan.token, plan.watchdogDeadlineMs, EXIT.noWatchdog);
@@ -304,7 +368,7 @@ function activateLines(spec: ServiceSpec, plan: ActivatePlan): string[] {
     // and the slow daemon-reload comes after the files are in place.
     `(umask 077 && ${emitBytes(plan.envFile)} > ${shq(envTmp)}) && chmod 600 ${shq(envTmp)}`,
     `if ${unitDiffers}; then (umask 077 && ${emitBytes(spec.unit)} > ${shq(unitTmp)}) && chmod 644 ${shq(unitTmp)}; fi`,
-    `date +%s%3N > "$R/.fleet-activated"`,
+    `mark_set ${id} activated "$(date +%s%3N)"`,
     `ln -sfn ${shq(`releases/${spec.releaseId}`)} "$D/.current.tmp" && mv -Tf "$D/.current.tmp" "$D/current"`,
     `mv -f ${shq(envTmp)} ${shq(layout.envFile)}`,
     // daemon-reload only when the unit changed: it costs a round of systemd work.
@@ -315,7 +379,7 @@ function activateLines(spec: ServiceSpec, plan: ActivatePlan): string[] {
   );
   lines.push(
     `echo "previous=\${prev##*/}"`,
-    `if [ -n "$prev" ] && [ -f "$D/$prev/REVISION" ]; then echo "previous_commit=$(cat "$D/$prev/REVISION")"; fi`,
+    `if [ -n "$prev" ]; then ${commitFactLine("previous_commit", '"${prev##*/}"')}; fi`,
     "phase restart",
     restartLines(spec.unitName),
     ...probeLines(spec),
@@ -333,12 +397,14 @@ function activateLines(spec: ServiceSpec, plan: ActivatePlan): string[] {
  * already reverted (this side came too late), it prints the watchdog's outcome and `by_host=1`,
  * and exits EXIT.reverted.
  */
-export function rollbackScript(spec: ServiceSpec, options: { unstage?: boolean } = {}): string {
+export function rollbackScript(spec: ServiceSpec, token: string, options: { unstage?: boolean } = {}): string {
   const layout = layoutOf(spec);
   return (
     header(layout, spec.runAs) +
     [
       "phase rollback",
+      // Another deploy took the lock over (this one's connection had dropped): the host is its now.
+      lockLostLine(layout, token),
       // What is left of the activation (its connection died) must not act after the rollback.
       REAP_SCRIPT,
       "reap",
@@ -384,7 +450,7 @@ export function finalizeScript(spec: ServiceSpec, args: FinalizeArgs): string {
   const layout = layoutOf(spec);
   const a = args.audit;
   const lines = [
-    `if ! ${lockIs(args.token)}; then echo lock_lost=1; echo "last=$(tail -n 1 ${shq(layout.auditLog)} 2>/dev/null)"; exit ${EXIT.lockLost}; fi`,
+    lockLostLine(layout, args.token),
     // After a lost connection the deploy's last script may live on: stop it before releasing the lock.
     REAP_SCRIPT,
     "reap",
@@ -395,12 +461,13 @@ export function finalizeScript(spec: ServiceSpec, args: FinalizeArgs): string {
     ...(a.result === "ok"
       ? [`printf '%s\\n' ${shq(a.to)} > "$D/.verified.tmp" && mv -f "$D/.verified.tmp" "$D/verified"`]
       : []),
-    ...args.deleteReleases.map((id) => `rm -rf ${shq(releaseDir(layout, id))}`),
+    ...args.deleteReleases.map((id) => `rm -rf ${shq(releaseDir(layout, id))}; mark_drop ${shq(id)}`),
     // Deps sets only lose their last user when a release goes.
     ...(args.deleteReleases.length
       ? [
+          `used=$(for r in "$D"/releases/*/; do [ -d "$r" ] || continue; r=\${r%/}; mark_get "\${r##*/}" deps; done)`,
           `for d in "$D"/deps/*/; do [ -d "$d" ] || continue; d=\${d%/}; h=\${d##*/}`,
-          `  cat "$D"/releases/*/.fleet-deps 2>/dev/null | grep -qxF "$h" || rm -rf "$d"`,
+          `  printf '%s\\n' "$used" | grep -qxF "$h" || rm -rf "$d"`,
           `done`,
         ]
       : []),
@@ -419,6 +486,22 @@ export function finalizeScript(spec: ServiceSpec, args: FinalizeArgs): string {
   return header(layout, spec.runAs) + lines.join("\n");
 }
 
+/**
+ * Exits EXIT.lockLost (printing `lock_lost=1` and deploy.log's last line) unless the lock is
+ * still this deploy's: every step after the lock that changes the host starts with it.
+ */
+export function lockLostLine(layout: ServiceLayout, token: string): string {
+  return `if ! ${lockIs(token)}; then echo lock_lost=1; echo "last=$(tail -n 1 ${shq(layout.auditLog)} 2>/dev/null)"; exit ${EXIT.lockLost}; fi`;
+}
+
+/** Stops the service for a database restore, only while the lock is still this deploy's. */
+export function stopForRestoreScript(spec: ServiceSpec, token: string): string {
+  const layout = layoutOf(spec);
+  // Behind the proxy, every instance stops (the rollback starts the old one again).
+  const units = spec.proxy ? `${spec.unitName}@*.service` : spec.unitName;
+  return header(layout, spec.runAs) + [lockLostLine(layout, token), `systemctl stop ${shq(units)}`, ""].join("\n");
+}
+
 /** `pulumi refresh`: what is live on the host. */
 export function readScript(spec: ServiceSpec): string {
   const layout = layoutOf(spec);
@@ -429,20 +512,40 @@ export function readScript(spec: ServiceSpec): string {
       `[ -d "$D" ] || { echo exists=0; exit 0; }`,
       `echo exists=1`,
       `cur=$(readlink "$D/current" 2>/dev/null || true); echo "current=\${cur##*/}"`,
-      `[ -n "$cur" ] && [ -f "$D/$cur/REVISION" ] && echo "commit=$(cat "$D/$cur/REVISION")"`,
+      `if [ -n "$cur" ]; then ${commitFactLine("commit", '"${cur##*/}"')}; fi`,
       // The last release a confirmed gate passed: what a refresh reports as deployed.
       `v=$(cat "$D/verified" 2>/dev/null || true); echo "verified=$v"`,
-      `[ -n "$v" ] && [ -f "$D/releases/$v/REVISION" ] && echo "verified_commit=$(cat "$D/releases/$v/REVISION")"`,
+      `if [ -n "$v" ] && [ -d "$D/releases/$v" ]; then ${commitFactLine("verified_commit", '"$v"')}; fi`,
       ...(spec.proxy
         ? proxyReadLines(spec, layout)
         : [
             `echo "active=$(systemctl is-active ${unit} 2>/dev/null || true)"`,
             `echo "health_status=$(curl -gs -o /dev/null -w '%{http_code}' --max-time 2 ${shq(spec.health.url)} || true)"`,
           ]),
-      `for r in "$D"/releases/*/; do [ -d "$r" ] || continue; r=\${r%/}; echo "release=\${r##*/} $(cat "$r/.fleet-activated" 2>/dev/null || echo 0) -"; done`,
+      RELEASE_LINES,
       "",
     ].join("\n")
   );
+}
+
+/**
+ * A replacement created on the same machine under another address (a name and its IP) owns the
+ * folder now (`.owner`): the replaced resource's delete removes only its own unit, when that is
+ * another one, and leaves folder, unit and proxy routes to their owner.
+ */
+function supersededLines(spec: ServiceSpec, layout: ServiceLayout): string[] {
+  const unitFile = shq(layout.unitFile);
+  const own = shq(serviceResourceId(spec.connection, spec.name));
+  return [
+    `owner=$(sed -n 's/^id=//p' "$D/.owner" 2>/dev/null || true)`,
+    `if [ -n "$owner" ] && [ "$owner" != ${own} ]; then`,
+    `  echo "superseded_by=$owner"`,
+    `  if [ "$(sed -n 's/^unit=//p' "$D/.owner")" != ${shq(spec.unitName)} ] && [ -f ${unitFile} ] && grep -qxF ${shq(UNIT_MARKER)} ${unitFile}; then`,
+    `    systemctl disable --now ${shq(spec.unitName)} 2>/dev/null || true; rm -f ${unitFile}; systemctl daemon-reload`,
+    `  fi`,
+    `  exit 0`,
+    `fi`,
+  ];
 }
 
 /**
@@ -457,6 +560,7 @@ export function deleteScript(spec: ServiceSpec, who = "delete"): string {
     header(layout, spec.runAs) +
     [
       "phase delete",
+      ...supersededLines(spec, layout),
       REAP_SCRIPT,
       takeoverFunctions(spec, layout),
       `if [ -d "$D/.lock" ] && holder_gone; then take_over ${shq(who)} >/dev/null; fi`,

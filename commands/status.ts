@@ -2,6 +2,7 @@ import { shq } from "./quote";
 import { serviceLayout } from "./layout";
 import { pathOf } from "./service-proxy";
 import { proxyLayout } from "./proxy";
+import { MARK_FUNCTIONS, commitFactLine } from "./release-marks";
 
 export interface StatusTarget {
   readonly root: string;
@@ -20,7 +21,9 @@ export function statusScript(t: StatusTarget): string {
     `if [ ! -d ${D} ]; then echo deployed=0; exit 0; fi`,
     `echo deployed=1`,
     `cur=$(readlink ${D}/current 2>/dev/null || true); echo "release=\${cur##*/}"`,
-    `[ -n "$cur" ] && [ -f ${D}/"$cur"/REVISION ] && echo "commit=$(cat ${D}/"$cur"/REVISION)"`,
+    `D=${D}`,
+    MARK_FUNCTIONS,
+    `if [ -n "$cur" ]; then ${commitFactLine("commit", '"${cur##*/}"')}; fi`,
     ...(t.proxied
       ? [
           `sp=$(cat ${shq(proxyLayout(layout.dir).servingFile)} 2>/dev/null || true); echo "instance=$sp"`,

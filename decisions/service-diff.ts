@@ -44,7 +44,11 @@ export const SERVICE_RECORD_KEYS = [
 export interface ServiceDiff {
   readonly changes: boolean;
   readonly replaces: string[];
-  /** Same host and unit: the new one would collide with the old one, so delete first. */
+  /**
+   * Same address: the new one would collide with the old one (its folder, its unit, its port),
+   * so delete first. Another address may still be the same machine (a name and its IP): the
+   * delete then finds its folder taken over and leaves it (commands/service.ts deleteScript).
+   */
   readonly deleteBeforeReplace: boolean;
   /** Every key that differs, for messages and tests. */
   readonly changedKeys: string[];
@@ -64,10 +68,9 @@ export function diffService(olds: unknown, news: unknown): ServiceDiff {
   if (liveDrift(olds)) updates.push("live.release");
   const records = SERVICE_RECORD_KEYS.filter((k) => differs(olds, news, k));
   const uniqueReplaces = [...new Set(replaces)];
-  const sameHost =
-    !differs(olds, news, "connection.host") &&
-    !differs(olds, news, "connection.port") &&
-    !differs(olds, news, "unitName");
+  // A new unitName alone used to create first: the old resource's delete then removed the
+  // folder the new one had just deployed to (issue 29).
+  const sameHost = !differs(olds, news, "connection.host") && !differs(olds, news, "connection.port");
   return {
     changes: uniqueReplaces.length > 0 || updates.length > 0 || records.length > 0,
     replaces: uniqueReplaces,

@@ -6,10 +6,9 @@ import {
   type RemoteStepFailure,
 } from "../../transport/errors";
 import { connectionKey, runScript } from "../../transport/ssh";
-import { EXIT, rollbackScript } from "../../commands/service";
+import { EXIT, rollbackScript, stopForRestoreScript } from "../../commands/service";
 import { exitError } from "../../transport/errors";
 import { parseFacts } from "../../commands/facts";
-import { shq } from "../../commands/quote";
 import { redact } from "../../transport/redact";
 import { restoreBackup } from "../backup/operations";
 import { evidence, judge, type Gate } from "./gate";
@@ -42,7 +41,16 @@ function evidenceOf(err: RemoteStepFailure | ConnectionFailure): FleetErrorEvide
 type StepRollback =
   | { readonly kind: "untouched" }
   | { readonly kind: "restored"; readonly release: string; readonly byHost: boolean }
+  | { readonly kind: "lockLost"; readonly last: string }
   | { readonly kind: "failed"; readonly reason: string };
+
+/** Why a deploy whose lock another deploy took over changes nothing more on the host. */
+function lockLostOutcome(last: string): string {
+  return (
+    "this deploy's lock was taken over by another deploy (its connection had dropped), so it did not roll back: " +
+    `the host is that deploy's now${last ? `; deploy.log's last line: ${last}` : ""}`
+  );
+}
 
 function describeStepRollback(r: StepRollback): string {
   switch (r.kind) {
@@ -52,6 +60,8 @@ function describeStepRollback(r: StepRollback): string {
       return r.byHost
         ? `the host's watchdog had already rolled back to ${r.release} by itself (no decision reached it in time)`
         : `rolled back to ${r.release} (previous release restored)`;
+    case "lockLost":
+      return lockLostOutcome(r.last);
     case "failed":
       return `CRITICAL: rollback failed: ${r.reason}`;
   }
@@ -61,19 +71,24 @@ function describeStepRollback(r: StepRollback): string {
  * Runs the deploying side's rollback. Its stdout is the restored release's probe, or, when the
  * host's watchdog had already reverted (EXIT.reverted, `by_host=1`), the watchdog's.
  */
-async function runRollback(spec: ServiceSpec, unstage: boolean): Promise<{ stdout: string; byHost: boolean }> {
+async function runRollback(
+  spec: ServiceSpec,
+  token: string,
+  unstage: boolean,
+): Promise<{ stdout: string; byHost: boolean; lockLost: boolean }> {
   const secrets = secretsOf(spec);
-  const script = rollbackScript(spec, unstage ? { unstage } : {});
+  const script = rollbackScript(spec, token, unstage ? { unstage } : {});
   const timeoutMs = spec.stepTimeoutMs + spec.health.timeoutMs + 60_000;
   const r = await runScript(spec.connection, script, { step: "rollback", secrets, timeoutMs }, false);
-  if (r.code !== 0 && r.code !== EXIT.reverted)
+  if (r.code !== 0 && r.code !== EXIT.reverted && r.code !== EXIT.lockLost)
     throw exitError(connectionKey(spec.connection), "rollback", "/bin/sh -s (rollback)", r, secrets);
-  return { stdout: r.stdout, byHost: r.code === EXIT.reverted };
+  return { stdout: r.stdout, byHost: r.code === EXIT.reverted, lockLost: r.code === EXIT.lockLost };
 }
 
-async function rollBackStep(spec: ServiceSpec): Promise<StepRollback> {
+async function rollBackStep(spec: ServiceSpec, token: string): Promise<StepRollback> {
   try {
-    const r = await runRollback(spec, false);
+    const r = await runRollback(spec, token, false);
+    if (r.lockLost) return { kind: "lockLost", last: parseFacts(r.stdout).one["last"] ?? "" };
     const restored = parseFacts(r.stdout).one["restored"] ?? "?";
     return restored === "none" ? { kind: "untouched" } : { kind: "restored", release: restored, byHost: r.byHost };
   } catch (e) {
@@ -105,12 +120,12 @@ export async function failStep(ctx: DeployContext, err: unknown, at: StepFailure
   const step = isRemoteStepFailure(err) ? err.step : "";
   // A switch stopped part-way may have written the new env and unit already: undo it too.
   const switched = at.afterSwitch === true || SWITCHED_PHASES.includes(phase);
-  const rollback = switched ? await rollBackStep(spec) : undefined;
+  const rollback = switched ? await rollBackStep(spec, ctx.owner.token) : undefined;
   if (rollback?.kind === "restored" && !rollback.byHost) await afterRollback(ctx, spec.releaseId);
   const rolledBack = rollback ? `; ${describeStepRollback(rollback)}` : "";
   // The upload names no phase of its own (it is tar, not a script): its step is the phase.
   const where = phase || (step === "upload" ? "upload" : "");
-  if (!isConnectionFailure(err)) {
+  if (!isConnectionFailure(err) && rollback?.kind !== "lockLost") {
     await finish(ctx, {
       result: "failed",
       from: current,
@@ -162,10 +177,10 @@ export async function rollBackAndFail(ctx: DeployContext, gate: Gate, at: GateFa
   const failure = `${gate.verdict.failedCheck}\n${evidence(gate.outcome, secrets)}`;
   // With restoreOnRollback, a release that migrated gives the database back first: stop it (no
   // writes during the restore), restore the pre-deploy backup, then start the previous release.
-  const database = at.migrated && spec.restoreOnRollback ? await restoreDatabase(spec) : undefined;
+  const database = at.migrated && spec.restoreOnRollback ? await restoreDatabase(spec, ctx.owner.token) : undefined;
   const back = await rollBackGate(ctx, at.migrated, database);
   if (back.restored && !back.critical) await afterRollback(ctx, spec.releaseId);
-  const critical = back.critical || database?.ok === false;
+  const critical = back.critical || (database?.ok === false && !database.lockLost);
   const outcome = database && !database.ok ? `${back.outcome}\n${database.message}` : back.outcome;
   await finish(ctx, {
     result: critical ? "critical" : "rolled-back",
@@ -186,7 +201,7 @@ export async function rollBackAndFail(ctx: DeployContext, gate: Gate, at: GateFa
 async function rollBackGate(ctx: DeployContext, migrated: boolean, database?: DatabaseRestore): Promise<GateRollback> {
   const { spec, secrets } = ctx;
   // A release whose migrations were undone with the database must migrate again if deployed again.
-  const rolled = await runRollback(spec, database?.ok === true).then(
+  const rolled = await runRollback(spec, ctx.owner.token, database?.ok === true).then(
     (r) => r,
     (e: Error) => ({ error: e }),
   );
@@ -197,6 +212,7 @@ async function rollBackGate(ctx: DeployContext, migrated: boolean, database?: Da
     };
   }
   const facts = parseFacts(rolled.stdout).one;
+  if (rolled.lockLost) return { critical: false, outcome: `Not rolled back: ${lockLostOutcome(facts["last"] ?? "")}.` };
   const restored = facts["restored"] ?? "";
   const restoredCommit = facts["restored_commit"] ?? "";
   if (restored === "nothing") {
@@ -221,17 +237,36 @@ async function rollBackGate(ctx: DeployContext, migrated: boolean, database?: Da
 
 interface DatabaseRestore {
   readonly ok: boolean;
+  /** Not attempted: the lock is no longer this deploy's. */
+  readonly lockLost?: boolean;
   readonly message: string;
 }
 
 /** Stops the failed release and restores the pre-deploy backup; never throws (the rollback goes on). */
-async function restoreDatabase(spec: ServiceSpec): Promise<DatabaseRestore> {
+async function restoreDatabase(spec: ServiceSpec, token: string): Promise<DatabaseRestore> {
   const point = spec.restoreOnRollback!;
   const secrets = secretsOf(spec);
   try {
-    // Behind the proxy, every instance stops (the rollback starts the old one again).
-    const units = spec.proxy ? `${spec.unitName}@*.service` : spec.unitName;
-    await runScript(spec.connection, `systemctl stop ${shq(units)}\n`, { step: "stop for restore", secrets });
+    const stop = await runScript(
+      spec.connection,
+      stopForRestoreScript(spec, token),
+      { step: "stop for restore", secrets },
+      false,
+    );
+    if (stop.code === EXIT.lockLost)
+      return {
+        ok: false,
+        lockLost: true,
+        message: "The database was not restored: the lock is no longer this deploy's.",
+      };
+    if (stop.code !== 0)
+      throw exitError(
+        connectionKey(spec.connection),
+        "stop for restore",
+        "/bin/sh -s (stop for restore)",
+        stop,
+        secrets,
+      );
     const { record } = await restoreBackup(point.backup, point.backupId);
     return {
       ok: true,

@@ -10,6 +10,7 @@ import { recordImageRefsScript } from "../../commands/image";
 import { checkServiceInputs } from "./check";
 import { deployService } from "./deploy";
 import { lockOwner } from "./lock";
+import { serviceResourceId } from "../../model/resource-names";
 
 /**
  * The Service dynamic provider: thin; the steps live in deploy.ts, the scripts in commands/,
@@ -31,7 +32,7 @@ export const serviceProvider: pulumi.dynamic.ResourceProvider = {
 
   async create(inputs: ServiceSpec) {
     const outs = await deployService(inputs);
-    return { id: `${inputs.connection.host}:${inputs.connection.port ?? 22}/${inputs.name}`, outs };
+    return { id: serviceResourceId(inputs.connection, inputs.name), outs };
   },
 
   async update(_id: string, olds: ServiceState, news: ServiceSpec) {
@@ -75,6 +76,18 @@ export const serviceProvider: pulumi.dynamic.ResourceProvider = {
   },
 
   async delete(_id: string, props: ServiceState) {
+    const deleted = await runScript(props.connection, deleteScript(props, lockOwner(props).who), {
+      step: "delete",
+      secrets: [props.connection.privateKey, ...Object.values(props.secretEnv ?? {})],
+      timeoutMs: props.stepTimeoutMs,
+    });
+    const supersededBy = parseFacts(deleted.stdout).one["superseded_by"];
+    if (supersededBy) {
+      console.error(
+        `warning: [${connectionKey(props.connection)}] ${props.name}: its folder now belongs to ${supersededBy} (the same machine under another address), which replaced it: left in place`,
+      );
+      return;
+    }
     // An image service's record of the images it uses goes with it (retention may prune them).
     if (props.source?.kind === "image") {
       await runScript(props.connection, recordImageRefsScript(props.name, []), {
@@ -82,11 +95,6 @@ export const serviceProvider: pulumi.dynamic.ResourceProvider = {
         secrets: [props.connection.privateKey],
       });
     }
-    const deleted = await runScript(props.connection, deleteScript(props, lockOwner(props).who), {
-      step: "delete",
-      secrets: [props.connection.privateKey, ...Object.values(props.secretEnv ?? {})],
-      timeoutMs: props.stepTimeoutMs,
-    });
     const kept = parseFacts(deleted.stdout).one["kept_shared"];
     if (kept)
       console.error(

@@ -605,7 +605,11 @@ print("deps="+base64.b64encode(json.dumps(r).encode()).decode())'`,
             fail(`health probe never asked for ${show(wantPath)}; got ${show(requests.join(" | "))}`);
 
           // After the re-activation, what rollback puts back is this same release: restart and probe again.
-          const back = parseFacts((await step(rollbackScript(spec), "rollback")).stdout).one;
+          // A rollback runs only while its deploy holds the lock.
+          const lockDir = shq(`${layout.dir}/.lock`);
+          await step(`mkdir ${lockDir} && printf 'token=r${i}\\n' > ${lockDir}/owner\n`, "lock for the rollback");
+          const back = parseFacts((await step(rollbackScript(spec, `r${i}`), "rollback")).stdout).one;
+          await step(`rm -rf ${lockDir}\n`, "unlock");
           if (back["restored"] !== releaseId || back["restored_commit"] !== commit || back["result"] !== "ok")
             fail(`rollback facts ${JSON.stringify(back)}`);
           await step(deleteScript(spec), "delete");

@@ -97,7 +97,7 @@ describe("commands/service builders", () => {
       token: "t0k3n",
       watchdogDeadlineMs: 24_000,
     }),
-    rollback: rollbackScript(spec),
+    rollback: rollbackScript(spec, "t0k3n"),
     finalize: finalizeScript(spec, {
       deleteReleases: ["old1", "old2"],
       audit: { who: "me@box", from: "a", to: "b", result: "failed", note: "note with 'quotes' and $(x)" },
@@ -133,7 +133,7 @@ describe("commands/service builders", () => {
   it("a build failure removes the half-built release and never reaches the switch", () => {
     const s = scripts["activateNew"]!;
     assert.ok(s.indexOf("phase build") < s.indexOf("phase switch"));
-    assert.match(s, /as_user 'npm run build'\) \|\| \{ rc=\$\?; rm -rf "\$R"; exit \$rc; \}/);
+    assert.match(s, /as_user 'npm run build'\) \|\| \{ rc=\$\?; rm -rf "\$R"; mark_drop 0123456789ab; exit \$rc; \}/);
   });
 
   it("the switch saves current, unit and env before replacing them, and swaps current by rename", () => {
@@ -174,7 +174,10 @@ describe("commands/service builders", () => {
 
   it("finalize deletes exactly the releases it is given, and writes the audit line with the release before", () => {
     const s = scripts["finalize"]!;
-    assert.match(s, /rm -rf \/srv\/fleet\/web\/releases\/old1\nrm -rf \/srv\/fleet\/web\/releases\/old2/);
+    assert.match(
+      s,
+      /rm -rf \/srv\/fleet\/web\/releases\/old1; mark_drop old1\nrm -rf \/srv\/fleet\/web\/releases\/old2; mark_drop old2\n/,
+    );
     assert.match(s, / me@box a b failed /);
     assert.ok(s.indexOf("deploy.log") < s.lastIndexOf('rm -rf "$D/.lock"'), "the lock goes last");
   });
@@ -252,7 +255,7 @@ describe("commands/service builders: hostile values (issue #10)", () => {
     const hostileUrl = { ...spec, health: { ...spec.health, url: "http://127.0.0.1:8080/{a,b}[1-3]" } };
     for (const script of [
       activateScript(hostileUrl, { stage: false, envFile: "A=1\n", token: "t0k3n", watchdogDeadlineMs: 24_000 }),
-      rollbackScript(hostileUrl),
+      rollbackScript(hostileUrl, "t0k3n"),
       readScript(hostileUrl),
     ]) {
       const curls = script.match(/curl [^\n]*/g) ?? [];

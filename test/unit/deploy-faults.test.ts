@@ -50,7 +50,8 @@ describe("fixes from the fault matrix (issue #10)", () => {
       token: "t0k3n",
       watchdogDeadlineMs: 24_000,
     });
-    const staged = s.indexOf('.fleet-staged"');
+    const staged = s.indexOf("mark_set 0123456789ab staged 1");
+    assert.ok(staged > 0, "the staged mark is written");
     assert.ok(staged > s.indexOf("phase migrate") && staged < s.indexOf("phase switch"));
   });
 
@@ -68,7 +69,7 @@ describe("fixes from the fault matrix (issue #10)", () => {
     };
     const saved = at('.rollback/saved"');
     const envTmp = at("shared/env.fleet-tmp");
-    const activated = at('.fleet-activated"');
+    const activated = at('activated "$(date +%s%3N)"');
     const current = at('mv -Tf "$D/.current.tmp" "$D/current"');
     const env = at("mv -f /srv/fleet/svc/shared/env.fleet-tmp /srv/fleet/svc/shared/env");
     const reload = at("systemctl daemon-reload");
@@ -83,23 +84,22 @@ describe("fixes from the fault matrix (issue #10)", () => {
     fs.mkdirSync(path.join(d, ".rollback"), { recursive: true });
     fs.mkdirSync(path.join(d, "releases", "old"), { recursive: true });
     fs.symlinkSync("releases/old", path.join(d, "current"));
-    const r = run(rollbackScript(spec), tmp);
+    fs.mkdirSync(path.join(d, ".lock"));
+    fs.writeFileSync(path.join(d, ".lock", "owner"), "token=t0k3n\n");
+    const r = run(rollbackScript(spec, "t0k3n"), tmp);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(parseFacts(r.stdout).one["restored"], "none");
     assert.equal(fs.readlinkSync(path.join(d, "current")), "releases/old", "current untouched");
-    assert.ok(
-      !fs.existsSync(path.join(d, "releases", "old", ".fleet-activated")),
-      "the serving release is not marked failed",
-    );
+    assert.ok(!fs.existsSync(path.join(d, ".marks", "old")), "the serving release is not marked failed");
   });
 
   it("a rollback after the database was restored un-stages the failed release (its migrations must run again)", () => {
     const spec = specAt("/srv/fleet");
     assert.match(
-      rollbackScript(spec, { unstage: true }),
-      /rm -f "\$D\/\$failed\/\.fleet-staged" "\$D\/\$failed\/\.fleet-activated"/,
+      rollbackScript(spec, "t0k3n", { unstage: true }),
+      /mark_clear "\$\{failed##\*\/\}" staged; mark_clear "\$\{failed##\*\/\}" activated/,
     );
-    assert.doesNotMatch(rollbackScript(spec), /rm -f "\$D\/\$failed\/\.fleet-staged"/);
+    assert.doesNotMatch(rollbackScript(spec, "t0k3n"), /mark_clear "\$\{failed##\*\/\}" staged/);
   });
 
   it("finalize first stops what is left of the deploy's last script (its recorded process group), and only that", async () => {

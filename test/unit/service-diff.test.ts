@@ -60,6 +60,11 @@ describe("decisions/service-diff", () => {
     const renamedRoot = diffService(olds, { ...base, root: "/opt/fleet" });
     assert.deepEqual(renamedRoot.replaces, ["root"]);
     assert.equal(renamedRoot.deleteBeforeReplace, true, "same host and unit name would collide");
+    // Same host, new unit name: the folder is the same, so creating first would let the old
+    // resource's delete remove what the new one deployed (issue 29).
+    const renamedUnit = diffService(olds, { ...base, unitName: "other" });
+    assert.deepEqual(renamedUnit.replaces, ["unitName"]);
+    assert.equal(renamedUnit.deleteBeforeReplace, true);
   });
 
   it("timeouts or the source's local path are no change (a rotated key is recorded: see below)", () => {

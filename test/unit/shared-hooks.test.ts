@@ -38,7 +38,14 @@ function runLocal(lines: string[], setup: (d: string, r: string) => void = () =>
   fs.mkdirSync(r, { recursive: true });
   fs.mkdirSync(path.join(d, "shared"));
   setup(d, r);
-  const script = ["set -eu", "phase() { :; }", `D='${d}'; R='${r}'; RUN_AS=$(id -un)`, ...lines, ""].join("\n");
+  const script = [
+    "set -eu",
+    "phase() { :; }",
+    `D='${d}'; R='${r}'; RUN_AS=$(id -un)`,
+    `as_user() { s_=$1; shift; /bin/sh -c "$s_" sh "$@"; }`,
+    ...lines,
+    "",
+  ].join("\n");
   const out = spawnSync("/bin/sh", ["-c", script], { encoding: "utf8" });
   return { d, r, status: out.status, stdout: out.stdout, stderr: out.stderr };
 }

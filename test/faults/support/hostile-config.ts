@@ -413,7 +413,7 @@ export function buildEverything(cfg: FleetConfig): string | undefined {
       step(`services.${name}: installScript`, () => spec.install && installScript(spec, true)),
       step(`services.${name}: activateScript`, () => activateScript(spec, plan)),
       step(`services.${name}: fastActivateScript`, () => fastActivateScript(spec, OWNER, plan)),
-      step(`services.${name}: rollbackScript`, () => rollbackScript(spec)),
+      step(`services.${name}: rollbackScript`, () => rollbackScript(spec, "t")),
       step(`services.${name}: readScript`, () => readScript(spec)),
       step(`services.${name}: deleteScript`, () => deleteScript(spec)),
       step(`services.${name}: breakLockScript`, () => breakLockScript(spec, "owner")),
