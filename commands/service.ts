@@ -206,7 +206,8 @@ const LINK_MISSING = [
  */
 export function linkDepsScript(layout: ServiceLayout, rel: string, hash: string, relink: boolean): string {
   return [
-    "set -e",
+    // (find returns to where it started: root's working directory is no place of the user's)
+    `set -e; cd ${shq(rel)}`,
     LINK_MISSING,
     ...(relink ? [`find ${shq(rel)} -type l -lname ${shq(`${layout.deps}/*`)} -exec rm -f {} +`] : []),
     `link_missing ${shq(depsDir(layout, hash))} ${shq(rel)}`,
