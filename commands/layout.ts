@@ -6,6 +6,10 @@
  *   <root>/<name>/current          symlink to the serving release, replaced by rename
  *   <root>/<name>/deploy.log       one line per deploy attempt
  *   <root>/<name>/.lock/           the deploy lock (mkdir is atomic)
+ *   <root>/<name>/.marks/<id>/     fleet's facts about each release (commands/release-marks.ts)
+ *   <root>/<name>/.owner           which resource deployed here last (a replacement's delete reads it)
+ * A release, a deps set and each shared entry belong to the service's user; everything else to
+ * root (docs/security.md).
  */
 export interface ServiceLayout {
   readonly dir: string;
