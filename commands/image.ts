@@ -234,8 +234,9 @@ export function recordReleaseImagesScript(owner: string, releasesDir: string): s
   const file = shq(`${IMAGE_REFS_DIR}/${owner}`);
   return [
     `mkdir -p ${IMAGE_REFS_DIR}`,
-    // awk, not cat: a file without a final newline must not glue two ids together.
-    `awk 1 ${shq(releasesDir)}/*/IMAGE 2>/dev/null | grep -xE 'sha256:[0-9a-f]{64}' | sort -u > ${file}.fleet-tmp || true`,
+    // awk, not cat: a file without a final newline must not glue two ids together. The releases
+    // are the service user's trees: only regular files are read (never a link, never a FIFO).
+    `find ${shq(releasesDir)} -mindepth 2 -maxdepth 2 -name IMAGE -type f -exec awk 1 {} + 2>/dev/null | grep -xE 'sha256:[0-9a-f]{64}' | sort -u > ${file}.fleet-tmp || true`,
     `if [ -s ${file}.fleet-tmp ]; then mv -f ${file}.fleet-tmp ${file}; else rm -f ${file}.fleet-tmp ${file}; fi`,
     "",
   ].join("\n");

@@ -156,11 +156,17 @@ describe("commands/image (docker builders)", () => {
       fs.mkdirSync(path.join(releases, rel), { recursive: true });
       fs.writeFileSync(path.join(releases, rel, "IMAGE"), content);
     }
+    // The service user's plants: a FIFO (a read would hang) and a link out of the tree (never followed).
+    fs.mkdirSync(path.join(releases, "e"));
+    execFileSync("mkfifo", [path.join(releases, "e", "IMAGE")]);
+    fs.mkdirSync(path.join(releases, "f"));
+    fs.writeFileSync(path.join(dir, "outside"), `sha256:${"f".repeat(64)}\n`);
+    fs.symlinkSync(path.join(dir, "outside"), path.join(releases, "f", "IMAGE"));
     const script = recordReleaseImagesScript("web", releases).replaceAll(
       "/var/lib/fleet/images",
       path.join(dir, "refs"),
     );
-    execFileSync("sh", ["-c", script]);
+    execFileSync("sh", ["-c", script], { timeout: 10_000 });
     assert.equal(fs.readFileSync(path.join(dir, "refs", "web"), "utf8"), `${ID}\n${OTHER}\n`);
     fs.rmSync(releases, { recursive: true });
     execFileSync("sh", ["-c", script]);
