@@ -108,7 +108,11 @@ describe("hostile names and links in the service user's trees (issue 29, propert
         for (const p of plants) {
           const top = p.where === "release" ? rel : deps;
           const target = path.join(top, ...p.segments);
-          fs.mkdirSync(path.dirname(target), { recursive: true });
+          try {
+            fs.mkdirSync(path.dirname(target), { recursive: true });
+          } catch {
+            continue; // an earlier plant is a file or link where this one needs a folder
+          }
           if (fs.existsSync(target) || isLink(target)) continue;
           if (p.kind === "file") fs.writeFileSync(target, "x");
           else if (p.kind === "victim-link") fs.symlinkSync(path.join(outside, "victim"), target);
