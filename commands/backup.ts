@@ -16,7 +16,7 @@ import type { BackupEngine, BackupEntry, BackupTarget } from "../model/backup";
  * travels on stdin (transport.runScript), so nothing in it, the database password included,
  * shows in `ps`. Facts as `key=value` lines on stdout, phases as `fleet-phase:` on stderr.
  *
- * On the host, one directory per backup set (default `<root>/<name>/backups`, 0700):
+ * On the host, one directory per backup set (default `<root>/.backups/<name>`, 0700):
  *   <id>.dump | <id>.sqlite.gz   the backups, 0600
  *   manifest                     one line per VERIFIED backup: `id sha256 size time releases counts`
  *   .lock                        flock(1) lock: one backup/restore/prune at a time; the kernel
@@ -48,10 +48,8 @@ export interface NewBackup {
   readonly releases: readonly string[];
 }
 
-/** `<root>/<name>/backups`, the default backups directory. */
-export function defaultBackupsDir(root: string, name: string): string {
-  return `${root.replace(/\/+$/, "")}/${name}/backups`;
-}
+/** `<root>/.backups/<name>`, the default backups directory (model/backup.ts decides it). */
+export { defaultBackupsDir } from "../model/backup";
 
 /** `20261122T165722Z`: sortable, no characters a file name or shell would mind. */
 export function backupTimestamp(date: Date): string {
@@ -280,6 +278,48 @@ export function deleteBackupsScript(spec: BackupDirSpec): string {
     `if [ -f "$B/manifest" ]; then while read -r id rest; do [ -n "$id" ] && rm -f "$B/$id.${ext}" && printf 'deleted=%s\\n' "$id"; done < "$B/manifest"; fi`,
     `trap - EXIT; rm -rf "$T"; rm -f "$B/manifest" "$B/.lock" "$B/backup.log"`,
     `rmdir "$B" 2>/dev/null || true`,
+    "",
+  ].join("\n");
+}
+
+/**
+ * Moves backup set `name` from the directory `from` into `spec.backupsDir` (a changed
+ * `backupsDir`, e.g. the old default `<root>/<name>/backups` becoming `<root>/.backups/<name>`):
+ * under both locks, each of the set's own manifest lines (ids `<name>-<timestamp>-…`; a shared
+ * directory keeps the other sets' lines) moves with its file. A file is moved before its line
+ * is recorded, and both steps are skipped when already done, so an interrupted move resumes
+ * when run again. `from` keeps the other sets' lines; emptied, it is removed (its parent, the
+ * service's or the user's folder, stays). Lists the new directory's manifest.
+ */
+export function moveBackupsScript(spec: BackupDirSpec, name: string, from: string): string {
+  const ext = BACKUP_EXT[spec.engine];
+  const own = `"$N"-[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z-*`;
+  return [
+    ...preamble(spec, "move", from),
+    `O=${shq(from.replace(/\/+$/, ""))}; N=${shq(name)}`,
+    `if [ "$O" != "$B" ] && [ -d "$O" ] && ! [ "$O" -ef "$B" ]; then`,
+    `  exec 8>>"$O/.lock"`,
+    `  flock -w 120 8 || fail ${BACKUP_EXIT.locked} "another backup or restore of $O holds its lock (waited 120 s); nothing was moved"`,
+    `  if [ -f "$O/manifest" ]; then`,
+    `    : > "$O/manifest.tmp"`,
+    `    while read -r id sha rest; do`,
+    `      [ -n "$id" ] || continue`,
+    `      case "$id" in ${own}) ;; *) printf '%s %s %s\\n' "$id" "$sha" "$rest" >> "$O/manifest.tmp"; continue ;; esac`,
+    `      f="$id.${ext}"`,
+    // Both copies (a cross-filesystem mv that died half-way): the one the manifest's sha256 vouches for stays.
+    `      if [ -f "$O/$f" ]; then`,
+    `        if [ -f "$B/$f" ] && [ "$(sha256sum < "$B/$f" | cut -c1-64)" = "$sha" ]; then rm -f "$O/$f"; else mv -f "$O/$f" "$B/$f"; fi`,
+    `      fi`,
+    `      if ! { [ -f "$B/manifest" ] && ID="$id" awk '$1 == ENVIRON["ID"] { found = 1 } END { exit !found }' "$B/manifest"; }; then`,
+    `        printf '%s %s %s\\n' "$id" "$sha" "$rest" >> "$B/manifest"; chmod 600 "$B/manifest"`,
+    `      fi`,
+    `      printf 'moved=%s\\n' "$id"`,
+    `    done < "$O/manifest"`,
+    `    if [ -s "$O/manifest.tmp" ]; then chmod 600 "$O/manifest.tmp"; mv -f "$O/manifest.tmp" "$O/manifest"; else rm -f "$O/manifest.tmp" "$O/manifest"; fi`,
+    `  fi`,
+    `  if [ ! -f "$O/manifest" ]; then rm -rf "$O"/.tmp-*; rm -f "$O/.lock" "$O/backup.log"; rmdir "$O" 2>/dev/null || true; fi`,
+    `fi`,
+    ...manifestFacts(ext),
     "",
   ].join("\n");
 }

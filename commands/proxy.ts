@@ -15,6 +15,7 @@
  */
 import { emitBytes, shq, writeFileAtomic } from "./quote";
 import type { ProxySpec } from "../model/proxy";
+import { hostPort } from "../model/rules/proxy";
 
 /** fleet's Caddy: its config, the route fragments services write, its admin socket and storage. */
 export const PROXY = {
@@ -90,7 +91,7 @@ export function routeConfig(service: string, serviceDir: string, spec: ProxySpec
 /** The server's own settings (address, automatic HTTPS), shared by every route on it. */
 export function serverConfig(spec: Pick<ProxySpec, "listen" | "port" | "tls">): Record<string, unknown> {
   return {
-    listen: [`${spec.listen}:${spec.port}`],
+    listen: [hostPort(spec.listen, spec.port)],
     automatic_https: spec.tls === "off" ? { disable: true } : { disable_redirects: true },
   };
 }

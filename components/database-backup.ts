@@ -1,7 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ShippedResource } from "./shipped-resource";
-import { defaultBackupsDir } from "../commands/backup";
-import type { BackupSpec, PostgresTarget, RestorePoint } from "../model/backup";
+import { defaultBackupsDir, type BackupSpec, type PostgresTarget, type RestorePoint } from "../model/backup";
 import { parseDuration } from "../model/duration";
 import { ONE_ENGINE, hasOneEngine } from "../model/rules/backup";
 import type { SshConnection } from "../transport/connection";
@@ -56,7 +55,13 @@ export interface DatabaseBackupArgs {
   /**
    * Where the backups and their manifest live; one DatabaseBackup per directory (retention only
    * ever prunes this set's files, but `deleteBackupsOnDestroy` empties the whole manifest).
-   * Default `<root>/<name>/backups`.
+   * Default `<root>/.backups/<name>`, in no service's folder (it used to be
+   * `<root>/<name>/backups`, the folder of a service named like the set). Keep an explicit one
+   * out of every service's folder (`<root>/<service>/`):
+   * deleting a service removes its folder, backups included, whatever `deleteBackupsOnDestroy`
+   * says. The stack config checks its sets (all in the default) against its services; this
+   * component cannot see the services, so it is up to its caller.
+   * Changing it (the new default included) moves the set's backups there on the next update.
    */
   readonly backupsDir?: string;
   /**

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { defaultBackupsDir, isInsideDir } from "../model/backup";
 import { fleetError, isFleetError, type FleetError } from "../model/errors";
 import {
   ONE_ENGINE,
@@ -517,6 +518,39 @@ export function crossReferenceProblems(raw: unknown): string[] {
   }
   for (const p of restoreOnRollbackProblems(cfg)) problems.push(`${at(...p.path)}: ${p.message}`);
   problems.push(...proxyCrossProblems(hosts, services));
+  problems.push(...backupsInServiceProblems(backups, services));
+  return problems;
+}
+
+/** The root index.ts gives DatabaseBackup (none: the component's default) and a service's default root. */
+const DEFAULT_ROOT = "/srv/fleet";
+
+/**
+ * A backup set's directory inside the folder of a service on its host (security issue "a
+ * service's own account never becomes root"): deleting the service (`rm -rf <root>/<service>`)
+ * would delete the backups, whatever deleteBackupsOnDestroy says. The default directory
+ * `<root>/.backups/<name>` is in no service's folder under the same root (names never start
+ * with '.'), but a service with another root can hold it (root /srv, service fleet).
+ */
+function backupsInServiceProblems(backups: Record<string, unknown>, services: Record<string, unknown>): string[] {
+  const obj = (v: unknown) => (v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, any>) : {});
+  const problems: string[] = [];
+  for (const [b, spec] of Object.entries(backups)) {
+    const host = obj(spec)["host"];
+    if (typeof host !== "string") continue;
+    const dir = defaultBackupsDir(DEFAULT_ROOT, b);
+    for (const [svc, raw] of Object.entries(services)) {
+      const s = obj(raw);
+      const onHosts = typeof s["host"] === "string" ? [s["host"]] : Array.isArray(s["hosts"]) ? s["hosts"] : [];
+      if (!onHosts.includes(host)) continue;
+      const root = typeof s["root"] === "string" ? s["root"] : DEFAULT_ROOT;
+      const svcDir = `${root.replace(/\/+$/, "")}/${svc}`;
+      if (isInsideDir(dir, svcDir))
+        problems.push(
+          `${formatFieldPath(["services", svc, "root"])}: on host ${JSON.stringify(host)} the folder of services.${svc} (${svcDir}) holds the backups of backups.${b} (${dir}), and deleting the service would delete them; give services.${svc} another root (the default ${DEFAULT_ROOT} is safe: no service's folder there holds .backups/)`,
+        );
+    }
+  }
   return problems;
 }
 

@@ -97,3 +97,32 @@ export interface RestorePoint {
   /** The backup taken before the deploy. */
   readonly backupId: string;
 }
+
+/**
+ * The folder under fleet's root that holds every backup set's default directory. A service's
+ * folder is `<root>/<service name>` (commands/layout.ts) and a service name never starts with
+ * '.' (NAME_PATTERN, model/rules/names.ts), so no service under the same root has this folder.
+ * (A service under another root may still hold it, `/srv` + `fleet`: config/schema.ts refuses that.)
+ */
+export const BACKUPS_FOLDER = ".backups";
+
+/**
+ * `<root>/.backups/<name>`, the default backups directory. It used to be `<root>/<name>/backups`,
+ * inside the folder of a service of the same name: deleting that service (`rm -rf` of its
+ * folder) deleted the backups too, whatever `deleteBackupsOnDestroy` said
+ * (security issue "a service's own account never becomes root"). An existing set moves from
+ * there on its next update (decisions/backup-diff.ts, BACKUP_MOVE_KEYS).
+ */
+export function defaultBackupsDir(root: string, name: string): string {
+  return `${root.replace(/\/+$/, "")}/${BACKUPS_FOLDER}/${name}`;
+}
+
+/**
+ * Whether `dir` is `serviceDir` or inside it (plain path prefixes: both absolute and normalized,
+ * as fleetRoot and safeAbsolutePath make them). Removing a service removes its folder.
+ */
+export function isInsideDir(dir: string, serviceDir: string): boolean {
+  const d = dir.replace(/\/+$/, "");
+  const s = serviceDir.replace(/\/+$/, "");
+  return d === s || d.startsWith(`${s}/`);
+}

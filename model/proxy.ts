@@ -1,3 +1,5 @@
+import { listenAddress } from "./rules/proxy";
+
 /**
  * A service behind its host's proxy (issue #19, zero-downtime releases). Plain data, the
  * provider's form: every default filled. The proxy is Caddy, driven by fleet (commands/proxy.ts).
@@ -11,7 +13,10 @@ export interface ProxySpec {
   readonly path: string;
   /** The public port the proxy listens on for this route. */
   readonly port: number;
-  /** The address the proxy binds: "" for every address, "127.0.0.5" on a test host. */
+  /**
+   * The address the proxy binds: "" for every address, "127.0.0.5" on a test host, "::1" (an
+   * IPv6 address without brackets: commands/proxy.ts adds them where the port follows).
+   */
   readonly listen: string;
   readonly tls: ProxyTls;
   /**
@@ -35,7 +40,10 @@ export interface ProxyArgs {
   readonly path?: string;
   /** The public port. Default 80, or 443 with TLS. */
   readonly port?: number;
-  /** The address the proxy binds. Default "" (every address). */
+  /**
+   * The address the proxy binds: an IPv4 address ("127.0.0.5") or an IPv6 address in brackets
+   * ("[::1]"). Default "" (every address).
+   */
   readonly listen?: string;
   /** Default "off". `internal`: the proxy's own CA; `acme`: a CA such as Let's Encrypt. */
   readonly tls?: ProxyTls;
@@ -59,7 +67,7 @@ export function planProxy(args: ProxyArgs, drainMs: number): ProxySpec {
     hosts: [...(args.hosts ?? [])],
     path: args.path ?? "/",
     port: args.port ?? (tls === "off" ? 80 : 443),
-    listen: args.listen ?? "",
+    listen: listenAddress(args.listen ?? ""),
     tls,
     ...(args.acme
       ? {

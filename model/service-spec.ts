@@ -25,7 +25,7 @@ import {
   instancePort,
   instancePortsProblem,
   proxyHostName,
-  proxyListen,
+  proxyListenAddress,
   proxyPath,
   proxyPort,
   proxyProblems,
@@ -37,7 +37,7 @@ const proxySpecSchema = z
     hosts: z.array(proxyHostName),
     path: proxyPath,
     port: proxyPort,
-    listen: proxyListen,
+    listen: proxyListenAddress,
     tls: proxyTls,
     acme: z
       .object({

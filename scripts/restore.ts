@@ -11,7 +11,7 @@
  *   engine: postgres | sqlite
  *   postgres: { host, port?, database, user }   # password: $FLEET_DB_PASSWORD, never argv
  *   sqlite: { path }
- *   backupsDir?: …                 # default /srv/fleet/<name>/backups
+ *   backupsDir?: …                 # default /srv/fleet/.backups/<name>
  *   verifyTables?: [ … ]
  */
 import * as fs from "fs";

@@ -1,3 +1,4 @@
+import { isIPv6 } from "net";
 import { z } from "zod";
 import { port } from "./network";
 
@@ -19,10 +20,70 @@ export const proxyPath = z
   .string()
   .regex(/^\/([A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*\/?)?$/, 'must be a path prefix such as "/" or "/api"');
 
-/** The address the proxy binds: "" for every address, or an IP address. */
-export const proxyListen = z
-  .string()
-  .regex(/^$|^[0-9.]+$|^[0-9a-fA-F:]+$/, 'must be an IP address such as "127.0.0.5", or "" for every address');
+/** One IPv4 octet, 0-255, without a leading zero (Go's net.ParseIP, which Caddy uses, refuses those). */
+const OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
+const IPV4 = new RegExp(`^${OCTET}(\\.${OCTET}){3}$`);
+
+/** A dotted-quad IPv4 address: four octets, each 0-255. */
+export const isIPv4Address = (v: string): boolean => IPV4.test(v);
+
+/** An IPv6 address without brackets and without a zone (`%eth0` would need escaping in a URL). */
+export const isIPv6Address = (v: string): boolean => /^[0-9A-Fa-f:.]+$/.test(v) && isIPv6(v);
+
+const LISTEN_FORMS = '"127.0.0.5" (IPv4), "[::1]" (IPv6, in brackets) or "" (every address)';
+
+/**
+ * Why `v` cannot be a proxy's `listen` as users write it (ProxyArgs.listen, `proxy.listen` in the
+ * stack config), or undefined. Caddy joins it with the port (`<listen>:<port>`), so a bare IPv6
+ * address would read as `::1:8080` (issue "a service's own account never becomes root": listen
+ * took `::1`, `...` and `1.2.3`): IPv6 goes in brackets, and IPv4 must be a whole address.
+ */
+export function proxyListenProblem(v: string): string | undefined {
+  if (v === "" || isIPv4Address(v)) return undefined;
+  const inner = /^\[(.*)\]$/.exec(v)?.[1];
+  if (inner !== undefined)
+    return isIPv6Address(inner)
+      ? undefined
+      : `${JSON.stringify(inner)} is not an IPv6 address (e.g. "[::1]", "[2001:db8::5]")`;
+  if (isIPv6Address(v)) return `an IPv6 address goes in brackets: "[${v}]"`;
+  const withPort = /^(.*):([0-9]+)$/.exec(v);
+  if (withPort && proxyListenProblem(withPort[1]!) === undefined && withPort[1] !== "")
+    return `is the address alone: give ${JSON.stringify(withPort[1])} here and the port as proxy.port (${withPort[2]})`;
+  return `must be an IP address: ${LISTEN_FORMS}`;
+}
+
+/** The address the proxy binds, as users write it: "", an IPv4 address, or an IPv6 address in brackets. */
+export const proxyListen = z.string().superRefine((v, ctx) => {
+  const problem = proxyListenProblem(v);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+
+/**
+ * The address as the provider takes it (ProxySpec.listen, filled by planProxy): the same
+ * addresses, an IPv6 one without its brackets (commands/proxy.ts puts them back where the
+ * port follows, as the proxy probe does).
+ */
+export function listenAddress(listen: string): string {
+  const inner = /^\[(.*)\]$/.exec(listen)?.[1];
+  return inner !== undefined && isIPv6Address(inner) ? inner : listen;
+}
+
+/** Why `v` cannot be ProxySpec.listen (the provider's form, see listenAddress), or undefined. */
+export function proxyListenAddressProblem(v: string): string | undefined {
+  if (v === "" || isIPv4Address(v) || isIPv6Address(v)) return undefined;
+  return `must be an IP address: ${LISTEN_FORMS}; the provider takes IPv6 without brackets (planProxy removes them)`;
+}
+
+/** ProxySpec.listen: "", an IPv4 address, or a bare IPv6 address. */
+export const proxyListenAddress = z.string().superRefine((v, ctx) => {
+  const problem = proxyListenAddressProblem(v);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+
+/** `<address>:<port>` as Caddy and curl take it: an IPv6 address in brackets, "" for every address. */
+export function hostPort(address: string, port: number): string {
+  return `${isIPv6Address(address) ? `[${address}]` : address}:${port}`;
+}
 
 export const proxyTls = z.enum(["off", "internal", "acme"]);
 

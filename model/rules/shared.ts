@@ -9,11 +9,53 @@ import { command } from "./text";
  */
 const RESERVED_TOP = new Set(["env", "instances", "REVISION", "IMAGE"]);
 
-/** A path in `shared/` and in each release: a release path whose first part fleet does not use. */
-export const sharedPath = releasePath.refine((p) => {
-  const top = p.split("/")[0]!;
-  return !RESERVED_TOP.has(top) && !top.startsWith(".fleet");
-}, "must not start with env, instances, REVISION, IMAGE or .fleet (fleet's own files in shared/ and in each release)");
+const SHARED_PATH_EXAMPLE = 'e.g. "data/uploads", "config/extra.ini" or ".env.local"';
+
+/** The characters a shared path may hold: none of them means anything to docker, a shell or systemd. */
+const SHARED_PATH_CHAR = /^[A-Za-z0-9_.@+/-]$/;
+
+/**
+ * Why `p` cannot be a shared path's text, or undefined. A shared path lands in words other
+ * syntaxes read (security issue "a service's own account never becomes root"): an image's
+ * `docker run -v <host>:<container>` (a ':' ends the host path, so `data:/etc` would mount
+ * /etc), docker's `--mount k=v,k=v` (a ',' starts the next option), the activation's shell
+ * lines and systemd's unit lines (a control character ends a word or a line, `%` and `$` are
+ * expanded), and the argv of mkdir, chown and ln (a part starting with '-' is an option). So
+ * only letters, digits and `_ . @ + -` are allowed, and no part may start with '-'.
+ */
+export function sharedPathTextProblem(p: string): string | undefined {
+  const allowed = `use only letters, digits and _ . @ + - in its parts (${SHARED_PATH_EXAMPLE})`;
+  const control = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.exec(p);
+  if (control)
+    return `must not contain a control character (found ${JSON.stringify(control[0])}): a newline or tab ends a shell word or a systemd line; ${allowed}`;
+  if (p.includes(":"))
+    return `must not contain ':': docker -v reads it as the end of the host path ("data:/etc" would mount the host's /etc); ${allowed}`;
+  if (p.includes(","))
+    return `must not contain ',': docker --mount reads it as the start of another option; ${allowed}`;
+  const dash = p.split("/").find((part) => part.startsWith("-"));
+  if (dash !== undefined)
+    return `no part may start with '-' (found ${JSON.stringify(dash)}): mkdir, chown and ln would take it as an option; ${allowed}`;
+  const odd = [...p].find((ch) => !SHARED_PATH_CHAR.test(ch));
+  if (odd !== undefined)
+    return `must not contain ${JSON.stringify(odd)} (docker, a shell or systemd could read it as syntax); ${allowed}`;
+  return undefined;
+}
+
+/**
+ * A path in `shared/` and in each release: a release path (relative, normalized) of plain
+ * characters (sharedPathTextProblem) whose first part fleet does not use. The one rule for
+ * `shared:`, in the stack config (config/schema.ts) and the Service provider's check
+ * (model/service-spec.ts, through sharedSpecSchema).
+ */
+export const sharedPath = releasePath
+  .superRefine((p, ctx) => {
+    const problem = sharedPathTextProblem(p);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  })
+  .refine((p) => {
+    const top = p.split("/")[0]!;
+    return !RESERVED_TOP.has(top) && !top.startsWith(".fleet");
+  }, "must not start with env, instances, REVISION, IMAGE or .fleet (fleet's own files in shared/ and in each release)");
 
 /**
  * Why a set of shared paths cannot be linked, per offending path: one inside another would be

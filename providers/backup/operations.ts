@@ -6,6 +6,7 @@ import {
   backupScript,
   deleteBackupsScript,
   listScript,
+  moveBackupsScript,
   parseCounts,
   parseManifestLine,
   pruneScript,
@@ -195,6 +196,27 @@ export async function restoreBackup(
     },
     retained: ownEntries(spec.name, entriesOf(facts)),
   };
+}
+
+/**
+ * Moves this set's backups from `from` into `spec.backupsDir` (a changed backupsDir); returns
+ * what the new directory then holds of the set. Resumes where an interrupted move stopped.
+ */
+export async function moveBackups(spec: BackupSpec, from: string): Promise<BackupEntry[]> {
+  const result = await runScript(
+    spec.connection,
+    moveBackupsScript({ backupsDir: spec.backupsDir, engine: spec.engine }, spec.name, from),
+    { step: "move", secrets: secretsOf(spec), timeoutMs: spec.stepTimeoutMs },
+    false,
+  );
+  if (result.code !== 0)
+    throw failed(
+      spec,
+      "move",
+      result,
+      `moving its backups from ${from} failed: those not moved are still there, in its manifest; run pulumi up again to finish the move`,
+    );
+  return ownEntries(spec.name, entriesOf(parseFacts(result.stdout)));
 }
 
 /** The verified backups on the host whose files exist; undefined when there is no manifest. */

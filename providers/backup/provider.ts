@@ -2,7 +2,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import type { BackupSpec, BackupState } from "../../model/backup";
 import { diffBackup, planBackupUpdate } from "../../decisions/backup-diff";
 import { checkBackupInputs } from "./check";
-import { backupSetId, deleteBackups, listBackups, restoreBackup, stateOf, takeBackup } from "./operations";
+import { backupSetId, deleteBackups, listBackups, moveBackups, restoreBackup, stateOf, takeBackup } from "./operations";
 
 /**
  * The DatabaseBackup dynamic provider (issue #5): thin; the operations live in operations.ts,
@@ -27,13 +27,15 @@ export const backupProvider: pulumi.dynamic.ResourceProvider = {
   },
 
   /**
-   * A new trigger or release list: a backup. `restore` changed to a backup id: a restore
-   * (safety backup first). Both: the backup, then the restore. Anything else: no remote work.
+   * Another backupsDir: the backups move there first (they stay one set, with one manifest). A
+   * new trigger or release list: a backup. `restore` changed to a backup id: a restore (safety
+   * backup first). Both: the backup, then the restore. Anything else: no remote work.
    */
   async update(_id: string, olds: BackupState, news: BackupSpec) {
     const plan = planBackupUpdate(olds, news);
     let retained;
     let lastRestore = olds.lastRestore;
+    if (plan.moveFrom) retained = await moveBackups(news, plan.moveFrom);
     if (plan.backup) retained = (await takeBackup(news)).retained;
     if (plan.restore) {
       const restored = await restoreBackup(news, plan.restore);

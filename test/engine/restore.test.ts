@@ -21,7 +21,7 @@ const BACKUP = "eng-bk";
 const DATA_DIR = "/srv/fleet-engine-bk";
 const DB = `${DATA_DIR}/app.db`;
 /** Where the program keeps this backup's files (no root configured: /srv/fleet). */
-const BACKUPS_DIR = `/srv/fleet/${BACKUP}/backups`;
+const BACKUPS_DIR = `/srv/fleet/.backups/${BACKUP}`;
 
 const sqlite = (sql: string) => sh(HOST, `sqlite3 -cmd '.timeout 10000' ${DB} "${sql}"`);
 const rows = () => sqlite("SELECT id || ':' || name FROM items ORDER BY id");

@@ -4,10 +4,13 @@ import * as pulumi from "@pulumi/pulumi";
 import { DatabaseBackup } from "../../components/database-backup";
 import { Host } from "../../components/host";
 import { Service, plannedRelease } from "../../components/service";
+import { serviceLayout } from "../../commands/layout";
+import { isInsideDir } from "../../model/backup";
 import { findResource, installMocks, promiseOf, settle } from "../support/mocks";
 import { SECRET_SIG_KEY } from "../support/provider-host";
 
 const BACKUP_SET = "pulumi-nodejs:dynamic/fleet:BackupSet";
+const SERVICE_RELEASE = "pulumi-nodejs:dynamic/fleet:ServiceRelease";
 const PASSWORD = "db-PASSWORD-in-mocks-42";
 const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nBACKUPKEYMATERIAL\n-----END OPENSSH PRIVATE KEY-----\n";
 const APP = path.resolve(__dirname, "..", "fixtures", "apps", "pyapp");
@@ -45,7 +48,7 @@ describe("DatabaseBackup under Pulumi mocks", () => {
     assert.equal(pg["port"], 5432);
     assert.equal(pg["password"], PASSWORD);
     assert.equal(set.inputs["engine"], "postgres");
-    assert.equal(set.inputs["backupsDir"], "/srv/fleet/appdb/backups");
+    assert.equal(set.inputs["backupsDir"], "/srv/fleet/.backups/appdb");
     assert.equal(set.inputs["keep"], 5);
     assert.equal(set.inputs["keepDays"], 0);
     assert.equal(set.inputs["stepTimeoutMs"], 30 * 60_000);
@@ -58,14 +61,33 @@ describe("DatabaseBackup under Pulumi mocks", () => {
     assert.match(String(set.inputs["__provider"]), /exports\.handler/);
   });
 
-  it("sqlite: engine and path; backupsDir under root", async () => {
+  it("sqlite: engine and path; backupsDir under root's .backups/", async () => {
     new DatabaseBackup("aether", { host: connection, sqlite: { path: "/home/ramzt/aether.db" }, root: "/opt/fleet" });
     await settle();
     const set = findResource(BACKUP_SET, "aether-set");
     assert.equal(set.inputs["engine"], "sqlite");
     assert.deepEqual(set.inputs["sqlite"], { path: "/home/ramzt/aether.db" });
-    assert.equal(set.inputs["backupsDir"], "/opt/fleet/aether/backups");
+    assert.equal(set.inputs["backupsDir"], "/opt/fleet/.backups/aether");
     assert.equal(set.inputs["postgres"], undefined);
+  });
+
+  it("a set named like a service keeps its backups outside that service's folder (its delete removes the folder)", async () => {
+    // Security issue "a service's own account never becomes root": the default was
+    // <root>/<name>/backups, the folder of service aether-db, which its delete removes.
+    new DatabaseBackup("aether-db", { host: connection, sqlite: { path: "/srv/fleet/aether-db/shared/data/a.db" } });
+    new Service("aether-db", {
+      host: connection,
+      source: { path: APP },
+      start: "python3 app.py",
+      health: { url: "http://127.0.0.11:8080/health" },
+    });
+    await settle();
+    const backupsDir = String(findResource(BACKUP_SET, "aether-db-set").inputs["backupsDir"]);
+    const release = findResource(SERVICE_RELEASE, "aether-db-release").inputs;
+    const serviceDir = serviceLayout(String(release["root"]), String(release["name"]), String(release["unitName"])).dir;
+    assert.equal(serviceDir, "/srv/fleet/aether-db");
+    assert.equal(backupsDir, "/srv/fleet/.backups/aether-db");
+    assert.ok(!isInsideDir(backupsDir, serviceDir), `${backupsDir} is outside ${serviceDir}`);
   });
 
   it("refuses both or neither database", () => {

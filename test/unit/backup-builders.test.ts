@@ -1,5 +1,6 @@
 import { strict as assert } from "assert";
 import { execFileSync } from "child_process";
+import { createHash } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -12,6 +13,7 @@ import {
   defaultBackupsDir,
   deleteBackupsScript,
   listScript,
+  moveBackupsScript,
   parseCounts,
   parseManifestLine,
   pruneScript,
@@ -49,6 +51,7 @@ function allScripts(spec: BackupSetSpec): Record<string, string> {
     prune: pruneScript(spec, ["appdb-20261101T000000Z-abcdefabcdef", "appdb-20261102T000000Z-none"]),
     list: listScript(spec),
     delete: deleteBackupsScript(spec),
+    move: moveBackupsScript(spec, "appdb", "/srv/fleet/appdb/backups"),
   };
 }
 
@@ -139,7 +142,7 @@ describe("commands/backup builders", () => {
     assert.ok(script.includes(`F="$B"/${SAFETY.id}.sqlite.gz`));
   });
 
-  it("names: <name>-<UTC timestamp>-<release>.<ext> in <root>/<name>/backups", () => {
+  it("names: <name>-<UTC timestamp>-<release>.<ext> in <root>/.backups/<name>", () => {
     const at = new Date("2026-11-22T16:57:22.987Z");
     assert.equal(backupTimestamp(at), "20261122T165722Z");
     assert.equal(backupId("appdb", at, releaseLabel(["0123456789ab"])), "appdb-20261122T165722Z-0123456789ab");
@@ -147,7 +150,7 @@ describe("commands/backup builders", () => {
     assert.equal(releaseLabel(["aaaaaa", "bbbbbb"]), "aaaaaa+bbbbbb");
     const many = Array.from({ length: 9 }, (_, i) => `release-${i}-0123456789`);
     assert.equal(releaseLabel(many), "release-0-0123456789+8more");
-    assert.equal(defaultBackupsDir("/srv/fleet/", "appdb"), "/srv/fleet/appdb/backups");
+    assert.equal(defaultBackupsDir("/srv/fleet/", "appdb"), "/srv/fleet/.backups/appdb");
     assert.equal(backupPath(PG, "x"), "/srv/fleet/appdb/backups/x.dump");
     assert.equal(backupPath(SQLITE, "x"), "/srv/fleet/aether/backups/x.sqlite.gz");
   });
@@ -249,5 +252,90 @@ describe("commands/backup builders: hostile values (issue #10)", () => {
       encoding: "utf8",
     }).split("\n");
     assert.equal(args[args.indexOf("-d") + 1], `dbname='app=db host=evil.example \\'x\\\\y'`);
+  });
+});
+
+describe("commands/backup builders: a set moves with its backupsDir (security issue: a service's own account never becomes root)", () => {
+  const sha = (s: string) => createHash("sha256").update(s).digest("hex");
+  const line = (id: string, body: string) => `${id} ${sha(body)} ${body.length} 2026-11-22T16:57:22Z - -\n`;
+  const A1 = "aether-db-20261101T000000Z-aaaaaa";
+  const A2 = "aether-db-20261102T000000Z-none";
+  const OTHER = "other-20261101T000000Z-bbbbbb";
+  const run = (script: string, cwd: string) =>
+    parseFacts(execFileSync("/bin/sh", ["-s"], { input: script, cwd, encoding: "utf8" }));
+
+  /** A root with service aether-db's folder holding the set's backups where the old default put them. */
+  function legacyRoot() {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-move-"));
+    const svc = path.join(root, "aether-db");
+    const old = path.join(svc, "backups");
+    fs.mkdirSync(path.join(svc, "releases", "r1"), { recursive: true });
+    fs.mkdirSync(old, { mode: 0o700 });
+    fs.writeFileSync(path.join(old, `${A1}.sqlite.gz`), "one", { mode: 0o600 });
+    fs.writeFileSync(path.join(old, `${A2}.sqlite.gz`), "two", { mode: 0o600 });
+    fs.writeFileSync(path.join(old, `${OTHER}.sqlite.gz`), "theirs", { mode: 0o600 });
+    fs.writeFileSync(path.join(old, "manifest"), line(A1, "one") + line(OTHER, "theirs") + line(A2, "two"));
+    fs.writeFileSync(path.join(old, "backup.log"), "x\n");
+    return { root, svc, old };
+  }
+
+  it("the new default is in no service's folder: deleting the service named like the set leaves its backups", () => {
+    const { root, svc, old } = legacyRoot();
+    try {
+      const to = defaultBackupsDir(root, "aether-db");
+      assert.ok(!to.startsWith(`${svc}/`), `${to} is outside ${svc}`);
+      const spec = { backupsDir: to, engine: "sqlite" as const };
+      const facts = run(moveBackupsScript(spec, "aether-db", old), root);
+      assert.deepEqual(facts.all["moved"], [A1, A2]);
+      assert.deepEqual(
+        (facts.all["backup"] ?? []).map((l) => l.split(" ")[0]),
+        [A1, A2],
+      );
+      assert.equal(fs.readFileSync(path.join(to, `${A1}.sqlite.gz`), "utf8"), "one");
+      assert.equal(fs.statSync(to).mode & 0o777, 0o700);
+      assert.equal(fs.statSync(path.join(to, "manifest")).mode & 0o777, 0o600);
+      assert.equal(fs.statSync(path.join(to, `${A2}.sqlite.gz`)).mode & 0o777, 0o600);
+      // Another set sharing the old dir keeps its line and file there.
+      assert.equal(fs.readFileSync(path.join(old, "manifest"), "utf8"), line(OTHER, "theirs"));
+      assert.deepEqual(fs.readdirSync(old).sort(), [".lock", "backup.log", "manifest", `${OTHER}.sqlite.gz`]);
+      // The service goes (its delete is an rm -rf of its folder): the backups stay.
+      fs.rmSync(svc, { recursive: true, force: true });
+      assert.deepEqual(
+        (run(listScript(spec), root).all["backup"] ?? []).map((l) => l.split(" ")[0]),
+        [A1, A2],
+      );
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it("an emptied old dir is removed (not its parent); a second run, or one after an interruption, finishes the move", () => {
+    const { root, svc, old } = legacyRoot();
+    try {
+      fs.rmSync(path.join(old, `${OTHER}.sqlite.gz`));
+      fs.writeFileSync(path.join(old, "manifest"), line(A1, "one") + line(A2, "two"));
+      const to = defaultBackupsDir(root, "aether-db");
+      fs.mkdirSync(to, { recursive: true, mode: 0o700 });
+      // Interrupted: A1's file already moved, its line not yet recorded; A2's file in both places.
+      fs.renameSync(path.join(old, `${A1}.sqlite.gz`), path.join(to, `${A1}.sqlite.gz`));
+      fs.copyFileSync(path.join(old, `${A2}.sqlite.gz`), path.join(to, `${A2}.sqlite.gz`));
+      const spec = { backupsDir: to, engine: "sqlite" as const };
+      run(moveBackupsScript(spec, "aether-db", old), root);
+      assert.ok(!fs.existsSync(old), "the emptied old dir is gone");
+      assert.ok(fs.existsSync(path.join(svc, "releases")), "its parent, the service's folder, is untouched");
+      assert.equal(fs.readFileSync(path.join(to, "manifest"), "utf8"), line(A1, "one") + line(A2, "two"));
+      const again = run(moveBackupsScript(spec, "aether-db", old), root);
+      assert.equal(again.all["moved"], undefined, "nothing left to move");
+      assert.equal(fs.readFileSync(path.join(to, "manifest"), "utf8"), line(A1, "one") + line(A2, "two"));
+      assert.deepEqual(fs.readdirSync(to).sort(), [
+        ".lock",
+        `${A1}.sqlite.gz`,
+        `${A2}.sqlite.gz`,
+        "backup.log",
+        "manifest",
+      ]);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
   });
 });

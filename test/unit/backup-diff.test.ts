@@ -46,17 +46,20 @@ describe("decisions/backup-diff", () => {
   it("restore back to empty is an update too (recorded, so that the same id later counts as a change)", () => {
     const afterRestore = { ...olds, restore: "appdb-1" };
     assert.equal(diffBackup(afterRestore, { ...inputs, restore: "" }).changes, true);
-    assert.deepEqual(planBackupUpdate(afterRestore, { ...inputs, restore: "" }), { backup: false, restore: "" });
+    assert.deepEqual(planBackupUpdate(afterRestore, { ...inputs, restore: "" }), {
+      moveFrom: "",
+      backup: false,
+      restore: "",
+    });
   });
 
-  it("another host, engine, database, backups dir or name is a replacement", () => {
+  it("another host, engine, database or name is a replacement", () => {
     const cases: [Record<string, unknown>, string][] = [
       [{ connection: { ...inputs.connection, host: "127.0.0.12" } }, "connection"],
       [{ connection: { ...inputs.connection, port: 2222 } }, "connection"],
       [{ postgres: { ...inputs.postgres, host: "127.0.0.15" } }, "postgres"],
       [{ postgres: { ...inputs.postgres, database: "other" } }, "postgres"],
       [{ engine: "sqlite", postgres: undefined, sqlite: { path: "/x.db" } }, "engine"],
-      [{ backupsDir: "/var/backups/appdb" }, "backupsDir"],
       [{ name: "appdb2" }, "name"],
     ];
     for (const [change, key] of cases) {
@@ -64,6 +67,29 @@ describe("decisions/backup-diff", () => {
       assert.equal(d.changes, true, key);
       assert.ok(d.replaces.includes(key), `${key}: ${d.replaces.join(",")}`);
     }
+  });
+
+  it("another backups dir alone is an update that moves the backups there, never a replacement that leaves them", () => {
+    // The old default, inside the folder of a service named like the set (`rm -rf` of that
+    // folder took the backups), to the new one: the next `pulumi up` of every existing stack.
+    const legacy = { ...olds, backupsDir: "/srv/fleet/appdb/backups" };
+    const moved = { ...inputs, backupsDir: "/srv/fleet/.backups/appdb" };
+    assert.deepEqual(diffBackup(legacy, moved), { changes: true, replaces: [], changedKeys: ["backupsDir"] });
+    assert.deepEqual(planBackupUpdate(legacy, moved), {
+      moveFrom: "/srv/fleet/appdb/backups",
+      backup: false,
+      restore: "",
+    });
+    // Moved with a new release: moved first, then the backup (provider.update's order).
+    assert.deepEqual(planBackupUpdate(legacy, { ...moved, releases: ["fedcba987654"] }), {
+      moveFrom: "/srv/fleet/appdb/backups",
+      backup: true,
+      restore: "",
+    });
+    assert.equal(planBackupUpdate(olds, inputs).moveFrom, "", "the same dir: nothing moves");
+    // Another database or host too: a new set (a replacement), which moves nothing.
+    const elsewhere = diffBackup(legacy, { ...moved, connection: { ...inputs.connection, host: "127.0.0.12" } });
+    assert.deepEqual(elsewhere.replaces, ["connection"]);
   });
 
   it("a rotated key or deleteBackupsOnDestroy is an update with no remote work (refresh and destroy read outputs)", () => {
@@ -75,7 +101,7 @@ describe("decisions/backup-diff", () => {
       const d = diff(change);
       assert.equal(d.changes, true, JSON.stringify(change));
       assert.deepEqual(d.replaces, []);
-      assert.deepEqual(planBackupUpdate(olds, { ...inputs, ...change }), { backup: false, restore: "" });
+      assert.deepEqual(planBackupUpdate(olds, { ...inputs, ...change }), { moveFrom: "", backup: false, restore: "" });
     }
   });
 
@@ -99,13 +125,19 @@ describe("decisions/backup-diff", () => {
   });
 
   it("plans: backup on trigger/releases, restore only when restore changed to an id", () => {
-    assert.deepEqual(planBackupUpdate(olds, { ...inputs, trigger: "t2" }), { backup: true, restore: "" });
-    assert.deepEqual(planBackupUpdate(olds, { ...inputs, restore: "appdb-1" }), { backup: false, restore: "appdb-1" });
+    assert.deepEqual(planBackupUpdate(olds, { ...inputs, trigger: "t2" }), { moveFrom: "", backup: true, restore: "" });
+    assert.deepEqual(planBackupUpdate(olds, { ...inputs, restore: "appdb-1" }), {
+      moveFrom: "",
+      backup: false,
+      restore: "appdb-1",
+    });
     assert.deepEqual(planBackupUpdate({ ...olds, restore: "appdb-1" }, { ...inputs, restore: "appdb-1" }), {
+      moveFrom: "",
       backup: false,
       restore: "",
     });
     assert.deepEqual(planBackupUpdate(olds, { ...inputs, releases: ["r2r2r2"], restore: "appdb-1" }), {
+      moveFrom: "",
       backup: true,
       restore: "appdb-1",
     });

@@ -1,6 +1,12 @@
 import { strict as assert } from "assert";
-import { parseFleetConfig } from "../../config/schema";
-import { refusedConfigProblems as problems, web1Host, webService } from "../support/config-fixtures";
+import * as path from "path";
+import { formatFieldPath, parseFleetConfig } from "../../config/schema";
+import { serviceLayout } from "../../commands/layout";
+import { BACKUPS_FOLDER, defaultBackupsDir, isInsideDir } from "../../model/backup";
+import { checkServiceInputs } from "../../providers/service/check";
+import { startCommand } from "../../source/plan";
+import { configProblems, refusedConfigProblems as problems, web1Host, webService } from "../support/config-fixtures";
+import { serviceSpec } from "../support/service-inputs";
 
 const good = () => ({ hosts: { web1: web1Host() }, services: { web: webService() } });
 
@@ -368,5 +374,163 @@ describe("config/schema: rules shared with the providers (model/rules)", () => {
     assert.doesNotThrow(() => parseFleetConfig(backups("/var/run/postgresql")));
     assert.ok(problems(backups("/var/../run"))[0]!.startsWith("backups.db.postgres.host: must be a host name"));
     assert.ok(problems(backups("db host"))[0]!.startsWith("backups.db.postgres.host: must be a host name"));
+  });
+});
+
+/**
+ * `shared:` paths (model/rules/shared.ts, sharedPath) land in other syntaxes: an image's
+ * `docker run -v <host>:<container>`, the activation's shell lines, systemd's unit lines. Security
+ * issue "a service's own account never becomes root": `data:/etc` became
+ * `-v …/shared/data:/etc:/app/data:/etc`, the host's /etc in the container. One rule refuses
+ * such a path, in the stack config and in the Service provider's check, before anything runs.
+ */
+
+const sharedCfg = (shared: unknown) => ({
+  hosts: { web1: web1Host() },
+  services: { web: { ...webService(), shared } },
+});
+
+const sharedSpec = serviceSpec({
+  name: "web",
+  connection: { host: "127.0.0.11", port: 22, user: "root", privateKey: "K", hostKey: "ssh-ed25519 AAAA" },
+  source: { path: path.resolve(__dirname, "..", "fixtures", "apps", "pyapp") },
+  start: "python3 app.py",
+  health: { url: "http://127.0.0.1:8080/health" },
+});
+const providerFailures = (shared: unknown) =>
+  checkServiceInputs({ ...sharedSpec, shared } as never).map((f) => `${f.property}: ${f.reason}`);
+
+/** Each bad path, and what its refusal must say (the fix is always the allowed characters). */
+const SHARED_REFUSED: readonly [string, RegExp][] = [
+  ["data:/etc", /must not contain ':': docker -v reads it as the end of the host path/],
+  ["data/x:ro", /must not contain ':'/],
+  ["data\n/etc", /must not contain a control character \(found "\\n"\)/],
+  ["data\tx", /must not contain a control character \(found "\\t"\)/],
+  ["data\rx", /control character/],
+  ["a\u0085b", /control character/],
+  ["-rf", /no part may start with '-' \(found "-rf"\)/],
+  ["data/--help", /no part may start with '-' \(found "--help"\)/],
+  ["a,readonly", /must not contain ',': docker --mount/],
+  ["a b", /must not contain " "/],
+  ["$(id)", /must not contain "\$"/],
+  ["a%n", /must not contain "%"/],
+  ["a'b", /must not contain "'"/],
+  ["a\\b", /must not contain "\\\\"/],
+  ["a=b", /must not contain "="/],
+  ["dätä", /must not contain "ä"/],
+];
+
+const SHARED_ALLOWED = ["data/uploads", "config/extra.ini", ".env.local", "a_b@c+d-e.f", "data-2/x.y", "logs"];
+
+describe("shared: paths are plain relative paths (one rule: config and provider)", () => {
+  it("refuses ':', control characters, a part starting with '-', ',' and any other syntax, naming the field and the fix", () => {
+    for (const [bad, why] of SHARED_REFUSED) {
+      for (const shared of [{ dirs: [bad] }, { files: { [bad]: "" } }]) {
+        const found = configProblems(sharedCfg(shared));
+        const at = formatFieldPath(["services", "web", "shared", ...("dirs" in shared ? ["dirs", 0] : ["files", bad])]);
+        const mine = found.filter((p) => p.startsWith(`${at}: `));
+        assert.ok(
+          mine.some((p) => why.test(p)),
+          `${JSON.stringify(bad)}: ${found.join("\n")}`,
+        );
+        assert.ok(
+          mine.every((p) => /use only letters, digits and _ \. @ \+ - in its parts \(e\.g\. "data\/uploads"/.test(p)),
+          `${JSON.stringify(bad)}: the message shows the fix: ${mine.join("\n")}`,
+        );
+      }
+    }
+  });
+
+  it("the Service provider's check refuses the same paths at the same fields (direct users of the component)", () => {
+    for (const [bad, why] of SHARED_REFUSED) {
+      const dirs = providerFailures({ dirs: [bad], files: {} });
+      assert.ok(
+        dirs.some((f) => f.startsWith("shared.dirs[0]: ") && why.test(f)),
+        `${JSON.stringify(bad)}: ${dirs.join("\n")}`,
+      );
+      const files = providerFailures({ dirs: [], files: { [bad]: "" } });
+      assert.ok(files.length > 0 && files.every((f) => f.startsWith("shared.files")), files.join("\n"));
+    }
+  });
+
+  it("keeps ordinary relative paths, in the config and the provider", () => {
+    assert.deepEqual(
+      configProblems(sharedCfg({ dirs: SHARED_ALLOWED.slice(0, 3), files: { "x/y.ini": "", ".envrc": "a" } })),
+      [],
+    );
+    assert.deepEqual(
+      providerFailures({ dirs: ["data/uploads", ".env.local"], files: { "config/extra.ini": "a=1" } }),
+      [],
+    );
+    for (const p of SHARED_ALLOWED) assert.deepEqual(configProblems(sharedCfg({ dirs: [p] })), [], p);
+  });
+
+  it("an allowed path mounts as exactly one host:container pair", () => {
+    const start = startCommand(
+      { name: "agent", root: "/srv/f", shared: { dirs: SHARED_ALLOWED, files: {}, containerDir: "/app" } },
+      { kind: "image", imageId: `sha256:${"a".repeat(64)}` } as never,
+      [],
+    );
+    const mounts = [...start.matchAll(/ -v (\S+)/g)].map((m) => m[1]!);
+    assert.equal(mounts.length, SHARED_ALLOWED.length);
+    for (const m of mounts) assert.equal(m.split(":").length, 2, m);
+  });
+});
+
+/**
+ * Where a backup set's files live (security issue "a service's own account never becomes
+ * root"): the default was `<root>/<name>/backups`, the folder of a service named like the set,
+ * which that service's delete (`rm -rf` of its folder) removed, deleteBackupsOnDestroy: false
+ * or not. The default is now `<root>/.backups/<name>`, and the stack config refuses a service
+ * whose folder holds a set's backups.
+ */
+
+const backupCfg = (services: Record<string, Record<string, unknown>>, backupHost = "web1") => ({
+  hosts: { web1: web1Host(), web2: { ...web1Host(), address: "127.0.0.12" } },
+  services: Object.fromEntries(Object.entries(services).map(([k, v]) => [k, { ...webService(), ...v }])),
+  backups: { "aether-db": { host: backupHost, sqlite: { path: "/srv/fleet/aether-db/shared/data/a.db" } } },
+});
+
+describe("backup sets live outside every service's folder", () => {
+  it("the default directory is in no service's folder under the same root: no service name starts with '.'", () => {
+    const dir = defaultBackupsDir("/srv/fleet", "aether-db");
+    assert.equal(dir, "/srv/fleet/.backups/aether-db");
+    assert.ok(!isInsideDir(dir, serviceLayout("/srv/fleet", "aether-db", "aether-db").dir));
+    // A service cannot be called `.backups` (and so own that folder).
+    const named = configProblems(backupCfg({ [BACKUPS_FOLDER]: {} }));
+    assert.ok(
+      named.some((p) => p.includes("not starting with '.' or '-'")),
+      named.join("\n"),
+    );
+  });
+
+  it("a service named like the set, on its host, is accepted: its folder no longer holds the backups", () => {
+    assert.deepEqual(configProblems(backupCfg({ "aether-db": {} })), []);
+  });
+
+  it("refuses a service whose folder (another root) holds a set's backups, naming the field and the fix", () => {
+    for (const [svc, root] of [
+      ["fleet", "/srv"],
+      ["aether-db", "/srv/fleet/.backups"],
+      ["fleet", "/srv/"],
+    ] as const) {
+      const found = configProblems(backupCfg({ [svc]: { root } }));
+      assert.equal(found.length, 1, found.join("\n"));
+      assert.match(
+        found[0]!,
+        new RegExp(
+          `^services\\.${svc}\\.root: on host "web1" the folder of services\\.${svc} \\(.*\\) holds the backups of backups\\.aether-db \\(/srv/fleet/\\.backups/aether-db\\), and deleting the service would delete them; give services\\.${svc} another root`,
+        ),
+      );
+    }
+    // On another host, or with several hosts none of which is the set's: no overlap.
+    assert.deepEqual(configProblems(backupCfg({ fleet: { root: "/srv", host: "web2" } })), []);
+    assert.deepEqual(configProblems(backupCfg({ fleet: { root: "/srv", host: undefined, hosts: ["web2"] } })), []);
+    assert.equal(
+      configProblems(backupCfg({ fleet: { root: "/srv", host: undefined, hosts: ["web2", "web1"] } })).length,
+      1,
+    );
+    // Merely beside it: accepted.
+    assert.deepEqual(configProblems(backupCfg({ other: { root: "/srv/fleet/.backups" } })), []);
   });
 });

@@ -2,7 +2,13 @@ import { strict as assert } from "assert";
 import { parseFleetConfig } from "../../config/schema";
 import { planProxy } from "../../model/proxy";
 import { planService } from "../../source/plan";
-import { routeServesPath, proxyActivateLines, proxyRestoreLines } from "../../commands/service-proxy";
+import {
+  routeServesPath,
+  proxyActivateLines,
+  proxyRestoreLines,
+  proxySwitchScript,
+} from "../../commands/service-proxy";
+import { serverConfig, serverKey } from "../../commands/proxy";
 import { checkServiceInputs } from "../../providers/service/check";
 import { withBlock, zeroDowntimeBlock } from "../../bench/results-block";
 import { configProblems, refusedConfigProblems, web1Host, webService } from "../support/config-fixtures";
@@ -138,5 +144,94 @@ describe("proxy: in the config and the plan (zero-downtime releases)", () => {
     const twice = withBlock(once, "zd 2");
     assert.equal(twice.includes("zd 1"), false);
     assert.equal(twice.startsWith("# compare\n"), true);
+  });
+});
+
+/**
+ * `proxy.listen` (model/rules/proxy.ts): the address fleet's Caddy binds, joined with the port.
+ * Security issue "a service's own account never becomes root": it took `::1`, `...` and `1.2.3`
+ * and rendered `"::1:8080"`. Only "" (every address), a dotted-quad IPv4 address, or an IPv6
+ * address in brackets; IPv6 is rendered in brackets wherever the port follows.
+ */
+
+const listenCfg = (listen: unknown) => ({
+  hosts: { web1: { ...web1Host(), bootstrap: { proxy: true } } },
+  services: { web: { ...webService(), proxy: { listen, port: 8080 } } },
+});
+
+const LISTEN_ACCEPTED: readonly [string, string][] = [
+  ["", ":8080"],
+  ["127.0.0.5", "127.0.0.5:8080"],
+  ["0.0.0.0", "0.0.0.0:8080"],
+  ["255.255.255.255", "255.255.255.255:8080"],
+  ["10.0.0.1", "10.0.0.1:8080"],
+  ["[::1]", "[::1]:8080"],
+  ["[::]", "[::]:8080"],
+  ["[2001:db8::5]", "[2001:db8::5]:8080"],
+  ["[::ffff:192.0.2.1]", "[::ffff:192.0.2.1]:8080"],
+];
+
+const LISTEN_REFUSED: readonly [unknown, RegExp][] = [
+  ["::1", /an IPv6 address goes in brackets: "\[::1\]"/],
+  ["2001:db8::5", /goes in brackets: "\[2001:db8::5\]"/],
+  ["...", /must be an IP address: "127\.0\.0\.5" \(IPv4\), "\[::1\]" \(IPv6, in brackets\) or "" \(every address\)/],
+  ["1.2.3", /must be an IP address: "127\.0\.0\.5"/],
+  ["1.2.3.4.5", /must be an IP address/],
+  ["256.0.0.1", /must be an IP address/],
+  ["01.2.3.4", /must be an IP address/],
+  ["1.2.3.", /must be an IP address/],
+  ["localhost", /must be an IP address/],
+  ["[::1", /must be an IP address/],
+  ["[1.2.3.4]", /"1\.2\.3\.4" is not an IPv6 address \(e\.g\. "\[::1\]"/],
+  ["[::g]", /is not an IPv6 address/],
+  ["[fe80::1%eth0]", /is not an IPv6 address/],
+  ["[]", /is not an IPv6 address/],
+  ["127.0.0.5:80", /is the address alone: give "127\.0\.0\.5" here and the port as proxy\.port \(80\)/],
+  ["[::1]:80", /give "\[::1\]" here and the port as proxy\.port/],
+  [":80", /must be an IP address/],
+  ["1.2.3.4\n", /must be an IP address/],
+];
+
+describe("proxy.listen: an IPv4 address, an IPv6 address in brackets, or every address", () => {
+  it("refuses anything else at services.<name>.proxy.listen, with a valid example", () => {
+    for (const [bad, why] of LISTEN_REFUSED) {
+      const problems = configProblems(listenCfg(bad));
+      assert.ok(
+        problems.some((p) => p.startsWith("services.web.proxy.listen: ") && why.test(p)),
+        `${JSON.stringify(bad)}: ${problems.join("\n")}`,
+      );
+    }
+  });
+
+  it("accepts the valid forms, and the proxy listens on <address>:<port> with IPv6 in brackets", () => {
+    for (const [listen, rendered] of LISTEN_ACCEPTED) {
+      const parsed = parseFleetConfig(listenCfg(listen)).services["web"]!.proxy!;
+      const spec = planProxy(parsed, 30_000);
+      assert.deepEqual(serverConfig(spec)["listen"], [rendered], listen);
+      assert.match(serverKey(spec), /^fleet-[A-Za-z0-9_]+-8080$/, listen);
+    }
+  });
+
+  it("the provider takes the planned spec (IPv6 without brackets) and refuses what the config refuses", () => {
+    const service = (listen: string) =>
+      serviceSpec({
+        name: "web",
+        connection: { host: "127.0.0.11", port: 22, user: "root", privateKey: "K", hostKey: "ssh-ed25519 AAAA" },
+        source: { path: path.resolve(__dirname, "..", "fixtures", "apps", "pyapp") },
+        start: "python3 app.py",
+        health: { url: "http://127.0.0.1:8080/health" },
+        proxy: { listen, port: 8080 },
+      });
+    for (const [listen] of LISTEN_ACCEPTED) assert.deepEqual(checkServiceInputs(service(listen) as never), [], listen);
+    const v6 = service("[::1]");
+    assert.equal(v6.proxy!.listen, "::1");
+    // The switch's probe through the proxy reaches it as a URL: one pair of brackets.
+    const script = proxySwitchScript(v6, serviceLayout(v6.root, v6.name, v6.unitName), "token");
+    assert.ok(script.includes("http://[::1]:8080/health"), script);
+    assert.ok(!script.includes("[["), "no double brackets");
+    for (const [bad] of LISTEN_REFUSED.filter(([b]) => typeof b === "string" && !/^[0-9a-f:]*:[0-9a-f:]*$/i.test(b))) {
+      const failures = checkServiceInputs(service(bad as string) as never).map((f) => f.property);
+      assert.deepEqual(failures, ["proxy.listen"], JSON.stringify(bad));
+    }
   });
 });
