@@ -1,9 +1,11 @@
 /**
  * Who may use the dashboard (issue 21): loopback only unless `--listen` is given, and then only
- * with the token (printed at start, or given in $FLEET_DASHBOARD_TOKEN); every action is a POST
- * carrying the page's CSRF token, from the dashboard's own origin. Pure checks, tested directly.
+ * with the token (printed at start, or given in $FLEET_DASHBOARD_TOKEN); off loopback only over
+ * TLS, so that the token never crosses the network in clear; every action is a POST carrying the
+ * page's CSRF token, from the dashboard's own origin. Pure checks, tested directly.
  */
 import { randomBytes, timingSafeEqual } from "crypto";
+import { BlockList, isIP } from "net";
 
 export const DEFAULT_PORT = 8377;
 export const TOKEN_ENV = "FLEET_DASHBOARD_TOKEN";
@@ -32,6 +34,58 @@ export function listenOf(listen: string | undefined, port: string | undefined): 
   const p = portOf(m[3]!);
   if (typeof p === "string") return `--listen: ${p}`;
   return { host: m[1] ?? m[2]!, port: p, tokenRequired: true };
+}
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet("127.0.0.0", 8, "ipv4");
+LOOPBACK.addAddress("::1", "ipv6");
+
+/**
+ * Whether a `--listen` address is loopback: in 127.0.0.0/8 or ::1 (an IPv4-mapped
+ * `::ffff:127.x.y.z` too). A name is not, `localhost` included: what it resolves to is the
+ * resolver's, not this check's, to say.
+ */
+export function isLoopback(host: string): boolean {
+  const family = isIP(host);
+  return family !== 0 && LOOPBACK.check(host, family === 4 ? "ipv4" : "ipv6");
+}
+
+/** `--tls-cert <file>` and `--tls-key <file>` as given. */
+export interface TlsFlags {
+  readonly cert?: string | undefined;
+  readonly key?: string | undefined;
+}
+
+/** How the dashboard serves: plain HTTP, HTTPS with the given certificate and key, or not at all. */
+export type Serving =
+  | { readonly kind: "plain" }
+  | { readonly kind: "tls"; readonly cert: string; readonly key: string }
+  | { readonly kind: "refuse"; readonly why: string };
+
+/** Why plain HTTP is refused on `listen` (off loopback: the token and its cookie would cross the network in clear), or undefined. */
+export function plainHttpProblem(listen: Listen): string | undefined {
+  if (isLoopback(listen.host)) return undefined;
+  const addr = listen.host.includes(":") ? `[${listen.host}]` : listen.host;
+  return (
+    `--listen ${addr}:${listen.port} is off loopback, where plain HTTP would send the token and its cookie in clear: ` +
+    `give --tls-cert <file> --tls-key <file> (a PEM certificate and its key) to serve HTTPS, ` +
+    `or listen on loopback (127.0.0.1, [::1]) and reach it through an SSH tunnel (ssh -L 8377:127.0.0.1:8377 <host>)`
+  );
+}
+
+/**
+ * The decision: both TLS flags serve HTTPS, anywhere; one without the other is a usage problem;
+ * neither serves plain HTTP on loopback only and refuses elsewhere (README: Dashboard).
+ */
+export function servingOf(listen: Listen, tls: TlsFlags): Serving {
+  if (tls.cert !== undefined && tls.key !== undefined) return { kind: "tls", cert: tls.cert, key: tls.key };
+  if (tls.cert !== undefined || tls.key !== undefined)
+    return {
+      kind: "refuse",
+      why: `give both --tls-cert <file> and --tls-key <file>, not only ${tls.cert !== undefined ? "--tls-cert" : "--tls-key"}`,
+    };
+  const problem = plainHttpProblem(listen);
+  return problem ? { kind: "refuse", why: problem } : { kind: "plain" };
 }
 
 /** A fresh random token (URL-safe). */
@@ -94,15 +148,18 @@ export interface PostCheck {
   readonly csrf: string | undefined;
   readonly origin?: string | undefined;
   readonly host?: string | undefined;
+  /** How the dashboard serves (default http). */
+  readonly scheme?: "http" | "https";
 }
 
 /**
  * A POST is the page's own: it carries the page's CSRF token, and an Origin, when the browser
- * sends one, is this dashboard's (`http://<Host header>`). The refusal says which check failed.
+ * sends one, is this dashboard's (`<scheme>://<Host header>`). The refusal says which check failed.
  */
 export function csrfProblem(expected: string, p: PostCheck): string | undefined {
-  if (p.origin !== undefined && p.origin !== "null" && p.host !== undefined && p.origin !== `http://${p.host}`)
-    return `refused: the request came from ${p.origin}, not from this dashboard (http://${p.host})`;
+  const own = `${p.scheme ?? "http"}://${p.host}`;
+  if (p.origin !== undefined && p.origin !== "null" && p.host !== undefined && p.origin !== own)
+    return `refused: the request came from ${p.origin}, not from this dashboard (${own})`;
   if (p.origin === "null") return "refused: the request came from an opaque origin, not from this dashboard";
   if (!sameSecret(expected, p.csrf))
     return "refused: the form's CSRF token is missing or stale; reload the dashboard and try again";

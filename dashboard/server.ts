@@ -1,10 +1,12 @@
 /**
- * The dashboard's HTTP server (issue 21), on node:http: the three views (fleet, history,
+ * The dashboard's HTTP server (issue 21), on node:http, or node:https with a certificate (which
+ * off loopback it must have: auth.ts plainHttpProblem): the three views (fleet, history,
  * actions), the actions (POST, CSRF token, confirmation, one at a time), their output and the
  * logs as server-sent events. Every response passes the admission check (auth.ts) first.
  */
 import * as fs from "fs";
 import * as http from "http";
+import * as https from "https";
 import * as os from "os";
 import { driftedResources, driftVerdict } from "../decisions/drift";
 import { streamLogs } from "../operate/logs";
@@ -12,7 +14,7 @@ import type { OperatorConfig } from "../operate/targets";
 import { redact } from "../transport/redact";
 import { deploySelectionProblem, knownReleases, planAction, type ActionContext } from "./actions";
 import { CLIENT_JS, CSS, HTMX_FILE } from "./assets";
-import { admit, csrfProblem, hostAllowed, newToken, TOKEN_COOKIE, type Listen } from "./auth";
+import { admit, csrfProblem, hostAllowed, newToken, plainHttpProblem, TOKEN_COOKIE, type Listen } from "./auth";
 import { deployLogs, fleetCells, historyOf, type Where } from "./data";
 import { barsOf } from "./deploy-log";
 import {
@@ -33,6 +35,8 @@ export interface DashboardOptions {
   readonly listen: Listen;
   /** Required when `listen.tokenRequired`. */
   readonly token: string;
+  /** Serve HTTPS with this certificate and key (PEM). Required off loopback. */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
   readonly where: Where;
   readonly cwd: string;
   readonly env: NodeJS.ProcessEnv;
@@ -48,9 +52,12 @@ export class Dashboard {
   private drifted = new Set<string>();
   private driftNote = "No refresh preview yet: the cells compare the hosts with the stack's state.";
   readonly runner: ActionRunner;
-  private readonly server: http.Server;
+  private readonly server: http.Server | https.Server;
 
   constructor(private readonly o: DashboardOptions) {
+    // The script refuses first, as a usage error; this refuses any other caller, before any listen.
+    const plain = o.tls ? undefined : plainHttpProblem(o.listen);
+    if (plain) throw new Error(`dashboard: refused: ${plain}`);
     this.op = o.loadConfig();
     this.runner = new ActionRunner({
       cwd: o.cwd,
@@ -65,7 +72,7 @@ export class Dashboard {
         }
       },
     });
-    this.server = http.createServer((req, res) => {
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
       this.handle(req, res).catch((err: unknown) => {
         if (!res.headersSent)
           this.send(
@@ -75,7 +82,14 @@ export class Dashboard {
           );
         else res.end();
       });
-    });
+    };
+    this.server = o.tls
+      ? https.createServer({ cert: o.tls.cert, key: o.tls.key }, handler)
+      : http.createServer(handler);
+  }
+
+  private get scheme(): "http" | "https" {
+    return this.o.tls ? "https" : "http";
   }
 
   listen(): Promise<string> {
@@ -83,7 +97,7 @@ export class Dashboard {
       this.server.once("error", reject);
       this.server.listen(this.o.listen.port, this.o.listen.host, () => {
         const host = this.o.listen.host.includes(":") ? `[${this.o.listen.host}]` : this.o.listen.host;
-        resolve(`http://${host}:${this.o.listen.port}/`);
+        resolve(`${this.scheme}://${host}:${this.o.listen.port}/`);
       });
     });
   }
@@ -147,7 +161,7 @@ export class Dashboard {
       // The token leaves the address bar (and the history) for an HttpOnly cookie.
       url.searchParams.delete("token");
       res.writeHead(303, {
-        "Set-Cookie": `${TOKEN_COOKIE}=${encodeURIComponent(this.o.token)}; HttpOnly; SameSite=Strict; Path=/`,
+        "Set-Cookie": `${TOKEN_COOKIE}=${encodeURIComponent(this.o.token)}; HttpOnly; SameSite=Strict; Path=/${this.o.tls ? "; Secure" : ""}`,
         Location: url.pathname + url.search,
       });
       res.end();
@@ -275,7 +289,12 @@ export class Dashboard {
     const body = await readBody(req);
     if (body === undefined) return this.problem(res, 413, "Bad input", `the form is larger than ${MAX_BODY} bytes`);
     const form = Object.fromEntries(new URLSearchParams(body)) as Record<string, string | undefined>;
-    const refused = csrfProblem(this.csrf, { csrf: form["csrf"], origin: req.headers.origin, host: req.headers.host });
+    const refused = csrfProblem(this.csrf, {
+      csrf: form["csrf"],
+      origin: req.headers.origin,
+      host: req.headers.host,
+      scheme: this.scheme,
+    });
     if (refused) return this.problem(res, 403, "Refused", `${refused}. Nothing was run.`);
     const { entries } = historyOf(this.o.where);
     const ctx: ActionContext = {

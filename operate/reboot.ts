@@ -1,17 +1,28 @@
 /**
  * `npm run reboot` (issue 20): a rolling reboot. Every host is read first (its boot, its
- * services' deploy locks); any refusal reboots nothing. Then batch by batch: reboot, wait for a
- * new boot over a new SSH connection, then for each service's health gate, all within the wait;
- * a host that does not come back stops the run before the next batch.
+ * services' deploy locks); any refusal reboots nothing. Then batch by batch: take every deploy
+ * lock on the batch's hosts (all or none: a deploy that started since is a refusal), reboot, wait
+ * for a new boot over a new SSH connection, then for each service's health gate, all within the
+ * wait, then release the locks (whatever happened); a host that does not come back stops the run
+ * before the next batch.
  */
+import * as crypto from "crypto";
+import * as os from "os";
 import {
   bootScript,
   probedHealth,
   rebootHealthScript,
+  rebootLockScript,
+  rebootLocksReadScript,
+  rebootRelockScript,
   rebootScript,
+  rebootUnlockScript,
+  type BootHold,
   type RebootHealthTarget,
+  type RebootLockTarget,
 } from "../commands/reboot";
 import { decodeBase64, parseFacts } from "../commands/facts";
+import { EXIT, type LockOwner } from "../commands/service";
 import { statusScript } from "../commands/status";
 import {
   backVerdict,
@@ -28,8 +39,9 @@ import { isFleetError } from "../model/errors";
 import { judge } from "../providers/service/gate";
 import { healthSpec } from "../source/plan";
 import type { SshConnection } from "../transport/connection";
+import { exitError } from "../transport/errors";
 import { redact } from "../transport/redact";
-import { connectionKey, exec, runScript, transportStats } from "../transport/ssh";
+import { connectionKey, exec, presence, runScript, transportStats } from "../transport/ssh";
 import { operatorConnection, placementsOf, servicesOn, type OperatorConfig } from "./targets";
 
 export interface RebootRun {
@@ -44,7 +56,13 @@ export interface RebootRun {
 
 export type RebootOutcome =
   | { readonly kind: "done" }
-  | { readonly kind: "refused"; readonly problems: readonly string[] }
+  | {
+      readonly kind: "refused";
+      readonly problems: readonly string[];
+      /** Hosts rebooted before the refusal (a batch's locks were taken when it came). */
+      readonly rebooted: readonly string[];
+      readonly untouched: readonly string[];
+    }
   | {
       readonly kind: "stopped";
       readonly notBack: readonly { readonly host: string; readonly waitingFor: Waiting }[];
@@ -59,6 +77,8 @@ interface Prepared {
   readonly boot: BootIdentity;
   readonly services: readonly RebootHealthTarget[];
   readonly notDeployed: readonly string[];
+  /** Every service's deploy lock on it, deployed or not (a first deploy waits too). */
+  readonly locks: readonly RebootLockTarget[];
 }
 
 const POLL_MS = 1000;
@@ -94,8 +114,8 @@ async function prepare(op: OperatorConfig, host: string): Promise<{ readiness: H
     if (!boot.ok) return { readiness: { host, problem: `unreachable: ${boot.error}`, locked: [] } };
     const services: RebootHealthTarget[] = [];
     const notDeployed: string[] = [];
-    const locked: { service: string; holder: string }[] = [];
-    for (const t of targetsOn(op, host)) {
+    const targets = targetsOn(op, host);
+    for (const t of targets) {
       const r = await exec(conn, "/bin/sh -s", {
         step: "reboot-status",
         stdin: statusScript({
@@ -111,12 +131,98 @@ async function prepare(op: OperatorConfig, host: string): Promise<{ readiness: H
       const f = parseFacts(r.stdout).one;
       if (f["deployed"] !== "1") notDeployed.push(t.service);
       else services.push(t);
-      const holder = decodeBase64(f["locked"]).trim();
-      if (f["locked"] !== undefined) locked.push({ service: t.service, holder });
     }
-    return { readiness: { host, locked }, prepared: { host, conn, boot: boot.boot, services, notDeployed } };
+    const locks = targets.map(({ root, service, unitName }) => ({ root, service, unitName }));
+    const held = await exec(conn, "/bin/sh -s", {
+      step: "reboot-locks",
+      stdin: rebootLocksReadScript(locks),
+      timeoutMs: 20_000,
+      secrets: op.secrets,
+    });
+    const locked = (parseFacts(held.stdout).all["held"] ?? []).map((line) => {
+      const [service = "", holder] = line.split(" ");
+      return { service, holder: decodeBase64(holder).trim() };
+    });
+    return { readiness: { host, locked }, prepared: { host, conn, boot: boot.boot, services, notDeployed, locks } };
   } catch (err) {
     return { readiness: { host, problem: `could not be read: ${firstLine(err)}`, locked: [] } };
+  }
+}
+
+/** Who the reboot is in the locks it takes: a deploy's owner, release `reboot`; one token per run. */
+function rebootOwner(): LockOwner {
+  return {
+    who: `${os.userInfo().username}@${os.hostname()}`,
+    machine: os.hostname(),
+    pid: process.pid,
+    since: new Date().toISOString(),
+    release: "reboot",
+    token: crypto.randomBytes(8).toString("hex"),
+  };
+}
+
+const sayFor = (run: RebootRun, host: string, secrets: readonly string[]) => (line: string) =>
+  run.print(redact(`${host}: ${line}`, secrets));
+
+/**
+ * Takes every deploy lock on the host for the reboot (all or none), naming this process's
+ * presence there. A lock someone else holds: the host's refusal (nothing taken); a failure throws.
+ */
+async function lockHost(
+  p: Prepared,
+  owner: LockOwner,
+  run: RebootRun,
+  secrets: readonly string[],
+): Promise<HostReadiness | undefined> {
+  if (p.locks.length === 0) return undefined;
+  const here = await presence(p.conn).catch(() => undefined);
+  const script = rebootLockScript(p.locks, { ...owner, ...(here ? { presence: here } : {}) });
+  const r = await runScript(p.conn, script, { step: "reboot-lock", timeoutMs: 30_000, secrets }, false);
+  const f = parseFacts(r.stdout);
+  if (r.code === EXIT.locked)
+    return {
+      host: p.host,
+      locked: [{ service: f.one["held"] ?? "?", holder: decodeBase64(f.one["held_by"]).trim() }],
+    };
+  if (r.code !== 0) throw exitError(connectionKey(p.conn), "reboot-lock", "/bin/sh -s (reboot-lock)", r, secrets);
+  const say = sayFor(run, p.host, secrets);
+  for (const s of f.all["took_over"] ?? []) say(`took over ${s}'s deploy lock from a reboot that is gone`);
+  say(`holding the deploy locks of ${(f.all["took"] ?? []).join(", ")}`);
+  return undefined;
+}
+
+/** Once the host is back: the locks name this process's presence on the new boot; the boot hold ends. */
+async function relockHost(p: Prepared, hold: BootHold, run: RebootRun, secrets: readonly string[]): Promise<void> {
+  const say = sayFor(run, p.host, secrets);
+  try {
+    const here = await presence(p.conn).catch(() => undefined);
+    const step = { step: "reboot-relock", timeoutMs: 30_000, secrets };
+    const r = await runScript(p.conn, rebootRelockScript(hold, here), step, false);
+    if (r.code !== 0) throw exitError(connectionKey(p.conn), "reboot-relock", "/bin/sh -s (reboot-relock)", r, secrets);
+    const lost = parseFacts(r.stdout).all["lost"] ?? [];
+    if (lost.length > 0)
+      say(`the deploy locks of ${lost.join(", ")} are no longer this reboot's: taken over while it booted`);
+    if (!here) say("no presence on the new boot: the boot hold keeps the deploy locks until they are released");
+  } catch (err) {
+    say(`could not name this run in its deploy locks again (${firstLine(err)}): the boot hold keeps them`);
+  }
+}
+
+/** Releases the reboot's locks on the host (only its own) and ends the boot hold; never throws. */
+async function unlockHost(p: Prepared, hold: BootHold, run: RebootRun, secrets: readonly string[]): Promise<void> {
+  if (hold.targets.length === 0) return;
+  const say = sayFor(run, p.host, secrets);
+  try {
+    const step = { step: "reboot-unlock", timeoutMs: 30_000, secrets };
+    const r = await runScript(p.conn, rebootUnlockScript(hold), step, false);
+    if (r.code !== 0) throw exitError(connectionKey(p.conn), "reboot-unlock", "/bin/sh -s (reboot-unlock)", r, secrets);
+    const released = parseFacts(r.stdout).all["released"] ?? [];
+    if (released.length > 0) say(`released the deploy locks of ${released.join(", ")}`);
+  } catch (err) {
+    say(
+      `could not release its deploy locks (${firstLine(err)}): a deploy takes them over once this run has ended, ` +
+        `and a boot after the wait (${run.wait}) releases them`,
+    );
   }
 }
 
@@ -155,8 +261,13 @@ async function probe(
 }
 
 /** Reboots one host and waits until it is back (backVerdict) or the deadline; the last verdict. */
-async function rebootAndWait(p: Prepared, run: RebootRun, secrets: readonly string[]): Promise<BackVerdict> {
-  const say = (line: string) => run.print(redact(`${p.host}: ${line}`, secrets));
+async function rebootAndWait(
+  p: Prepared,
+  hold: BootHold,
+  run: RebootRun,
+  secrets: readonly string[],
+): Promise<BackVerdict> {
+  const say = sayFor(run, p.host, secrets);
   const started = Date.now();
   const deadline = started + run.waitMs;
   const key = connectionKey(p.conn);
@@ -164,7 +275,8 @@ async function rebootAndWait(p: Prepared, run: RebootRun, secrets: readonly stri
   say("rebooting");
   let refused: string | undefined;
   try {
-    const r = await runScript(p.conn, rebootScript(), { step: "reboot", timeoutMs: 30_000, secrets }, false);
+    const script = rebootScript(hold.targets.length > 0 ? hold : undefined);
+    const r = await runScript(p.conn, script, { step: "reboot", timeoutMs: 30_000, secrets }, false);
     if (r.code !== 0) refused = `the reboot command failed (exit ${r.code}): ${r.stderr.trim().slice(-300)}`;
   } catch (err) {
     // The session closing under the reboot is expected; whether it rebooted, the boot id tells.
@@ -188,6 +300,7 @@ async function rebootAndWait(p: Prepared, run: RebootRun, secrets: readonly stri
   if (!ssh.ok || ssh.boot === p.boot) return verdict;
   const opened = (transportStats().opened[key] ?? 0) - openedBefore;
   say(`back after ${Math.round((Date.now() - started) / 1000)} s (new boot, ${opened} new SSH connection(s))`);
+  if (hold.targets.length > 0) await relockHost(p, hold, run, secrets);
   for (const t of p.services) {
     let last: ServiceHealthObservation = { service: t.service };
     while (Date.now() < deadline) {
@@ -208,13 +321,37 @@ async function rebootAndWait(p: Prepared, run: RebootRun, secrets: readonly stri
 export async function rollingReboot(op: OperatorConfig, run: RebootRun): Promise<RebootOutcome> {
   const read = await Promise.all(run.hosts.map((h) => prepare(op, h)));
   const problems = rebootRefusals(read.map((r) => r.readiness));
-  if (problems.length > 0) return { kind: "refused", problems };
+  if (problems.length > 0) return { kind: "refused", problems, rebooted: [], untouched: run.hosts };
   const prepared = new Map(read.map((r) => [r.prepared!.host, r.prepared!]));
   const batches = rebootBatches(run.hosts, run.batch);
+  const owner = rebootOwner();
+  const rebooted: string[] = [];
   for (const [i, batch] of batches.entries()) {
     const untouched = batches.slice(i + 1).flat();
-    // Every host of the batch is waited for (settled), so none is left rebooting unobserved.
-    const settled = await Promise.allSettled(batch.map((h) => rebootAndWait(prepared.get(h)!, run, op.secrets)));
+    const hosts = batch.map((h) => prepared.get(h)!);
+    const holds = new Map(hosts.map((p) => [p.host, { targets: p.locks, token: owner.token, waitMs: run.waitMs }]));
+    const unlockAll = () => Promise.all(hosts.map((p) => unlockHost(p, holds.get(p.host)!, run, op.secrets)));
+    // The batch's locks, all or none: a deploy that started since the read refuses the batch.
+    const locking = await Promise.allSettled(hosts.map((p) => lockHost(p, owner, run, op.secrets)));
+    const refusals = locking.flatMap((r) => (r.status === "fulfilled" && r.value ? [r.value] : []));
+    const lockFailed = locking.flatMap((r, j) => (r.status === "rejected" ? [{ host: batch[j]!, err: r.reason }] : []));
+    if (refusals.length > 0 || lockFailed.length > 0) {
+      await unlockAll();
+      if (refusals.length > 0)
+        return { kind: "refused", problems: rebootRefusals(refusals), rebooted, untouched: [...batch, ...untouched] };
+      return {
+        kind: "failed",
+        host: lockFailed.map((f) => f.host).join(", "),
+        error: redact(lockFailed.map((f) => `${f.host}: ${firstLine(f.err)}`).join("; "), op.secrets),
+        untouched: [...batch, ...untouched],
+      };
+    }
+    // Every host of the batch is waited for (settled), so none is left rebooting unobserved; its
+    // locks are released after its health ran, or after it failed.
+    const settled = await Promise.allSettled(
+      hosts.map((p) => rebootAndWait(p, holds.get(p.host)!, run, op.secrets)),
+    ).finally(unlockAll);
+    rebooted.push(...batch);
     const failed = settled.flatMap((r, j) => (r.status === "rejected" ? [{ host: batch[j]!, err: r.reason }] : []));
     if (failed.length > 0) {
       const error = failed.map((f) => `${f.host}: ${firstLine(f.err)}`).join("; ");

@@ -4,15 +4,17 @@
  * the stack's history with a chart of deploy durations, and the actions (preview, deploy, roll
  * back, pin, tail logs), which run `npm run deploy` / `npm run rollback` / the CLI as child
  * processes. Loopback only, unless --listen: then a token is required (printed here, or given in
- * $FLEET_DASHBOARD_TOKEN).
+ * $FLEET_DASHBOARD_TOKEN), and off loopback HTTPS (--tls-cert, --tls-key): without them it refuses.
  */
+import * as fs from "fs";
 import * as os from "os";
+import * as tls from "tls";
 import { argsOrExit, parseCommandLine, usageProblem, USAGE_EXIT, type ScriptSpec } from "../config/cli-args";
 import { projectNameOf } from "../config/stack-file";
 import { loadOperatorConfig } from "../operate/targets";
 import { defaultBackendDir } from "../rollback/commands";
 import { runOperatorScript } from "../operate/main";
-import { listenOf, newToken, TOKEN_ENV } from "../dashboard/auth";
+import { listenOf, newToken, servingOf, TOKEN_ENV } from "../dashboard/auth";
 import { Dashboard } from "../dashboard/server";
 
 const FLAGS = {
@@ -20,20 +22,29 @@ const FLAGS = {
   listen: {
     type: "string",
     value: "addr:port",
-    help: `listen there instead (e.g. 0.0.0.0:8377): a token is then required, $${TOKEN_ENV} or one printed at start`,
+    help: `listen there instead (e.g. 0.0.0.0:8377): a token is then required, $${TOKEN_ENV} or one printed at start; off loopback, HTTPS only (--tls-cert, --tls-key)`,
   },
+  "tls-cert": {
+    type: "string",
+    value: "file",
+    help: "serve HTTPS with this certificate (PEM, its chain after it); required with --listen off loopback",
+  },
+  "tls-key": { type: "string", value: "file", help: "the certificate's private key (PEM)" },
 } as const;
 
 const SPEC: ScriptSpec<typeof FLAGS> = {
   name: "dashboard",
   summary: "the deployment dashboard in a browser: the fleet, the history, and deploy / roll back / pin / logs",
-  usage: ["[--stack <name>] [--port 8377]", "--listen <addr:port> [--stack <name>]"],
+  usage: [
+    "[--stack <name>] [--port 8377]",
+    "--listen <addr:port> [--tls-cert <file> --tls-key <file>] [--stack <name>]",
+  ],
   flags: FLAGS,
   positionals: 0,
   exitCodes: [
     "0 stopped (Ctrl-C)",
     "1 could not listen, or failed",
-    `${USAGE_EXIT} invalid config or usage: nothing was served`,
+    `${USAGE_EXIT} invalid config or usage (--listen off loopback without --tls-cert and --tls-key, or a certificate or key that cannot be read): nothing was served`,
   ],
 };
 
@@ -42,6 +53,19 @@ async function main(): Promise<number> {
   if (typeof args === "number") return args;
   const listen = listenOf(args.flags.listen, args.flags.port);
   if (typeof listen === "string") return argsOrExit(usageProblem(SPEC.name, listen));
+  // Before anything else, and before any listen: off loopback, HTTPS or nothing.
+  const serving = servingOf(listen, { cert: args.flags["tls-cert"], key: args.flags["tls-key"] });
+  if (serving.kind === "refuse") return argsOrExit(usageProblem(SPEC.name, serving.why));
+  let pem: { cert: Buffer; key: Buffer } | undefined;
+  if (serving.kind === "tls") {
+    try {
+      pem = { cert: fs.readFileSync(serving.cert), key: fs.readFileSync(serving.key) };
+      tls.createSecureContext(pem);
+    } catch (err) {
+      const why = (err as Error).message;
+      return argsOrExit(usageProblem(SPEC.name, `--tls-cert ${serving.cert} --tls-key ${serving.key}: ${why}`));
+    }
+  }
   const given = process.env[TOKEN_ENV];
   const token = listen.tokenRequired ? given || newToken() : "";
   let backendDir: string | undefined;
@@ -54,6 +78,7 @@ async function main(): Promise<number> {
   const dashboard = new Dashboard({
     listen,
     token,
+    ...(pem ? { tls: pem } : {}),
     where: { stack: args.stack, project: projectNameOf(args.cwd), backendDir },
     cwd: args.cwd,
     env: process.env,

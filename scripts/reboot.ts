@@ -33,7 +33,7 @@ const SPEC = {
     "0 every host rebooted, came back and every service on it passed its health gate",
     "1 failed (a reboot command failed, or an unexpected error): later hosts were not rebooted",
     `${NOT_BACK_EXIT} a host did not come back (SSH, a new boot, or a service's health) within --wait: later hosts were not rebooted`,
-    `${REFUSED_EXIT} refused, nothing rebooted: a deploy is running on a host, or a host cannot be reached or read`,
+    `${REFUSED_EXIT} refused: a deploy is running on a host, or a host cannot be reached or read (nothing rebooted); or a deploy took a lock of the next batch's hosts during the run (that batch and later ones not rebooted)`,
     `${USAGE_EXIT} invalid config or usage (an unknown host names the known ones): nothing was rebooted`,
   ],
 } as const satisfies ScriptSpec<Record<string, { type: "string"; value: string; help: string }>>;
@@ -55,7 +55,17 @@ async function main(): Promise<number> {
       console.log(`reboot: done: ${hosts.join(", ")} rebooted and healthy`);
       return 0;
     case "refused":
-      console.error(["reboot: refused, nothing was rebooted:", ...outcome.problems.map((p) => `  ${p}`)].join("\n"));
+      console.error(
+        [
+          outcome.rebooted.length === 0 ? "reboot: refused, nothing was rebooted:" : "reboot: refused:",
+          ...outcome.problems.map((p) => `  ${p}`),
+          ...(outcome.rebooted.length === 0
+            ? []
+            : [
+                `reboot: stopped; rebooted: ${outcome.rebooted.join(", ")}; not rebooted: ${outcome.untouched.join(", ")}`,
+              ]),
+        ].join("\n"),
+      );
       return REFUSED_EXIT;
     case "stopped":
       console.error(stoppedReport(outcome.notBack, outcome.untouched, args.flags.wait ?? DEFAULT_WAIT));

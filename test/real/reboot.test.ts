@@ -9,6 +9,7 @@
 import { strict as assert } from "assert";
 import { execFile, spawn } from "child_process";
 import * as fs from "fs";
+import * as http from "http";
 import * as os from "os";
 import * as path from "path";
 import { promisify } from "util";
@@ -92,14 +93,17 @@ function project(config: Record<string, unknown>): { dir: string; env: NodeJS.Pr
   return { dir, env: { ...process.env, PATH: `${bin}:${process.env["PATH"]}`, FLEET_PULUMI_BIN_DIR: bin } };
 }
 
-function reboot(args: string[], dir: string, env: NodeJS.ProcessEnv) {
+function reboot(args: string[], dir: string, env: NodeJS.ProcessEnv, onStdout?: (text: string) => void) {
   return new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
     const child = spawn(TSX, [path.join(ROOT, "scripts", "reboot.ts"), "--stack", "t", "--cwd", dir, ...args], {
       env,
     });
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString("utf8")));
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString("utf8");
+      onStdout?.(stdout);
+    });
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
     child.on("close", (status) => resolve({ status: status ?? -1, stdout, stderr }));
   });
@@ -111,6 +115,7 @@ describe("npm run reboot (real servers: web2, web3)", function () {
   const resources: SimulatedResource[] = [];
   let dir: string;
   let env: NodeJS.ProcessEnv;
+  let host: (name: string) => Record<string, string>;
 
   before(async () => {
     provider = await ProviderHost.start();
@@ -131,7 +136,7 @@ describe("npm run reboot (real servers: web2, web3)", function () {
       );
     }
     const inv = loadInventory();
-    const host = (name: string) => ({
+    host = (name: string) => ({
       address: testHost(name, inv).address,
       privateKeyFile: inv.ssh_key,
       knownHostsFile: inv.known_hosts,
@@ -204,7 +209,7 @@ describe("npm run reboot (real servers: web2, web3)", function () {
     assert.equal(Number(after.web2.split(" ")[1]) < web2Service, true);
   });
 
-  it("stops at a host that never comes back, naming it and what it waited for; the next host is not rebooted", async () => {
+  it("stops at a host that never comes back, naming it and what it waited for; the next host is not rebooted; its locks go when it boots", async () => {
     const web2 = testHost("web2").container;
     const web3Before = await bootOf("web3");
     // The machine stays off: no restart policy, and no firmware watching.
@@ -227,7 +232,16 @@ describe("npm run reboot (real servers: web2, web3)", function () {
     assert.match(r.stderr, /^reboot: stopped; not rebooted: web3$/m);
     assert.doesNotMatch(r.stdout, /web3/);
     assert.equal(await bootOf("web3"), web3Before, "web3 was not rebooted");
+    assert.match(r.stdout, /^web2: holding the deploy locks of op-reboot$/m);
+    assert.match(r.stdout, /^web2: could not release its deploy locks \(.+\): a deploy takes them over/m);
     await waitHealthy("web2", healthUrl(DEPLOYED[0]));
+    // It booted after the run had given up on it: the boot hold released the reboot's locks.
+    const left = await sshRun(
+      "web2",
+      "ls -d /srv/fleet-test/op-reboot/.lock /etc/fleet/reboot-hold.sh /etc/systemd/system/fleet-reboot-hold.service 2>&1; journalctl -b -o cat -u fleet-reboot-hold.service",
+    );
+    assert.equal((left.stdout.match(/No such file or directory/g) ?? []).length, 3, left.stdout);
+    assert.match(left.stdout, /^released=op-reboot$/m, left.stdout);
   });
 
   it("refuses to reboot anything while a deploy holds a service's lock, naming host and service", async () => {
@@ -249,5 +263,96 @@ describe("npm run reboot (real servers: web2, web3)", function () {
     }
     assert.equal(await bootOf("web2"), web2Before);
     assert.equal(await bootOf("web3"), web3Before);
+  });
+  it("holds the host's deploy locks while it reboots it: a deploy is refused naming the reboot; released after the health ran", async () => {
+    const d = DEPLOYED[0];
+    await waitHealthy(d.host, healthUrl(d));
+    const bootBefore = await bootOf(d.host);
+    // The reboot's health gate, in this process: it answers once the test has tried its deploy.
+    let gateOpen = false;
+    const gatePort = 18967;
+    const gate = http.createServer((_req, res) => {
+      res.writeHead(gateOpen ? 200 : 503);
+      res.end(gateOpen ? "ok" : "closed");
+    });
+    await new Promise<void>((r) => gate.listen(gatePort, hostAddress(d.host), r));
+    const gated = project({
+      "fleet:hosts": { [d.host]: host(d.host) },
+      "fleet:services": {
+        [d.name]: {
+          host: d.host,
+          root: "/srv/fleet-test",
+          source: { path: "." },
+          start: "python3 app.py",
+          health: { url: `http://${hostAddress(d.host)}:${gatePort}/gate`, bodyContains: "ok" },
+        },
+      },
+    });
+    const deployInputs = serviceInputs({
+      name: d.name,
+      connection: connectionFor(d.host),
+      root: "/srv/fleet-test",
+      source: { git: new GitApp(path.resolve(__dirname, "..", "fixtures", "apps", "pyapp")).dir },
+      start: "python3 app.py",
+      env: { APP_HOST: hostAddress(d.host), APP_PORT: String(d.port), T_DURING_REBOOT: "1" },
+      health: { url: healthUrl(d) },
+    });
+    const stopFirmware = powerOnWhenStopped([testHost(d.host).container]);
+    let back: () => void = () => undefined;
+    const isBack = new Promise<void>((r) => (back = r));
+    try {
+      const running = reboot(["--hosts", d.host, "--wait", "3m"], gated.dir, gated.env, (out) => {
+        if (new RegExp(`^${d.host}: back after `, "m").test(out)) back();
+      });
+      await Promise.race([isBack, running]);
+      assert.notEqual(await bootOf(d.host), bootBefore, "the host is on its new boot, its health not yet passed");
+
+      // A deploy now: refused, naming the reboot (the deploy's own lock, runLocked).
+      await assert.rejects(resources[0]!.up(deployInputs), (err: Error) => {
+        assert.match(err.message, new RegExp(`service "${d.name}" is locked by another deploy`));
+        assert.match(err.message, /release=reboot/);
+        assert.match(err.message, /kind=reboot/);
+        return true;
+      });
+      const owner = await sshRun(d.host, `cat /srv/fleet-test/${d.name}/.lock/owner`);
+      assert.match(owner.stdout, /^kind=reboot$/m, owner.stderr);
+
+      gateOpen = true;
+      const r = await running;
+      assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+      const lines = r.stdout.split("\n");
+      const at = (re: RegExp) => {
+        const i = lines.findIndex((l) => re.test(l));
+        assert.ok(i >= 0, `no line ${re} in:\n${r.stdout}`);
+        return i;
+      };
+      const holding = at(new RegExp(`^${d.host}: holding the deploy locks of ${d.name}$`));
+      const rebooting = at(new RegExp(`^${d.host}: rebooting$`));
+      const healthy = at(new RegExp(`^${d.host}: ${d.name} healthy \\(HTTP 200\\)$`));
+      const released = at(new RegExp(`^${d.host}: released the deploy locks of ${d.name}$`));
+      assert.ok(holding < rebooting && rebooting < healthy && healthy < released, r.stdout);
+
+      // Through the boot, the hold stood for the reboot before sshd started, then left nothing behind.
+      const hold = await sshRun(
+        d.host,
+        "journalctl -b -o short-monotonic -u fleet-reboot-hold.service; echo ssh_started=$(systemctl show -p ExecMainStartTimestampMonotonic --value ssh.service); " +
+          "ls /etc/fleet/reboot-hold.sh /etc/systemd/system/fleet-reboot-hold.service /srv/fleet-test/" +
+          d.name +
+          "/.lock 2>&1 || true",
+      );
+      const heldAt = /^\[\s*(\d+\.\d+)\] .*: presence=\d+ \d+$/m.exec(hold.stdout);
+      assert.ok(heldAt, `the hold ran on the new boot:\n${hold.stdout}`);
+      const sshAt = Number(/^ssh_started=(\d+)$/m.exec(hold.stdout)?.[1]) / 1e6;
+      assert.ok(Number(heldAt[1]) < sshAt, `the hold (${heldAt[1]} s) before sshd (${sshAt} s)`);
+      assert.equal((hold.stdout.match(/No such file or directory/g) ?? []).length, 3, hold.stdout);
+
+      // The locks are gone: the same deploy now runs.
+      await resources[0]!.up(deployInputs);
+    } finally {
+      gateOpen = true;
+      await stopFirmware();
+      await new Promise<void>((r) => gate.close(() => r()));
+      fs.rmSync(gated.dir, { recursive: true, force: true });
+    }
   });
 });

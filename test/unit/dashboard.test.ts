@@ -1,7 +1,17 @@
 import { strict as assert } from "assert";
 import { parseFleetConfig } from "../../config/schema";
 import { deploySelectionProblem, knownReleases, planAction, type ActionContext } from "../../dashboard/actions";
-import { admit, csrfProblem, hostAllowed, listenOf, sameSecret, TOKEN_COOKIE, type Listen } from "../../dashboard/auth";
+import {
+  admit,
+  csrfProblem,
+  hostAllowed,
+  isLoopback,
+  listenOf,
+  sameSecret,
+  servingOf,
+  TOKEN_COOKIE,
+  type Listen,
+} from "../../dashboard/auth";
 import { ageText, cellOf, parseDeployLine } from "../../dashboard/cells";
 import { liveSinceOf } from "../../dashboard/data";
 import { barsOf, deployLogScript } from "../../dashboard/deploy-log";
@@ -177,6 +187,41 @@ describe("dashboard: who may use it", () => {
     assert.ok(!hostAllowed(l, undefined));
   });
 
+  it("off loopback only over TLS: the listen address and the TLS flags decide plain, tls or refuse", () => {
+    const at = (addr: string) => listenOf(addr, undefined) as Listen;
+    const both = { cert: "c.pem", key: "k.pem" };
+    for (const addr of ["127.0.0.1:1", "127.0.0.2:1", "127.255.255.254:1", "[::1]:1", "[::ffff:127.0.0.1]:1"]) {
+      assert.ok(isLoopback(at(addr).host), addr);
+      assert.deepEqual(servingOf(at(addr), {}), { kind: "plain" }, addr);
+      assert.deepEqual(servingOf(at(addr), both), { kind: "tls", cert: "c.pem", key: "k.pem" }, addr);
+    }
+    assert.deepEqual(servingOf(listenOf(undefined, undefined) as Listen, {}), { kind: "plain" }, "the default");
+    for (const addr of [
+      "0.0.0.0:8377",
+      "10.0.0.5:1",
+      "128.0.0.1:1",
+      "[::]:1",
+      "[fe80::1]:1",
+      "localhost:1",
+      "pi.lan:1",
+    ]) {
+      assert.ok(!isLoopback(at(addr).host), addr);
+      const refused = servingOf(at(addr), {});
+      assert.equal(refused.kind, "refuse", addr);
+      assert.match(
+        (refused as { why: string }).why,
+        /^--listen \S+ is off loopback, where plain HTTP would send the token and its cookie in clear: give --tls-cert <file> --tls-key <file> /,
+      );
+      assert.deepEqual(servingOf(at(addr), both), { kind: "tls", cert: "c.pem", key: "k.pem" }, addr);
+    }
+    assert.match((servingOf(at("[::]:8377"), {}) as { why: string }).why, /^--listen \[::\]:8377 is off loopback/);
+    for (const one of [{ cert: "c.pem" }, { key: "k.pem" }])
+      assert.deepEqual(servingOf(at("127.0.0.1:1"), one), {
+        kind: "refuse",
+        why: `give both --tls-cert <file> and --tls-key <file>, not only ${one.cert ? "--tls-cert" : "--tls-key"}`,
+      });
+  });
+
   it("CSRF: the form's token, from this dashboard's origin", () => {
     assert.equal(csrfProblem("c", { csrf: "c", origin: "http://127.0.0.1:1", host: "127.0.0.1:1" }), undefined);
     assert.equal(csrfProblem("c", { csrf: "c" }), undefined);
@@ -187,6 +232,12 @@ describe("dashboard: who may use it", () => {
       /came from http:\/\/evil\.example/,
     );
     assert.match(csrfProblem("c", { csrf: "c", origin: "null", host: "127.0.0.1:1" })!, /opaque origin/);
+    // Over HTTPS the page's origin is https://…, and http://… is another origin.
+    assert.equal(csrfProblem("c", { csrf: "c", origin: "https://h:1", host: "h:1", scheme: "https" }), undefined);
+    assert.match(
+      csrfProblem("c", { csrf: "c", origin: "http://h:1", host: "h:1", scheme: "https" })!,
+      /came from http:\/\/h:1, not from this dashboard \(https:\/\/h:1\)/,
+    );
   });
 });
 
