@@ -61,12 +61,25 @@ export function connectionEnv(target: BackupTarget): string[] {
 }
 
 /**
- * The scripts run as root: an SQLite `-wal`, `-shm` or `-journal` file that sqlite3 created
- * here would belong to root, and an app running as another user could not open its database any
- * more. Such files get the database file's owner back.
+ * The scripts run as root, and an SQLite database's folder is one its app's user can write
+ * (SQLite creates its `-wal`, `-shm` and `-journal` files there): root never follows a link in
+ * it (issue 29, docs/security.md). A database path that is a link is refused before sqlite3
+ * opens it; sqlite3 itself opens the files next to it with O_NOFOLLOW.
+ */
+function refuseLink(db: string, path: string, code: number, doing: string): string {
+  return `[ ! -L ${db} ] || fail ${code} ${shq(`refusing to ${doing} ${path}: it is a symbolic link, and root never follows a link in a folder the app's user can write; set sqlite.path to the database file itself`)}`;
+}
+
+/**
+ * An SQLite `-wal`, `-shm` or `-journal` file that sqlite3 created here as root would belong to
+ * root, and an app running as another user could not open its database any more. Such files get
+ * the database's owner back: only regular files (find does not follow a starting point that is
+ * a link), only root's (what sqlite3 may have created), only with one link (never a hard link to
+ * a file elsewhere), and `chown -h`. The owner is read with `stat` (no -L): a link planted in the
+ * database's place since the check is the planter's own.
  */
 function keepOwner(db: string): string {
-  return `for f in ${db}-wal ${db}-shm ${db}-journal; do if [ -e "$f" ]; then chown --reference=${db} "$f" || true; fi; done`;
+  return `o=$(stat -c %u:%g ${db}) && find ${db}-wal ${db}-shm ${db}-journal -maxdepth 0 -type f -user 0 -links 1 -exec chown -h "$o" {} + 2>/dev/null || true`;
 }
 
 /** Dumps the live database into `out` (a file in `$T`); a failure exits with the tool's evidence. */
@@ -78,6 +91,7 @@ export function dumpLines(target: BackupTarget, out: string): string[] {
   }
   const db = shq(target.sqlite.path);
   return [
+    refuseLink(db, target.sqlite.path, BACKUP_EXIT.dumpFailed, "back up"),
     `[ -f ${db} ] || fail ${BACKUP_EXIT.notFound} ${shq(`no SQLite database at ${target.sqlite.path}`)}`,
     // The online backup API first: a consistent page copy while the app keeps writing. But it
     // restarts whenever another connection commits, and the sqlite3 CLI gives up on the first
@@ -169,6 +183,7 @@ export function restoreLines(target: BackupTarget, file: string): string[] {
   }
   const db = shq(target.sqlite.path);
   return [
+    refuseLink(db, target.sqlite.path, BACKUP_EXIT.restoreFailed, "restore into"),
     `gzip -dc ${file} > "$T/restore.sqlite"`,
     `sqlite3 -bail -cmd '.timeout 30000' ${db} ".restore '$T/restore.sqlite'" 2>"$T/restore.err" || ${failed("sqlite3 .restore", "it runs as one transaction, so the database was left as it was; if the app keeps it busy, stop the app's writers and retry")}`,
     `rm -f "$T/restore.sqlite"`,
@@ -185,6 +200,7 @@ export function liveCountLines(target: BackupTarget, counts: string, tables: rea
   const integrity =
     target.engine === "sqlite"
       ? [
+          refuseLink(shq(target.sqlite.path), target.sqlite.path, BACKUP_EXIT.restoreFailed, "count the rows of"),
           `r=$(sqlite3 -cmd '.timeout 30000' ${shq(target.sqlite.path)} 'PRAGMA integrity_check' 2>&1) || true`,
           `[ "$r" = ok ] || { echo "the restored database fails PRAGMA integrity_check: $r" >&2; exit ${BACKUP_EXIT.countsMismatch}; }`,
         ]

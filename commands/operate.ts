@@ -94,11 +94,27 @@ export function deployedCheck(t: ExecTarget): string {
   return `test -d ${shq(currentDir(t))}/`;
 }
 
+/** The PATH a root step runs its tools with: the system's, never one a service's env file sets. */
+export const ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/**
+ * What the service's own shell runs, as the service's user (or as root for `runAs: root`): the
+ * env file's assignments, read from fd 3 (the user could not open the 0600 file itself) and
+ * exported as `set -a; . file` did, then the command, found through the PATH the env file set.
+ */
+const EXEC_AS_SERVICE = `set -a; eval "$(cat <&3)"; set +a; exec 3<&-; exec "$@"`;
+
 /**
  * The host-side script of `npm run exec`, run as root (asRoot): in the serving release, with the
- * env file the deploy wrote (env and secret env; sourced, never printed), then as the service's
- * user through `runuser -u` (root reads the 0600 file, the user runs the command). Every argv
- * element is quoted on its own, so it arrives byte-exact.
+ * env file the deploy wrote (env and secret env; never printed), as the service's user.
+ *
+ * Root's shell never sources the env file and never resolves a command through it (issue 29, "a
+ * service's own account never becomes root"): the env may set PATH to a directory the service's
+ * user can write (its venv in the release), and a `runuser` planted there would run as root. So
+ * root only opens the file on fd 3 (refusing a link), then runs `env` from the system's PATH, which
+ * clears root's environment and finds `runuser` in ROOT_PATH; the service's shell, as the user,
+ * reads the env from fd 3 and only then resolves the command. Every argv element is quoted on its
+ * own, so it arrives byte-exact.
  */
 export function execScript(t: ExecTarget, argv: readonly string[]): string {
   if (argv.length === 0) throw new Error("execScript: no command to run");
@@ -107,10 +123,20 @@ export function execScript(t: ExecTarget, argv: readonly string[]): string {
   const envFile = t.proxied
     ? `${shq(`${layout.shared}/instances/`)}"$(cat ${shq(proxyLayout(layout.dir).servingFile)} 2>/dev/null)".env`
     : shq(layout.envFile);
+  // The terminal's type and the locale pass through (sshd and sudo set them); nothing else of root's.
+  const kept = ["TERM", "LANG"].map((v) => `\${${v}+"${v}=$${v}"}`);
+  // runuser sets HOME, SHELL, USER and LOGNAME for the user; root keeps its own HOME.
+  const as = t.runAs === "root" ? [`\${HOME+"HOME=$HOME"}`] : [`runuser -u ${shq(t.runAs)} --`];
   return [
     `cd ${shq(layout.current)}/ || exit 126`,
     `ef=${envFile}`,
-    `if [ -f "$ef" ]; then set -a; . "$ef"; set +a; fi`,
-    t.runAs === "root" ? `exec ${command}` : `exec runuser -u ${shq(t.runAs)} -- ${command}`,
+    `if [ -L "$ef" ]; then echo "exec: refusing to read the env file $ef: it is a symbolic link (fleet writes a regular file; redeploy to rewrite it)" >&2; exit 126; fi`,
+    `[ -f "$ef" ] || ef=/dev/null`,
+    [
+      `command -p env -i PATH=${ROOT_PATH}`,
+      ...kept,
+      ...as,
+      `/bin/sh -c ${shq(EXEC_AS_SERVICE)} sh ${command} 3<"$ef"`,
+    ].join(" "),
   ].join("\n");
 }

@@ -6,6 +6,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { promisify } from "util";
+import { shq } from "../../commands/quote";
 import { connectionFor, hostAddress, loadInventory, postgres, sh, sshRun, superuserPsql } from "../support/fleet";
 import { ProviderHost, ProviderError, SimulatedResource, secret, type Props } from "../support/provider-host";
 
@@ -84,6 +85,19 @@ async function filesIn(hostName: string, dir: string): Promise<string[]> {
   const out = await sh(hostName, `ls -A ${dir} 2>/dev/null || true`);
   return out.split("\n").filter(Boolean).sort();
 }
+
+/** Runs `command` on `hostName` as the service's (the database's) user, deploy. */
+const asUser = (hostName: string, command: string, input?: string) =>
+  sh(hostName, `runuser -u deploy -- /bin/sh -c ${shq(command)}`, input);
+
+/** `<path> <owner>:<group> <mode>` and the sha256 of each file (absent ones as "absent"). */
+const stateOf = (hostName: string, files: readonly string[]) =>
+  sh(
+    hostName,
+    files
+      .map((f) => `if [ -e ${f} ]; then stat -c '%n %U:%G %a' ${f}; sha256sum ${f}; else echo "${f} absent"; fi`)
+      .join("; "),
+  );
 
 describe("DatabaseBackup on real servers (through Pulumi's provider host)", function () {
   this.timeout(120_000);
@@ -676,6 +690,154 @@ describe("DatabaseBackup on real servers (through Pulumi's provider host)", func
         "yes",
         "the database itself is not touched",
       );
+    });
+  });
+
+  /**
+   * Issue 29 ("a service's own account never becomes root"): an SQLite database's folder is one
+   * its app's user can write, and the backup and restore run as root. Root chowned
+   * `<db>-wal/-shm/-journal` with `chown --reference` after sqlite3, through links that user put
+   * there, and ran sqlite3 on a database path the user had replaced with a link. The victims are
+   * root-only files outside fleet's root: their owner, mode and content stay, and the backup and
+   * restore still work.
+   */
+  describe("SQLite backup and restore: links the database's user plants are never followed by root (real server, web1, issue 29)", function () {
+    this.timeout(300_000);
+    const HOST = "web1";
+    /** The app's folder: its user's, as SQLite needs it. */
+    const APP = `${ROOT}/hostile/app`;
+    const DB = `${APP}/aether.db`;
+    const DIR = `${ROOT}/hostile/backups`;
+    const VICTIM = `/etc/fleet-victim-backup-${TAG}`;
+    /** A database root keeps for itself: what a database path turned link would reach. */
+    const ROOT_DB = `/root/fleet-victim-backup-${TAG}.db`;
+    /** Marked (SHIM_MARK): only ours is ever removed, and the next run removes one a crash left. */
+    const SHIM = "/usr/local/bin/sqlite3";
+    let resource: SimulatedResource;
+    let baseline: string;
+    let release = 0;
+    const victims = () => stateOf(HOST, [VICTIM, ROOT_DB]);
+    const rows = () => asUser(HOST, `sqlite3 -cmd '.timeout 10000' ${DB} 'SELECT group_concat(v) FROM items'`);
+
+    function inputs(over: Props = {}): Props {
+      return {
+        name: "hostiledb",
+        connection: secret(connectionFor(HOST)),
+        engine: "sqlite",
+        sqlite: { path: DB },
+        backupsDir: DIR,
+        keep: 20,
+        keepDays: 0,
+        protectReleases: [],
+        verifyTables: ["items"],
+        releases: [`rel-${release}`],
+        trigger: "",
+        restore: "",
+        stepTimeoutMs: 60_000,
+        deleteBackupsOnDestroy: true,
+        ...over,
+      };
+    }
+    /** A new backup (a new release list); its id. A refused one leaves the recorded release as it was. */
+    const backup = async () => {
+      const { state } = await resource.up(inputs({ releases: [`rel-${release + 1}`] }));
+      release++;
+      return String(state!.plainOutputs["latestId"]);
+    };
+    const restore = (id: string) => resource.up(inputs({ restore: id }));
+
+    before(async () => {
+      await sh(
+        HOST,
+        [
+          `mkdir -p ${APP} && chown deploy:deploy ${APP}`,
+          `printf '%s\\n' ${shq(`root's own ${TAG}`)} > ${VICTIM}; chmod 600 ${VICTIM}`,
+          `sqlite3 ${ROOT_DB} "CREATE TABLE items (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO items (v) VALUES ('root only');"`,
+          `chmod 600 ${ROOT_DB}`,
+        ].join("\n"),
+      );
+      // The app's database, in the default (rollback journal) mode: sqlite3 never opens its -shm.
+      await asUser(
+        HOST,
+        `sqlite3 ${DB} "CREATE TABLE items (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO items (v) VALUES ('a'), ('b');"`,
+      );
+      baseline = await victims();
+      resource = new SimulatedResource(host, backupProvider, {
+        name: "hostiledb",
+        additionalSecretOutputs: ["connection"],
+      });
+      await backup();
+    });
+
+    after(async () => {
+      await sh(HOST, `if grep -qs '${SHIM_MARK}' ${SHIM}; then rm -f ${SHIM}; fi`).catch(() => undefined);
+      await resource?.destroy().catch(() => undefined);
+      await sshRun(HOST, `rm -rf ${ROOT}/hostile ${VICTIM} ${ROOT_DB}`).catch(() => undefined);
+    });
+
+    it("<db>-shm a link to a root-only file (the issue's /etc/shadow): a backup and a restore work and chown nothing through it", async () => {
+      await asUser(HOST, `ln -s ${VICTIM} ${DB}-shm`);
+      try {
+        const id = await backup();
+        assert.equal(await victims(), baseline, "after the backup: the victim's owner, mode and content");
+        await asUser(HOST, `sqlite3 ${DB} "DELETE FROM items; INSERT INTO items (v) VALUES ('changed');"`);
+        await restore(id);
+        assert.equal(await rows(), "a,b", "the restore gave the rows back");
+        assert.equal(await victims(), baseline, "after the restore: the victim's owner, mode and content");
+        assert.equal(await sh(HOST, `stat -c '%U %F' ${DB} ${DB}-shm`), "deploy regular file\ndeploy symbolic link");
+      } finally {
+        await asUser(HOST, `rm -f ${DB}-shm`);
+      }
+    });
+
+    it("-wal, -shm and -journal links that appear right after each of root's sqlite3 runs (the app winning every race): nothing is chowned through them", async () => {
+      // A sqlite3 in front of the real one, as root installs it: on this database only, the app's
+      // user takes its links away before sqlite3 opens it (sqlite3 refuses to open them) and puts
+      // them back the moment it exits, before anything else in the script runs.
+      const plant = `for s in -wal -shm -journal; do ln -sfn "$2" "$1$s"; done`;
+      const unplant = `for s in -wal -shm -journal; do if [ -L "$1$s" ]; then rm -f "$1$s"; fi; done`;
+      const unplantNow = () => asUser(HOST, `/bin/sh -c ${shq(unplant)} sh ${DB}`);
+      const shim = [
+        "#!/bin/sh",
+        SHIM_MARK,
+        `DB=${shq(DB)}; hit=`,
+        `for a in "$@"; do [ "$a" = "$DB" ] && hit=1; done`,
+        `[ -z "$hit" ] || runuser -u deploy -- /bin/sh -c ${shq(unplant)} sh "$DB"`,
+        `/usr/bin/sqlite3 "$@"; rc=$?`,
+        `[ -z "$hit" ] || runuser -u deploy -- /bin/sh -c ${shq(plant)} sh "$DB" ${shq(VICTIM)}`,
+        `exit $rc`,
+        "",
+      ].join("\n");
+      await sh(HOST, `test ! -e ${SHIM} && cat > ${SHIM} && chmod 755 ${SHIM}`, shim);
+      try {
+        const id = await backup();
+        assert.equal(await sh(HOST, `stat -c %F ${DB}-wal`), "symbolic link", "the links were there after the backup");
+        assert.equal(await victims(), baseline, "after the backup: the victim's owner, mode and content");
+        await unplantNow();
+        await asUser(HOST, `sqlite3 ${DB} "DELETE FROM items"`);
+        await restore(id);
+        assert.equal(await victims(), baseline, "after the restore: the victim's owner, mode and content");
+        await unplantNow();
+        assert.equal(await rows(), "a,b", "the restore gave the rows back");
+      } finally {
+        await sh(HOST, `if grep -qs '${SHIM_MARK}' ${SHIM}; then rm -f ${SHIM}; fi`);
+        await unplantNow();
+      }
+    });
+
+    it("the database path itself a link (to root's own database): backup and restore are refused naming it; root's database is untouched", async () => {
+      const id = await backup();
+      await asUser(HOST, `mv ${DB} ${DB}.real && ln -s ${ROOT_DB} ${DB}`);
+      try {
+        const refused = new RegExp(`refusing to back up ${DB.replace(/[.]/g, "\\.")}: it is a symbolic link`);
+        await assert.rejects(backup(), refused);
+        await assert.rejects(restore(id), refused, "the safety backup refuses before the restore touches anything");
+        assert.equal(await victims(), baseline, "root's database and the victim: owner, mode and content");
+        const manifest = await sh(HOST, `cat ${DIR}/manifest`);
+        assert.ok(manifest.trim().split("\n").at(-1)!.startsWith(`${id} `), "nothing recorded after the refusals");
+      } finally {
+        await asUser(HOST, `rm -f ${DB} && mv ${DB}.real ${DB}`);
+      }
     });
   });
 });

@@ -1,8 +1,13 @@
 import { strict as assert } from "assert";
 import { spawn } from "child_process";
 import * as crypto from "crypto";
+import * as path from "path";
 import { shq } from "../../commands/quote";
-import { sh, sshRun } from "../support/fleet";
+import { shippedProvider } from "../../providers/ship";
+import { GitApp } from "../support/git-app";
+import { connectionFor, hostAddress, sh, sshRun } from "../support/fleet";
+import { ProviderHost, SimulatedResource } from "../support/provider-host";
+import { serviceInputs } from "../support/service-inputs";
 import {
   deploy,
   hostConfig,
@@ -147,4 +152,125 @@ describe("npm run exec (real servers)", function () {
     assert.equal(host.status, 6);
     assert.match(host.stderr, /unknown host "web9": the stack's hosts are web1, web2, web3/);
   });
+});
+
+/** Runs `command` on `host` as the service's user, deploy. */
+const asUser = (host: string, command: string) => sh(host, `runuser -u deploy -- /bin/sh -c ${shq(command)}`);
+
+/** `<path> <owner>:<group> <mode>` and the sha256 of each file (absent ones as "absent"). */
+const stateOf = (host: string, files: readonly string[]) =>
+  sh(
+    host,
+    files
+      .map((f) => `if [ -e ${f} ]; then stat -c '%n %U:%G %a' ${f}; sha256sum ${f}; else echo "${f} absent"; fi`)
+      .join("; "),
+  );
+
+/**
+ * Issue 29 ("a service's own account never becomes root"): root's shell sourced the env file,
+ * whose PATH starts with the service's venv in its release (the account writes it), then ran a
+ * bare `runuser`: a `runuser` the account planted there ran as uid 0. Here the account plants one
+ * that would change root-only files; on web1 (fleet logs in as root) and web2 (as deploy, through
+ * `sudo -n`) the command still runs as deploy, found through the service's PATH, with its env, and
+ * the victims' owner, mode and content stay.
+ */
+describe("npm run exec: a runuser planted in the service's PATH never runs as root (real servers, issue 29)", function () {
+  this.timeout(300_000);
+  const NAME = "hostile-exec";
+  const NAME_PORT = 18953;
+  const D = `${SERVICE_ROOT}/${NAME}`;
+  /** The service's venv, in its serving release: the account writes it. */
+  const VENV = `${D}/current/.venv/bin`;
+  const VICTIM = "/etc/fleet-victim-exec";
+  const TOUCHED = "/root/fleet-victim-exec";
+  const RAN = `${D}/current/.venv/planted-ran`;
+  const token = `tok-${crypto.randomBytes(12).toString("hex")}`;
+  const victimText = `root's own ${crypto.randomBytes(4).toString("hex")}`;
+  const PATH_ENV = `${VENV}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`;
+  let provider: ProviderHost;
+  let app: GitApp;
+  const resources: SimulatedResource[] = [];
+  let p: Project;
+  const baseline: Record<string, string> = {};
+  const victims = (host: string) => stateOf(host, [VICTIM, TOUCHED]);
+
+  before(async () => {
+    provider = await ProviderHost.start();
+    app = new GitApp(path.resolve(__dirname, "..", "fixtures", "apps", "pyapp"));
+    for (const host of HOSTS) {
+      await sshRun(
+        host,
+        [
+          `systemctl disable --now ${NAME} 2>/dev/null; rm -rf ${D} ${TOUCHED}; rm -f /etc/systemd/system/${NAME}.service`,
+          `printf '%s\\n' ${shq(victimText)} > ${VICTIM}; chmod 600 ${VICTIM}`,
+        ].join("\n"),
+      );
+      baseline[host] = await victims(host);
+      const resource = new SimulatedResource(provider, shippedProvider("service"), { name: `${NAME}-${host}` });
+      resources.push(resource);
+      await resource.up(
+        serviceInputs({
+          name: NAME,
+          connection: connectionFor(host),
+          root: SERVICE_ROOT,
+          runAs: "deploy",
+          source: { git: app.dir },
+          start: "python3 app.py",
+          // The operator's config: the venv first, as a Python service has it.
+          env: { APP_HOST: hostAddress(host), APP_PORT: String(NAME_PORT), PATH: PATH_ENV },
+          secretEnv: { T_TOKEN: token },
+          health: { url: `http://${hostAddress(host)}:${NAME_PORT}/api/health` },
+        }),
+      );
+      // What the account plants in its own venv: a runuser that acts as whoever runs it, then
+      // hands over to the real one (so only the victims tell); and a tool of the service's own.
+      await asUser(
+        host,
+        [
+          `mkdir -p ${VENV}`,
+          `cat > ${VENV}/runuser <<'EOF'`,
+          `#!/bin/sh`,
+          `id -u >> ${RAN}`,
+          `chmod 666 ${VICTIM} 2>/dev/null; echo planted >> ${VICTIM} 2>/dev/null; touch ${TOUCHED} 2>/dev/null`,
+          `exec /usr/sbin/runuser "$@"`,
+          `EOF`,
+          `printf '%s\\n' '#!/bin/sh' 'id -un; pwd -P; printf "%s\\n" "$PATH"; printf %s "$T_TOKEN" | sha256sum' > ${VENV}/svc-tool`,
+          `chmod 755 ${VENV}/runuser ${VENV}/svc-tool`,
+        ].join("\n"),
+      );
+    }
+    p = project({
+      "fleet:hosts": { web1: hostConfig("web1"), web2: hostConfig("web2", "deploy") },
+      "fleet:secretEnv": { [NAME]: { T_TOKEN: token } },
+      "fleet:services": {
+        [NAME]: {
+          hosts: HOSTS,
+          root: SERVICE_ROOT,
+          runAs: "deploy",
+          source: { path: "." },
+          start: "python3 app.py",
+          env: { APP_PORT: String(NAME_PORT), PATH: PATH_ENV },
+          health: { url: `http://127.0.0.1:${NAME_PORT}/api/health` },
+        },
+      },
+    });
+  });
+
+  after(async () => {
+    for (const r of resources) await r.destroy().catch(() => undefined);
+    await provider?.stop();
+    for (const host of HOSTS) await sshRun(host, `rm -rf ${D} ${VICTIM} ${TOUCHED}`).catch(() => undefined);
+  });
+
+  for (const host of HOSTS) {
+    it(`${host}: the command runs as deploy, found through the service's PATH, with its env; root's victims are untouched`, async () => {
+      const r = await runScript("exec", ["--stack", "t", NAME, "--host", host, "--", "svc-tool"], p);
+      assert.equal(r.status, 0, r.stderr);
+      const serving = await sh(host, `readlink -f ${D}/current`);
+      const hash = crypto.createHash("sha256").update(token).digest("hex");
+      assert.equal(r.stdout.toString(), `deploy\n${serving}\n${PATH_ENV}\n${hash}  -\n`);
+      assert.equal(await victims(host), baseline[host], "the victims' owner, mode and content");
+      assert.equal(await sh(host, `cat ${RAN} 2>/dev/null || echo never`), "never", "the planted runuser never ran");
+    });
+  }
 });

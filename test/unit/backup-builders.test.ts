@@ -1,5 +1,5 @@
 import { strict as assert } from "assert";
-import { execFileSync } from "child_process";
+import { execFileSync, spawnSync } from "child_process";
 import { createHash } from "crypto";
 import * as fs from "fs";
 import * as os from "os";
@@ -23,6 +23,7 @@ import {
 } from "../../commands/backup";
 import { COUNT_COPY_ROWS, connectionEnv, pgpassLine } from "../../commands/backup-engines";
 import { parseFacts } from "../../commands/facts";
+import { shq } from "../../commands/quote";
 
 /** A password with everything that could break quoting or the pgpass format. */
 const PASSWORD = `pa:ss\\wo'rd"$(touch /tmp/pwned)\`id\`$HOME ünï`;
@@ -336,6 +337,110 @@ describe("commands/backup builders: a set moves with its backupsDir (security is
       ]);
     } finally {
       fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("commands/backup builders: SQLite in a folder its app's user can write (security issue: a service's own account never becomes root)", () => {
+  const asRoot = process.getuid?.() === 0;
+  const NOBODY = 65534;
+
+  /** A database owned by the app's user (nobody, when the test runs as root), a victim beside it, a backups dir. */
+  function sqliteSet() {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-sqlite-"));
+    const app = path.join(dir, "app");
+    fs.mkdirSync(app);
+    const db = path.join(app, "aether.db");
+    execFileSync("sqlite3", [
+      db,
+      "CREATE TABLE fixtures (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO fixtures (name) VALUES ('par'), ('head');",
+    ]);
+    if (asRoot) {
+      fs.chownSync(app, NOBODY, NOBODY);
+      fs.chownSync(db, NOBODY, NOBODY);
+    }
+    const victim = path.join(dir, "victim");
+    fs.writeFileSync(victim, "root's own\n", { mode: 0o600 });
+    const spec: BackupSetSpec = {
+      backupsDir: path.join(dir, "backups"),
+      engine: "sqlite",
+      target: { engine: "sqlite", sqlite: { path: db } },
+      verifyTables: ["fixtures"],
+    };
+    return { dir, db, victim, spec };
+  }
+
+  const victimState = (victim: string) => {
+    const st = fs.lstatSync(victim);
+    return { uid: st.uid, gid: st.gid, mode: st.mode, content: fs.readFileSync(victim, "utf8") };
+  };
+
+  /** Runs a script with `bin` first on PATH; its exit code, stdout facts and stderr. */
+  function runIn(script: string, bin?: string) {
+    const env = bin ? { ...process.env, PATH: `${bin}:${process.env["PATH"]}` } : process.env;
+    const r = spawnSync("/bin/sh", ["-s"], { input: script, env, encoding: "utf8" });
+    return { status: r.status, facts: parseFacts(r.stdout), stderr: r.stderr };
+  }
+
+  it("a database path that is a link is refused before sqlite3 opens it, naming the path; the link's target is untouched", () => {
+    const { dir, db, victim, spec } = sqliteSet();
+    try {
+      fs.renameSync(db, `${db}.real`);
+      fs.symlinkSync(victim, db);
+      const before = victimState(victim);
+      const r = runIn(backupScript(spec, NEW));
+      assert.equal(r.status, BACKUP_EXIT.dumpFailed, r.stderr);
+      assert.match(r.stderr, new RegExp(`refusing to back up ${db}: it is a symbolic link`));
+      assert.deepEqual(victimState(victim), before);
+      assert.ok(!fs.existsSync(path.join(spec.backupsDir, "manifest")), "nothing recorded");
+      // The restore's own steps check again, right before sqlite3 writes or reads the database.
+      const restore = restoreScript(spec, "appdb-20261101T000000Z-abcdefabcdef", SAFETY).split("\n");
+      const refusals = restore.filter((l) => l.startsWith(`[ ! -L ${db} ] || fail`));
+      assert.equal(refusals.length, 3, "the safety backup, the restore and the counts");
+      assert.ok(restore.indexOf(refusals[1]!) < restore.findIndex((l) => l.includes(".restore '")));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("-wal/-journal links planted right after each sqlite3 (the app racing it) are never chowned through; root's own -shm gets the database's owner", () => {
+    const { dir, db, victim, spec } = sqliteSet();
+    try {
+      // A sqlite3 that behaves like the app winning every race: before each run on the database
+      // its links are gone (sqlite3 refuses them), right after it they are back.
+      const bin = path.join(dir, "bin");
+      fs.mkdirSync(bin);
+      const real = execFileSync("/bin/sh", ["-c", "command -v sqlite3"], { encoding: "utf8" }).trim();
+      fs.writeFileSync(
+        path.join(bin, "sqlite3"),
+        [
+          "#!/bin/sh",
+          `DB=${shq(db)}; V=${shq(victim)}; hit=`,
+          `for a in "$@"; do [ "$a" = "$DB" ] && hit=1; done`,
+          `if [ -n "$hit" ]; then for s in -wal -journal; do [ -L "$DB$s" ] && rm -f "$DB$s"; done; fi`,
+          `${shq(real)} "$@"; rc=$?`,
+          `if [ -n "$hit" ]; then ln -sf "$V" "$DB-wal"; ln -sf "$V" "$DB-journal"; [ -e "$DB-shm" ] || : > "$DB-shm"; fi`,
+          `exit $rc`,
+          "",
+        ].join("\n"),
+        { mode: 0o755 },
+      );
+      const before = victimState(victim);
+      const backup = runIn(backupScript(spec, NEW), bin);
+      assert.equal(backup.status, 0, backup.stderr);
+      assert.deepEqual(victimState(victim), before, "the backup chowned nothing through a link");
+      assert.equal(fs.lstatSync(`${db}-wal`).isSymbolicLink(), true, "the plant was there when the backup ended");
+      if (asRoot)
+        assert.equal(fs.lstatSync(`${db}-shm`).uid, NOBODY, "root's own -shm belongs to the database's owner");
+      execFileSync(path.join(bin, "sqlite3"), [db, "DELETE FROM fixtures"]);
+      fs.rmSync(`${db}-shm`);
+      const restore = runIn(restoreScript(spec, NEW.id, SAFETY), bin);
+      assert.equal(restore.status, 0, restore.stderr);
+      assert.deepEqual(restore.facts.all["restored_count"], ["fixtures 2"]);
+      assert.deepEqual(victimState(victim), before, "the restore chowned nothing through a link");
+      if (asRoot) assert.equal(fs.lstatSync(`${db}-shm`).uid, NOBODY);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

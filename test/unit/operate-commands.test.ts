@@ -61,18 +61,23 @@ describe("commands/operate.ts: the logs and exec command lines", () => {
     assert.equal(asRoot("deploy", "true"), "sudo -n /bin/sh -c true");
   });
 
-  it("execScript: in current, the env file sourced, as the service's user via runuser (root: directly)", () => {
+  it("execScript: in current; root only opens the env file (fd 3), env -i finds runuser in root's PATH; the user's shell reads the env", () => {
     const t: ExecTarget = { root: "/srv/fleet", service: "web", unitName: "web", runAs: "app" };
+    const inner = `'set -a; eval "$(cat <&3)"; set +a; exec 3<&-; exec "$@"'`;
+    const clean = `command -p env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \${TERM+"TERM=$TERM"} \${LANG+"LANG=$LANG"}`;
     assert.equal(
       execScript(t, ["sh", "-c", "echo $HOME"]),
       [
         "cd /srv/fleet/web/current/ || exit 126",
         "ef=/srv/fleet/web/shared/env",
-        'if [ -f "$ef" ]; then set -a; . "$ef"; set +a; fi',
-        "exec runuser -u app -- sh -c 'echo $HOME'",
+        `if [ -L "$ef" ]; then echo "exec: refusing to read the env file $ef: it is a symbolic link (fleet writes a regular file; redeploy to rewrite it)" >&2; exit 126; fi`,
+        `[ -f "$ef" ] || ef=/dev/null`,
+        `${clean} runuser -u app -- /bin/sh -c ${inner} sh sh -c 'echo $HOME' 3<"$ef"`,
       ].join("\n"),
     );
-    assert.match(execScript({ ...t, runAs: "root" }, ["ls"]), /\nexec ls$/);
+    // runAs root: no runuser, and still nothing of the env file in the outer shell.
+    const rootScript = execScript({ ...t, runAs: "root" }, ["ls"]);
+    assert.ok(rootScript.endsWith(`\n${clean} \${HOME+"HOME=$HOME"} /bin/sh -c ${inner} sh ls 3<"$ef"`), rootScript);
     assert.equal(deployedCheck(t), "test -d /srv/fleet/web/current/");
     assert.throws(() => execScript(t, []), /no command/);
   });
@@ -103,6 +108,49 @@ describe("commands/operate.ts: the logs and exec command lines", () => {
       execScript({ ...t, proxied: true }, ["sh", "-c", 'echo "$T_SECRET $PORT"']),
     ]);
     assert.equal(proxied.stdout.toString(), "inst 18001\n");
+  });
+
+  it("execScript, run by a real sh: root's shell resolves nothing through the env file's PATH; the command does", () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-operate-"));
+    const venv = path.join(root, "svc", "releases", "r1", ".venv", "bin");
+    fs.mkdirSync(venv, { recursive: true });
+    fs.mkdirSync(path.join(root, "svc", "shared"));
+    fs.symlinkSync(path.join(root, "svc", "releases", "r1"), path.join(root, "svc", "current"));
+    const marks = path.join(root, "marks");
+    fs.mkdirSync(marks);
+    // What a hostile service user plants in its venv: every tool root's shell could look up.
+    for (const tool of ["env", "runuser", "cat", "sh", "printf"])
+      fs.writeFileSync(path.join(venv, tool), `#!/bin/sh\ntouch ${marks}/${tool}\nexit 99\n`, { mode: 0o755 });
+    fs.writeFileSync(path.join(venv, "svc-tool"), `#!/bin/sh\necho "tool $T_SECRET $FLEET_X"\n`, { mode: 0o755 });
+    fs.writeFileSync(
+      path.join(root, "svc", "shared", "env"),
+      `FLEET_X="a b"\nPATH="${venv}:/usr/bin:/bin"\nT_SECRET="s3\\$"\n`,
+      { mode: 0o600 },
+    );
+    const t: ExecTarget = { root, service: "svc", unitName: "svc", runAs: "root" };
+    const r = spawnSync("/bin/sh", ["-c", execScript(t, ["svc-tool"])], { encoding: "utf8" });
+    assert.equal(r.stdout, "tool s3$ a b\n", r.stderr);
+    assert.equal(r.status, 0);
+    assert.deepEqual(fs.readdirSync(marks), [], "no planted tool ran");
+    // Run as root (CI containers, this sandbox), the same as another user: runuser is root's, not the venv's.
+    if (process.getuid?.() === 0) {
+      fs.chmodSync(root, 0o755);
+      fs.chmodSync(marks, 0o777);
+      fs.writeFileSync(path.join(venv, "svc-tool"), `#!/bin/sh\necho "$(id -un) $T_SECRET"\n`, { mode: 0o755 });
+      const nobody = spawnSync("/bin/sh", ["-c", execScript({ ...t, runAs: "nobody" }, ["svc-tool"])], {
+        encoding: "utf8",
+      });
+      assert.equal(nobody.stdout, "nobody s3$\n", nobody.stderr);
+      assert.deepEqual(fs.readdirSync(marks), [], "no planted tool ran");
+    }
+    // A link in the env file's place is refused, naming it.
+    fs.renameSync(path.join(root, "svc", "shared", "env"), path.join(root, "svc", "shared", "env.real"));
+    fs.symlinkSync(path.join(root, "svc", "shared", "env.real"), path.join(root, "svc", "shared", "env"));
+    const linked = spawnSync("/bin/sh", ["-c", execScript(t, ["svc-tool"])], { encoding: "utf8" });
+    assert.equal(linked.status, 126);
+    assert.match(linked.stderr, /refusing to read the env file .*\/svc\/shared\/env: it is a symbolic link/);
+    assert.equal(linked.stdout, "");
+    fs.rmSync(root, { recursive: true, force: true });
   });
 
   it("logsScript -f: ending its input kills journalctl (no orphan), as the channel's EOF does on the host", async function () {
