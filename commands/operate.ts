@@ -3,6 +3,7 @@
  * pure builders, all quoting through commands/quote.ts.
  */
 import { shq } from "./quote";
+import { ROOT_PATH } from "./service-shell";
 import { serviceLayout } from "./layout";
 import { proxyLayout } from "./proxy";
 
@@ -93,9 +94,6 @@ export function currentDir(t: ExecTarget): string {
 export function deployedCheck(t: ExecTarget): string {
   return `test -d ${shq(currentDir(t))}/`;
 }
-
-/** The PATH a root step runs its tools with: the system's, never one a service's env file sets. */
-export const ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /**
  * What the service's own shell runs, as the service's user (or as root for `runAs: root`): the

@@ -9,22 +9,22 @@ import type { ServiceSpec } from "../model/service";
 import { serviceLayout } from "./layout";
 import { proxyLayout } from "./proxy";
 import { emitBytes, shq } from "./quote";
-import { EXIT, RECORD_SCRIPT, header, lockIs } from "./service-shell";
+import { ENV_FILE_NOT_LINK, EXIT, RECORD_SCRIPT, SERVICE_ENV_RUN, header, lockIs } from "./service-shell";
 import { decideLines } from "./watchdog";
 
 export type HookName = "pre-switch" | "post-deploy" | "post-rollback";
 
 /**
  * `run_hook <env file> <user> <me> <command> <service> <host> <release> <previous> <commit>`:
- * only positional parameters after sourcing the env file, which may set any variable (PATH, D).
+ * the hook as the service's user, with its env file and the FLEET_* variables; root's shell never
+ * sources the env file (service_env_run).
  */
 const RUN_HOOK = [
-  `run_hook() (`,
-  `  set -a; . "$1"; set +a`,
-  `  FLEET_SERVICE=$5; FLEET_HOST=$6; FLEET_RELEASE=$7; FLEET_PREVIOUS_RELEASE=$8; FLEET_COMMIT=$9`,
-  `  export FLEET_SERVICE FLEET_HOST FLEET_RELEASE FLEET_PREVIOUS_RELEASE FLEET_COMMIT`,
-  `  if [ "$2" = "$3" ]; then /bin/sh -c "$4" 1>&2; else command -p runuser -u "$2" -- /bin/sh -c "$4" 1>&2; fi`,
-  `)`,
+  SERVICE_ENV_RUN,
+  `run_hook() {`,
+  `  ${ENV_FILE_NOT_LINK}`,
+  `  service_env_run "$2" "$4" "FLEET_SERVICE=$5" "FLEET_HOST=$6" "FLEET_RELEASE=$7" "FLEET_PREVIOUS_RELEASE=$8" "FLEET_COMMIT=$9" 3<"$1" 1>&2`,
+  `}`,
 ].join("\n");
 
 /** FLEET_HOST: the host's name in the stack's config, else its address. */

@@ -40,6 +40,33 @@ export function header(layout: ServiceLayout, runAs: string): string {
   ].join("\n");
 }
 
+/** The system's own PATH: what root's steps find commands through, never a service's. */
+export const ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/**
+ * What the service's own shell runs first: the env file's assignments from fd 3 (the user could
+ * not open the 0600 file itself), exported as `set -a; . file` did, then the `NAME=value` words
+ * fleet adds, then the command.
+ */
+const SERVICE_ENV_SHELL = `set -a; eval "$(cat <&3)"; exec 3<&-; c_=$1; shift; for a_ in "$@"; do export "$a_"; done; set +a; exec /bin/sh -c "$c_"`;
+
+/**
+ * `service_env_run <user> <command> [NAME=value…]`, with the env file open on fd 3: runs the
+ * command as the service's user with the service's environment. Root's shell never sources the
+ * env file (it may set PATH or LD_* to the service's own trees): it clears its environment with
+ * `env -i`, finds `runuser` through ROOT_PATH, and only the user's shell reads the env (issue 29).
+ */
+export const SERVICE_ENV_RUN = [
+  `service_env_run() {`,
+  `  su_=$1; shift`,
+  `  if [ "$su_" = "$(id -un)" ]; then command -p env -i PATH=${ROOT_PATH} \${HOME+"HOME=$HOME"} \${LANG+"LANG=$LANG"} /bin/sh -c ${shq(SERVICE_ENV_SHELL)} sh "$@"`,
+  `  else command -p env -i PATH=${ROOT_PATH} \${LANG+"LANG=$LANG"} runuser -u "$su_" -- /bin/sh -c ${shq(SERVICE_ENV_SHELL)} sh "$@"; fi`,
+  `}`,
+].join("\n");
+
+/** Exits 126 from a function when its env file (`$1`) is a link: fleet writes regular files only. */
+export const ENV_FILE_NOT_LINK = `[ ! -L "$1" ] || { echo "refusing to read the env file $1: it is a symbolic link (fleet writes a regular file)" >&2; return 126; }`;
+
 /**
  * Records the running script's process group (and its leader's start time) in the lock, so that
  * if the connection dies and the script lives on as an orphan, the deploy's next script there

@@ -4,8 +4,10 @@ import type { ServiceSpec } from "../model/service";
 import { diskGuard } from "./host";
 import { createHash } from "crypto";
 import {
+  ENV_FILE_NOT_LINK,
   EXIT,
   RECORD_SCRIPT,
+  SERVICE_ENV_RUN,
   REAP_SCRIPT,
   auditLine,
   header,
@@ -338,9 +340,10 @@ function activateLines(spec: ServiceSpec, plan: ActivatePlan): string[] {
     lines.push(
       "phase migrate",
       `(umask 077 && ${emitBytes(plan.envFile)} > "$D/.migrate-env")`,
-      // The env file may set any variable, the script's own (D, RUN_AS, PATH) included: after
-      // sourcing it, only positional parameters are used, and rm comes from the default PATH.
-      `migrate_as() { set -a; . "$1"; set +a; command -p rm -f "$1"; if [ "$2" = "$3" ]; then /bin/sh -c "$4"; else command -p runuser -u "$2" -- /bin/sh -c "$4"; fi; }`,
+      // The env file may set any variable (PATH, LD_*, the script's own D and RUN_AS): only the
+      // migration's shell reads it (service_env_run); the file (secrets) goes before it runs.
+      SERVICE_ENV_RUN,
+      `migrate_as() { ${ENV_FILE_NOT_LINK}; { command -p rm -f "$1"; service_env_run "$2" "$4"; } 3<"$1"; }`,
       `(cd "$R" && migrate_as "$D/.migrate-env" "$RUN_AS" "$(id -un)" ${shq(spec.migrate)}) || { rc=$?; rm -f "$D/.migrate-env"; exit $rc; }`,
       `echo migrated=1; : > "$D/.lock/migrated"`,
     );

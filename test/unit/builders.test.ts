@@ -15,6 +15,7 @@ import {
   uploadCommand,
 } from "../../commands/service";
 import { parseFacts } from "../../commands/facts";
+import { SERVICE_ENV_RUN } from "../../commands/service-shell";
 import type { ServiceSpec } from "../../model/service";
 
 const layout = serviceLayout("/srv/fleet", "web", "web");
@@ -238,13 +239,27 @@ describe("commands/service builders: hostile values (issue #10)", () => {
         "/bin/sh",
         [
           "-c",
-          `set -eu\n${fn}\nme=$(id -un)\nmigrate_as "$1" "$me" "$me" 'printf "%s|%s|%s" "$D" "$RUN_AS" "$PATH" > "$OUT"'`,
+          `set -eu\n${SERVICE_ENV_RUN}\n${fn}\nme=$(id -un)\nmigrate_as "$1" "$me" "$me" 'printf "%s|%s|%s" "$D" "$RUN_AS" "$PATH" > ${out}'`,
           "sh",
           envFile,
         ],
-        { env: { ...process.env, OUT: out } },
+        { env: { ...process.env, ROOTS_OWN: "not passed on" } },
       );
       assert.equal(fs.readFileSync(out, "utf8"), "/nowhere|someone-else|/nonexistent");
+      // Tools planted in the PATH the env sets are never what root's shell runs (issue 29).
+      const planted = path.join(dir, "bin");
+      fs.mkdirSync(planted);
+      for (const tool of ["env", "rm", "runuser", "cat", "sh"])
+        fs.writeFileSync(path.join(planted, tool), `#!/bin/sh\necho ${tool} >> ${dir}/planted-ran\n`, { mode: 0o755 });
+      fs.writeFileSync(envFile, renderEnvFile({ PATH: `${planted}:/usr/bin:/bin` }, "r", "c"));
+      execFileSync("/bin/sh", [
+        "-c",
+        `set -eu\n${SERVICE_ENV_RUN}\n${fn}\nme=$(id -un)\nmigrate_as "$1" "$me" "$me" 'printf "%s" "$PATH" > ${out}'`,
+        "sh",
+        envFile,
+      ]);
+      assert.equal(fs.readFileSync(out, "utf8"), `${planted}:/usr/bin:/bin`, "the migration sees its PATH");
+      assert.ok(!fs.existsSync(path.join(dir, "planted-ran")), "no planted tool ran");
       assert.ok(!fs.existsSync(envFile), "the env file (secrets) is removed even with PATH unusable");
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
