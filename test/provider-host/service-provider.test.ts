@@ -49,7 +49,7 @@ describe("Service provider in Pulumi's provider host (preview path)", function (
   it("serializes to a small provider with no secret inside", async () => {
     const text = await serializeProvider(serviceProvider);
     // The bundled, compressed provider (providers/ship.ts): every RPC carries it, twice or three times.
-    assert.ok(text.length < 52_000, `provider is ${text.length} bytes; every RPC pays for its size`);
+    assert.ok(text.length < 56_000, `provider is ${text.length} bytes; every RPC pays for its size`);
     assert.ok(!text.includes("KEY-MATERIAL-XYZ"));
     assert.match(text, /require\("zlib"\)/, "the bundle is unpacked inside the host, not captured");
   });

@@ -34,8 +34,8 @@ describe("shipped providers", function () {
     // The closure was ~215 KB before the provider's check used the model's zod schema; now the
     // SDK cannot serialize it at all. The bundle requires zod at run time, like ssh2. (40 KB until
     // the host-side watchdog, commands/watchdog.ts, joined it; 44 KB until the proxy mode did; 48 KB
-    // until shared files and hooks did.)
-    assert.ok(shipped.text.length < 52_000, `shipped ${shipped.text.length} B`);
+    // until shared files and hooks did; 52 KB until the root-owned release marks, issue 29.)
+    assert.ok(shipped.text.length < 56_000, `shipped ${shipped.text.length} B`);
     assert.match(bundleProviderSource(PROVIDER_SOURCES.service.file), /require\("zod"\)/);
     await assert.rejects(
       pulumi.runtime.serializeFunction(() => serviceProvider, { allowSecrets: true }),
