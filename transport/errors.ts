@@ -10,6 +10,12 @@ import { redact, tail } from "./redact";
 /** Lines of stdout/stderr kept in an error: enough to see why, short enough to read. */
 const TAIL_LINES = 30;
 
+/**
+ * The `code` of a remote step that ran out of its time (`timeoutMs`), running or still waiting
+ * for an SSH channel: kind "failure" like any failed step, told apart by this code, not its prose.
+ */
+export const STEP_TIMEOUT_CODE = "FLEET_STEP_TIMEOUT";
+
 /** A remote step that ran and failed (non-zero exit, signal or timeout). */
 export type RemoteStepFailure = FleetError & {
   readonly stage: "run";
@@ -50,6 +56,8 @@ export function remoteStepFailed(
   stderr: string,
   reason: string,
   secrets: readonly string[],
+  /** A machine-readable cause, e.g. STEP_TIMEOUT_CODE. */
+  code?: string,
 ): RemoteStepFailure {
   const clean = (text: string) => redact(tail(text, TAIL_LINES), secrets);
   const stdoutTail = clean(stdout);
@@ -73,6 +81,7 @@ export function remoteStepFailed(
     stdoutTail,
     stderrTail,
     phase: lastPhase(stderr),
+    code,
   }) as RemoteStepFailure;
 }
 

@@ -1,6 +1,7 @@
 import type { Readable } from "stream";
 import type { SshConnection } from "./connection";
-import { connectionFailed, exitError, remoteStepFailed } from "./errors";
+import { channelGate, type ChannelGate } from "./channel-gate";
+import { connectionFailed, exitError, remoteStepFailed, STEP_TIMEOUT_CODE } from "./errors";
 import { traceEvent } from "../observe/trace";
 
 /**
@@ -16,7 +17,10 @@ export interface ExecOptions {
   readonly step: string;
   /** Bytes for the command's stdin: a script, or a stream (an archive). */
   readonly stdin?: string | Readable;
-  /** Kills the step after this long. Default 10 minutes. */
+  /**
+   * Kills the step after this long. Default 10 minutes. Counted from the moment the connection is
+   * up: waiting for a free channel on it (MAX_COMMANDS_PER_CONNECTION) uses up the same time.
+   */
   readonly timeoutMs?: number;
   /** Values to redact from any error text. */
   readonly secrets?: readonly string[];
@@ -43,15 +47,10 @@ interface PoolEntry {
   presence?: Promise<string | undefined>;
 }
 
-/** The commands running on one host's connection, and those waiting for a channel. */
-interface ChannelGate {
-  active: number;
-  waiting: (() => void)[];
-}
-
 interface Pool {
   entries: Record<string, PoolEntry>;
   stats: TransportStats;
+  /** The commands running on each host's connection, and those waiting for a channel. */
   gates?: Record<string, ChannelGate>;
 }
 
@@ -62,20 +61,22 @@ interface Pool {
  */
 export const MAX_COMMANDS_PER_CONNECTION = 8;
 
-/** Waits for a free channel on `key`'s connection; the returned function frees it (once). */
-async function channelSlot(key: string): Promise<() => void> {
-  const p = pool();
-  const gate = ((p.gates ??= {})[key] ??= { active: 0, waiting: [] });
-  while (gate.active >= MAX_COMMANDS_PER_CONNECTION) await new Promise<void>((r) => gate.waiting.push(r));
-  gate.active++;
-  let freed = false;
-  return () => {
-    if (freed) return;
-    freed = true;
-    gate.active--;
-    gate.waiting.shift()?.();
-  };
+/** The channel gate of `key`'s connection (transport/channel-gate.ts: first come, first served, waits that end). */
+function gateOf(key: string): ChannelGate {
+  return ((pool().gates ??= {})[key] ??= channelGate(MAX_COMMANDS_PER_CONNECTION));
 }
+
+/** Why a command that found every channel held gave up, in the words of a timed-out step. */
+function channelsBusy(waitedMs: number): string {
+  return (
+    `timed out after ${waitedMs} ms waiting for an SSH channel: all ${MAX_COMMANDS_PER_CONNECTION} channels ` +
+    `on this connection were busy (held by long-running commands, such as \`logs -f\` streams or interactive ` +
+    `execs), so it never started`
+  );
+}
+
+/** How long a streamed command (execStream) waits for a free channel by default. */
+const DEFAULT_STREAM_CHANNEL_WAIT_MS = 30_000;
 
 const POOL_KEY = "__fleetSshPool";
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -332,23 +333,61 @@ export function prewarm(conn: SshConnection): void {
  * a stuck upload. `timeout` kills its whole process group.
  */
 export function underHostTimeout(command: string, timeoutMs: number): string {
-  const seconds = Math.ceil(timeoutMs / 1000) + 2;
-  return `timeout -s KILL ${seconds} /bin/sh -c '${command.replace(/'/g, "'\\''")}'`;
+  return `timeout -s KILL ${hostTimeoutSeconds(timeoutMs)} /bin/sh -c '${command.replace(/'/g, "'\\''")}'`;
+}
+
+/** The host's timeout, in whole seconds: just after ours, so ours reports the step first. */
+function hostTimeoutSeconds(timeoutMs: number): number {
+  return Math.ceil(timeoutMs / 1000) + 2;
+}
+
+/**
+ * The shell a script on stdin runs in, as the host runs it (runScript): root's `/bin/sh -s` under
+ * the host's timeout, through `sudo -n` for any other user, with the timeout inside sudo, as root.
+ * Around sudo (underHostTimeout) it ran as the SSH user, who may not signal root's processes, and
+ * sudo (Debian's `Defaults use_pty`) starts its command in a session of its own: a hung root step,
+ * a `sleep` holding a flock, outlived its timeout on the host (test/real/transport-channels.test.ts).
+ */
+export function scriptShell(user: string, timeoutMs: number): string {
+  const shell = `timeout -s KILL ${hostTimeoutSeconds(timeoutMs)} /bin/sh -s`;
+  return user === "root" ? shell : `sudo -n ${shell}`;
 }
 
 /** Runs `command` on the host and resolves with its exit code and output; never throws on exit != 0. */
-export async function exec(conn: SshConnection, command: string, opts: ExecOptions): Promise<ExecResult> {
+export function exec(conn: SshConnection, command: string, opts: ExecOptions): Promise<ExecResult> {
+  return execOnHost(conn, (leftMs) => underHostTimeout(command, leftMs), {
+    ...opts,
+    describe: opts.describe ?? command,
+  });
+}
+
+/**
+ * `exec` of the host command `onHost` builds, under the host's timeout, for the time the step has
+ * left once it holds a channel.
+ */
+async function execOnHost(
+  conn: SshConnection,
+  onHost: (leftMs: number) => string,
+  opts: ExecOptions & { readonly describe: string },
+): Promise<ExecResult> {
   const c = (await client(conn)) as import("ssh2").Client;
   const key = connectionKey(conn);
-  const stats = pool().stats;
-  stats.commands[key] = (stats.commands[key] ?? 0) + 1;
   const timeoutMs = opts.timeoutMs ?? DEFAULT_STEP_TIMEOUT_MS;
   const secrets = opts.secrets ?? [];
-  const describe = opts.describe ?? command;
-  const free = await channelSlot(key);
+  const describe = opts.describe;
+  // The step's time runs from here: with every channel held (`logs -f` streams follow for hours),
+  // waiting for one without a limit left the step pending forever, its timeout never started.
+  const deadline = Date.now() + timeoutMs;
+  const free = await gateOf(key).acquire(deadline);
+  if (!free)
+    throw remoteStepFailed(key, opts.step, describe, null, "", "", channelsBusy(timeoutMs), secrets, STEP_TIMEOUT_CODE);
+  const stats = pool().stats;
+  stats.commands[key] = (stats.commands[key] ?? 0) + 1;
   const started = Date.now();
+  const leftMs = Math.max(deadline - started, 1);
+  const waitedMs = timeoutMs - leftMs;
   const running = new Promise<ExecResult>((resolve, reject) => {
-    c.exec(underHostTimeout(command, timeoutMs), (err, stream) => {
+    c.exec(onHost(leftMs), (err, stream) => {
       if (err) {
         reject(remoteStepFailed(key, opts.step, describe, null, "", "", `could not start: ${err.message}`, secrets));
         return;
@@ -356,7 +395,7 @@ export async function exec(conn: SshConnection, command: string, opts: ExecOptio
       const out: Buffer[] = [];
       const errOut: Buffer[] = [];
       let finished = false;
-      const fail = (reason: string) =>
+      const fail = (reason: string, code?: string) =>
         reject(
           remoteStepFailed(
             key,
@@ -367,6 +406,7 @@ export async function exec(conn: SshConnection, command: string, opts: ExecOptio
             Buffer.concat(errOut).toString("utf8"),
             reason,
             secrets,
+            code,
           ),
         );
       const timer = setTimeout(() => {
@@ -374,8 +414,9 @@ export async function exec(conn: SshConnection, command: string, opts: ExecOptio
         finished = true;
         stream.signal("KILL");
         stream.close();
-        fail(`timed out after ${timeoutMs} ms`);
-      }, timeoutMs);
+        const waited = waitedMs >= 100 ? ` (${waitedMs} ms of it waiting for an SSH channel)` : "";
+        fail(`timed out after ${timeoutMs} ms${waited}`, STEP_TIMEOUT_CODE);
+      }, leftMs);
       stream.on("data", (d: Buffer) => out.push(d));
       stream.stderr.on("data", (d: Buffer) => errOut.push(d));
       stream.on("close", (code: number | null, signal?: string) => {
@@ -415,17 +456,24 @@ export async function exec(conn: SshConnection, command: string, opts: ExecOptio
  * mocha defines a global `run`.)
  */
 export async function execChecked(conn: SshConnection, command: string, opts: ExecOptions): Promise<ExecResult> {
-  const result = await exec(conn, command, opts);
-  if (result.code !== 0)
-    throw exitError(connectionKey(conn), opts.step, opts.describe ?? command, result, opts.secrets ?? []);
+  return exitedZero(conn, { ...opts, describe: opts.describe ?? command }, await exec(conn, command, opts));
+}
+
+/** The result of a command that exited 0; any other exit becomes a RemoteStepFailure. */
+function exitedZero(
+  conn: SshConnection,
+  opts: ExecOptions & { readonly describe: string },
+  result: ExecResult,
+): ExecResult {
+  if (result.code !== 0) throw exitError(connectionKey(conn), opts.step, opts.describe, result, opts.secrets ?? []);
   return result;
 }
 
 /**
  * Runs a shell script, sent on stdin so that nothing in it (secrets included) appears in the
- * remote process list. Non-root users go through `sudo -n`.
+ * remote process list. Non-root users go through `sudo -n`, the host's timeout inside it (scriptShell).
  */
-export function runScript(
+export async function runScript(
   conn: SshConnection,
   script: string,
   opts: Omit<ExecOptions, "stdin">,
@@ -433,7 +481,8 @@ export function runScript(
 ): Promise<ExecResult> {
   const shell = conn.user === "root" ? "/bin/sh -s" : "sudo -n /bin/sh -s";
   const options = { ...opts, stdin: script, describe: opts.describe ?? `${shell} <<'script' (${opts.step})` };
-  return check ? execChecked(conn, shell, options) : exec(conn, shell, options);
+  const result = await execOnHost(conn, (leftMs) => scriptShell(conn.user, leftMs), options);
+  return check ? exitedZero(conn, options, result) : result;
 }
 
 export interface StreamOptions {
@@ -453,6 +502,11 @@ export interface StreamOptions {
    */
   readonly signal?: AbortSignal;
   readonly closeAfterMs?: number;
+  /**
+   * How long to wait for a free channel (MAX_COMMANDS_PER_CONNECTION) before failing as a timed-out
+   * step. Default 30 s. Stopping (`signal`) while it waits ends the wait: nothing runs.
+   */
+  readonly channelWaitMs?: number;
   /** Called once the command runs, with a way to pass on a terminal resize (PTY only). */
   readonly onStart?: (control: { resize(rows: number, cols: number): void }) => void;
   /** Shown in errors instead of the command itself. */
@@ -469,17 +523,23 @@ export interface StreamResult {
 /**
  * Runs `command` on the host with its output handed over as it arrives (logs -f, an interactive
  * exec), under the same connection pool, channel gate and stats as `exec`; no host timeout (a
- * shell or a follow may last hours). Rejects only when the command cannot start or the
- * connection drops.
+ * shell or a follow may last hours). Rejects only when the command cannot start (no channel came
+ * free within `channelWaitMs` included) or the connection drops; stopped before it could start,
+ * it resolves with code null and ran nothing.
  */
 export async function execStream(conn: SshConnection, command: string, opts: StreamOptions): Promise<StreamResult> {
   const c = (await client(conn)) as import("ssh2").Client;
   const key = connectionKey(conn);
-  const stats = pool().stats;
-  stats.commands[key] = (stats.commands[key] ?? 0) + 1;
   const secrets = opts.secrets ?? [];
   const describe = opts.describe ?? command;
-  const free = await channelSlot(key);
+  const waitMs = opts.channelWaitMs ?? DEFAULT_STREAM_CHANNEL_WAIT_MS;
+  const free = await gateOf(key).acquire(Date.now() + waitMs, opts.signal);
+  if (!free) {
+    if (opts.signal?.aborted) return { code: null };
+    throw remoteStepFailed(key, opts.step, describe, null, "", "", channelsBusy(waitMs), secrets, STEP_TIMEOUT_CODE);
+  }
+  const stats = pool().stats;
+  stats.commands[key] = (stats.commands[key] ?? 0) + 1;
   const started = Date.now();
   const running = new Promise<StreamResult>((resolve, reject) => {
     const onReady = (err: Error | undefined, stream: import("ssh2").ClientChannel) => {
