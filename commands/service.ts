@@ -226,8 +226,9 @@ export function installScript(spec: ServiceSpec, fromStaging: boolean): string {
   const layout = layoutOf(spec);
   const src = fromStaging ? `${layout.staging}/${spec.releaseId}` : releaseDir(layout, spec.releaseId);
   const target = depsDir(layout, spec.install.hash);
-  // The copies run as the service's user: a `when` file in a retained release (the user's tree)
-  // may be a link to a file only root could read.
+  // From root's staging (not yet the user's), root copies into a `deps/` folder that is still
+  // its own, then hands it over. From a retained release (the user's tree, where a `when` file
+  // may be a link to a file only root could read) the user copies.
   const copies = spec.install.when.map((file) => {
     const dir = file.includes("/") ? file.slice(0, file.lastIndexOf("/")) : "";
     return [
@@ -243,8 +244,9 @@ export function installScript(spec: ServiceSpec, fromStaging: boolean): string {
       "phase install",
       RECORD_SCRIPT,
       `S=${shq(src)}; T=${shq(target)}`,
-      `rm -rf "$T"; mkdir -p "$T"; chown "$RUN_AS" "$T"`,
-      `as_user ${shq(["set -e", ...copies].join("\n"))}`,
+      ...(fromStaging
+        ? [`rm -rf "$T"; mkdir -p "$T"`, ...copies, `chown -R "$RUN_AS" "$T"`]
+        : [`rm -rf "$T"; mkdir -p "$T"; chown "$RUN_AS" "$T"`, `as_user ${shq(["set -e", ...copies].join("\n"))}`]),
       `cd "$T"`,
       `as_user ${shq(spec.install.run)}`,
       `as_user ${shq(`touch ${shq(`${target}/.fleet-complete`)}`)}`,

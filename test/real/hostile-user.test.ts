@@ -107,10 +107,10 @@ describe("a hostile service user never gets root's help (real server, web2, issu
     const R = `${D}/releases/${first}`;
     await asUser(
       [
-        `cd ${R}`,
+        `set -e; cd ${R}`,
         `for m in .fleet-staged .fleet-activated .fleet-deps REVISION; do rm -f "$m"; ln -s ${VICTIM} "$m"; done`,
         // An unquoted `for l in $(find …)` splits this name into "$R/a" and the victim.
-        `ln -s ${D}/deps/gone "a ${VICTIM_DIR}/x"`,
+        `mkdir -p "a ${VICTIM_DIR}"; ln -s ${D}/deps/gone "a ${VICTIM_DIR}/x"`,
         `ln -s ${D}/deps/gone "b"`,
       ].join("\n"),
     );
