@@ -7,6 +7,7 @@ import { ProviderHost } from "../support/provider-host";
 import { serviceSpec } from "../support/service-inputs";
 import { runCell, type CellPlan } from "./support/cell";
 import {
+  closeGates,
   dropSsh,
   fillDisk,
   freeDisk,
@@ -14,6 +15,7 @@ import {
   installGates,
   killServer,
   mountSmallFs,
+  openGates,
   removeGates,
   startServer,
   unmountSmallFs,
@@ -25,12 +27,22 @@ import { fleetDown, fleetUp, servers, type Server } from "./support/servers";
 import { FaultStack } from "./support/stack";
 import type { PostgresServer } from "../support/fleet";
 import { KILLED_HEALTH_TIMEOUT, killedDeployerPlan } from "./support/killed-deployer";
+import {
+  HOSTILE_SHARED,
+  HOSTILE_USER,
+  hostileUserCell,
+  plantVictims,
+  removeVictims,
+  victims,
+  type Victims,
+} from "./support/hostile-user";
 
 /**
  * Issue #10, the faults × phases matrix: each fault injected inside each deploy phase on real
  * servers (the suite's own: f1, f2 and the PostgreSQL server fdb, never the shared fleet), with
  * the invariants asserted after each (see support/cell.ts); the deployer killed column is issue
- * #17's (support/killed-deployer.ts). Results: test-results/faults/RESULTS.md
+ * #17's (support/killed-deployer.ts), and the hostile service user column is security issue 29's
+ * (support/hostile-user.ts). Results: test-results/faults/RESULTS.md
  * (ignored; `npm run faults:results` refreshes the committed test/faults/RESULTS.md from it).
  */
 
@@ -425,6 +437,54 @@ describe("fault matrix (issue #10): phases × faults, on the fault suite's own s
           ),
         );
       }
+    },
+  );
+
+  // ---------------------------------------------------------------------------------- fault 7
+  const hostileVictims: Victims = { baseline: "" };
+  family(
+    FAULT_TITLES["hostile-user"],
+    () => ({
+      server: () => f1,
+      name: "fx-user",
+      port: 18806,
+      root: ROOT,
+      extra: { runAs: HOSTILE_USER, shared: HOSTILE_SHARED },
+    }),
+    (stack) => {
+      for (const phase of Object.keys(POINT) as Phase[]) {
+        cell(
+          phase,
+          "hostile-user",
+          "the service's account plants links to root-only victims before and inside the phase",
+          () =>
+            hostileUserCell(stack(), {
+              phase,
+              point: POINT[phase],
+              victims: hostileVictims,
+              names: NAMES[phase],
+              evidence: EVIDENCE,
+              ...(phase === "install" ? { files: install("hostile-user") } : {}),
+            }),
+        );
+      }
+    },
+    {
+      before: async () => {
+        await openGates(f1, HOSTILE_USER);
+        hostileVictims.baseline = await plantVictims(f1);
+      },
+      // The family's destroy (the delete over the account's trees) must leave the victims too.
+      after: async () => {
+        const after = await victims(f1);
+        await removeVictims(f1);
+        await closeGates(f1);
+        assert.equal(
+          after,
+          hostileVictims.baseline,
+          "the victims changed after the last cell's checks: by the family's destroy (or in a last cell that failed)",
+        );
+      },
     },
   );
 });

@@ -120,8 +120,8 @@ async function ensureConverged(stack: FaultStack, log: (line: string) => void): 
   const live = await stack.live();
   if (consistent(live, recorded)) return;
   log(
-    `an earlier cell left the stack inconsistent (recorded ${recorded}, current ${live.current}, served ${live.servedRelease}, ` +
-      `env ${live.envRelease}, ${lockSummary(live)}): one up() of its inputs first`,
+    `an earlier cell left the stack inconsistent (recorded ${recorded}, current ${live.current}, process runs ${live.runningRelease || "none"}, ` +
+      `served ${live.servedRelease}, env ${live.envRelease}, ${lockSummary(live)}): one up() of its inputs first`,
   );
   try {
     await stack.up();
@@ -132,7 +132,9 @@ async function ensureConverged(stack: FaultStack, log: (line: string) => void): 
   }
   const again = await stack.live();
   if (!consistent(again, stack.recordedRelease()))
-    throw new Error(`an earlier cell broke this family and an up() did not repair it (current ${again.current})`);
+    throw new Error(
+      `an earlier cell broke this family and an up() did not repair it (current ${again.current}, process runs ${again.runningRelease || "none"})`,
+    );
 }
 
 export async function runCell(stack: FaultStack, plan: CellPlan): Promise<string> {

@@ -97,6 +97,19 @@ export async function removeGates(server: Server): Promise<void> {
   );
 }
 
+/**
+ * The install, build, migrate and start gates run as the service's account: a service with a
+ * `runAs` of its own needs the gates' state folder writable by that account's group (root's gates
+ * need nothing). `closeGates` gives it back to root alone.
+ */
+export async function openGates(server: Server, user: string): Promise<void> {
+  await server.sh(`chgrp "$(id -gn ${user})" ${STATE_DIR} && chmod 0775 ${STATE_DIR}`);
+}
+
+export async function closeGates(server: Server): Promise<void> {
+  await server.exec(`chgrp root ${STATE_DIR} && chmod 0755 ${STATE_DIR}`);
+}
+
 export async function arm(server: Server, point: GatePoint, mode: GateMode): Promise<void> {
   await server.sh(
     `rm -f ${STATE_DIR}/at-${point} ${STATE_DIR}/go-${point}; printf %s ${mode} > ${STATE_DIR}/arm-${point}`,

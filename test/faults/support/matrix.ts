@@ -9,7 +9,15 @@ import * as path from "path";
 export const PHASES = ["upload", "install", "build", "migrate", "backup", "switch", "restart", "health"] as const;
 export type Phase = (typeof PHASES)[number];
 
-export const FAULTS = ["ssh-drop", "server-restart", "app-crash", "disk-full", "hung", "deployer-killed"] as const;
+export const FAULTS = [
+  "ssh-drop",
+  "server-restart",
+  "app-crash",
+  "disk-full",
+  "hung",
+  "deployer-killed",
+  "hostile-user",
+] as const;
 export type Fault = (typeof FAULTS)[number];
 
 export const FAULT_TITLES: Record<Fault, string> = {
@@ -19,6 +27,7 @@ export const FAULT_TITLES: Record<Fault, string> = {
   "disk-full": "disk full",
   hung: "hung command",
   "deployer-killed": "deployer killed",
+  "hostile-user": "hostile service user",
 };
 
 export interface CellResult {
@@ -90,6 +99,18 @@ export async function writeResults(
       "last line is its `reverted` line, no lock is left, the old release serves); before it, the old release " +
       "served throughout and the lock left names its holder and its presence, which has ended. The error is " +
       "the provider host's death (fleet is gone and says nothing).",
+    "",
+    "The hostile service user column (security issue 29, support/hostile-user.ts) deploys a service that runs as " +
+      "`deploy` (its `runAs`) with a shared dir and file. Before the deploy, and again while the deploy waits at the " +
+      "phase's sync point, that account, acting as itself (`runuser`), plants links in every tree it owns: fleet's " +
+      "legacy marker names and `REVISION` to a root-only victim file outside fleet's root, names that word-split into " +
+      "a root-only victim folder linking into `deps/`, the install's `when` file to the victim (in releases and in " +
+      "deps sets, the one being installed included), its shared links and `-shm`/`-wal`/`-journal` names in its " +
+      "shared dir to the victims; and it tries every root-owned path fleet writes (each must refuse it). On top of " +
+      "the invariants above: the victims' owner, mode, times and content are unchanged, no file under the service's " +
+      "or its backups' folder holds the victim's content, and neither fleet's error nor a refresh shows it. No other " +
+      "fault is injected: every deploy must go through but the install's, which fails by design (the install's own " +
+      "`cp` of the `when` file, as the account, cannot read the root-only file it links to).",
     "",
     "A pass cell reads: how the deploy ended (failed, or absorbed the fault) → which release the server " +
       "served once the fault was gone (old/new); whether a lock was left (a stale one names its holder " +

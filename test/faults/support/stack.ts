@@ -37,13 +37,17 @@ export interface StackOptions {
   readonly healthTimeout?: string;
   readonly connectTimeoutMs?: number;
   readonly minFreeDiskMb?: number;
+  /** The service's account (default: the connection's user, root). */
+  readonly runAs?: string;
+  /** Shared entries (`shared:`), linked into each release. */
+  readonly shared?: { readonly dirs: readonly string[]; readonly files: Readonly<Record<string, string>> };
 }
 
 /** What the server itself says, read without fleet. */
 export interface Live {
   /** Release `current` points at ("" if none). */
   readonly current: string;
-  /** REVISION of that release. */
+  /** The commit fleet recorded for that release (its root-owned mark; REVISION is the service user's file). */
   readonly revision: string;
   /** The release dir the unit's main process runs from (its cwd): the code that really runs. */
   readonly runningRelease: string;
@@ -181,6 +185,8 @@ export class FaultStack {
       keepReleases: 3,
       breakStaleLock: true,
       minFreeDiskMb: o.minFreeDiskMb ?? 16,
+      ...(o.runAs ? { runAs: o.runAs } : {}),
+      ...(o.shared ? { shared: o.shared } : {}),
     });
     return { ...base, stepTimeoutMs: o.stepTimeoutMs ?? 60_000 };
   }
@@ -262,12 +268,17 @@ export class FaultStack {
     const d = this.dir;
     const out = await this.o.server.sh(
       `cur=$(readlink ${d}/current 2>/dev/null || true); echo "current=\${cur##*/}"; ` +
-        `echo "revision=$(cat ${d}/current/REVISION 2>/dev/null)"; ` +
+        // The release tree is the service's account's: root never reads a file in it that may be a
+        // link (security issue 29); fleet's own record of the commit is root's, in .marks/.
+        `m=${d}/.marks/\${cur##*/}/commit; echo "revision=$([ -n "$cur" ] && [ -f "$m" ] && [ ! -L "$m" ] && head -n 1 "$m")"; ` +
         `echo "verified=$(cat ${d}/verified 2>/dev/null)"; ` +
         `echo "env=$(sed -n 's/^FLEET_RELEASE="\\(.*\\)"$/\\1/p' ${d}/shared/env 2>/dev/null)"; ` +
         `echo "active=$(/usr/bin/systemctl is-active ${this.o.name} 2>/dev/null)"; ` +
         `pid=$(/usr/bin/systemctl show -p MainPID --value ${this.o.name} 2>/dev/null); ` +
-        `run=$(readlink /proc/\${pid:-0}/cwd 2>/dev/null || true); echo "running=\${run##*/}"; ` +
+        // Root without CAP_SYS_PTRACE (a container's) cannot read another account's /proc/<pid>/cwd: its owner can.
+        `run=$(readlink /proc/\${pid:-0}/cwd 2>/dev/null || ${
+          this.o.runAs ? `runuser -u ${this.o.runAs} -- readlink /proc/\${pid:-0}/cwd 2>/dev/null || ` : ""
+        }true); echo "running=\${run##*/}"; ` +
         `if [ -d ${d}/.lock ]; then echo lock=1; sed 's/^/owner./' ${d}/.lock/owner 2>/dev/null; fi; true`,
     );
     const facts: Record<string, string> = {};
