@@ -9,6 +9,7 @@ import { proxyLayout } from "./proxy";
 import { renderLockOwner, type LockOwner } from "./service";
 import { instanceProbeTarget } from "./service-proxy";
 import { EXIT, probeLines } from "./service-shell";
+import { PRESENCE_GONE } from "./watchdog";
 import type { HealthSpec } from "../model/service";
 import { MARK_FUNCTIONS, commitFactLine } from "./release-marks";
 
@@ -148,14 +149,8 @@ const serviceDir = (t: RebootLockTarget) => shq(serviceLayout(t.root, t.service,
 const HELD_FUNCTIONS = [
   `owner_wait() { i=0; while [ ! -s "$1/.lock/owner" ] && [ -d "$1/.lock" ] && [ $i -lt 20 ]; do sleep 0.05; i=$((i + 1)); done; }`,
   `holder() { tr '\\n' ' ' < "$1/.lock/owner" 2>/dev/null | base64 -w0 || true; }`,
-  `gone_reboot() {`,
-  `  grep -qxF ${shq(REBOOT_LOCK_KIND)} "$1/.lock/owner" 2>/dev/null || return 1`,
-  `  k=$(sed -n 's/^presence=//p' "$1/.lock/owner" 2>/dev/null)`,
-  `  [ -n "$k" ] || return 1`,
-  `  kp=\${k%% *}; ks=\${k#* }`,
-  `  [ -r "/proc/$kp/stat" ] && [ "$(cut -d' ' -f22 "/proc/$kp/stat" 2>/dev/null)" = "$ks" ] && return 1`,
-  `  return 0`,
-  `}`,
+  PRESENCE_GONE,
+  `gone_reboot() { grep -qxF ${shq(REBOOT_LOCK_KIND)} "$1/.lock/owner" 2>/dev/null && presence_gone "$1/.lock"; }`,
 ].join("\n");
 
 /** `mine <dir>`: exit 0 while the lock in `<dir>` is this reboot's (its token). */

@@ -126,16 +126,26 @@ export function decideLines(spec: ServiceSpec, layout: ServiceLayout, waitMs: nu
  * leftover script, reverts a switch it left undecided, writes its `interrupted` line and removes
  * the lock). Needs REAP_SCRIPT's `reap` defined.
  */
+/**
+ * `presence_gone <lock dir>`: exit 0 when the presence (`<pid> <start time>`) its owner file
+ * records provably no longer runs; a lock without one is never judged gone. The deploys' and the
+ * reboot's takeovers share it.
+ */
+export const PRESENCE_GONE = [
+  `presence_gone() {`,
+  `  k=$(sed -n 's/^presence=//p' "$1/owner" 2>/dev/null)`,
+  `  [ -n "$k" ] || return 1`,
+  `  kp=\${k%% *}; ks=\${k#* }`,
+  `  [ -r "/proc/$kp/stat" ] && [ "$(cut -d' ' -f22 "/proc/$kp/stat" 2>/dev/null)" = "$ks" ] && return 1`,
+  `  return 0`,
+  `}`,
+].join("\n");
+
 export function takeoverFunctions(spec: ServiceSpec, layout: ServiceLayout): string {
   const unit = shq(watchdogUnit(spec));
   return [
-    `holder_gone() {`,
-    `  k=$(sed -n 's/^presence=//p' "$D/.lock/owner" 2>/dev/null)`,
-    `  [ -n "$k" ] || return 1`,
-    `  kp=\${k%% *}; ks=\${k#* }`,
-    `  [ -r "/proc/$kp/stat" ] && [ "$(cut -d' ' -f22 "/proc/$kp/stat" 2>/dev/null)" = "$ks" ] && return 1`,
-    `  return 0`,
-    `}`,
+    PRESENCE_GONE,
+    `holder_gone() { presence_gone "$D/.lock"; }`,
     `take_over() {`,
     `  t0=$(date +%s%3N)`,
     // The watchdog is reverting right now: let it finish (it releases the lock), then retry.

@@ -24,6 +24,7 @@ import {
 } from "../../commands/reboot";
 import { decodeBase64, parseFacts } from "../../commands/facts";
 import { prepareScript, type LockOwner } from "../../commands/service";
+import { PRESENCE_GONE } from "../../commands/watchdog";
 import {
   backVerdict,
   describeWaiting,
@@ -269,14 +270,8 @@ describe("commands/reboot: the deploy locks the reboot holds (run with the local
         "umask 022",
         `owner_wait() { i=0; while [ ! -s "$1/.lock/owner" ] && [ -d "$1/.lock" ] && [ $i -lt 20 ]; do sleep 0.05; i=$((i + 1)); done; }`,
         `holder() { tr '\\n' ' ' < "$1/.lock/owner" 2>/dev/null | base64 -w0 || true; }`,
-        `gone_reboot() {`,
-        `  grep -qxF kind=reboot "$1/.lock/owner" 2>/dev/null || return 1`,
-        `  k=$(sed -n 's/^presence=//p' "$1/.lock/owner" 2>/dev/null)`,
-        `  [ -n "$k" ] || return 1`,
-        `  kp=\${k%% *}; ks=\${k#* }`,
-        `  [ -r "/proc/$kp/stat" ] && [ "$(cut -d' ' -f22 "/proc/$kp/stat" 2>/dev/null)" = "$ks" ] && return 1`,
-        `  return 0`,
-        `}`,
+        PRESENCE_GONE,
+        `gone_reboot() { grep -qxF kind=reboot "$1/.lock/owner" 2>/dev/null && presence_gone "$1/.lock"; }`,
         `mine() { [ "$(sed -n 's/^token=//p' "$1/.lock/owner" 2>/dev/null)" = t0k ]; }`,
         `unlock() {`,
         `  mine "$1" || return 0`,
