@@ -2,22 +2,32 @@ import type * as pulumi from "@pulumi/pulumi";
 import { createHash } from "crypto";
 import * as path from "path";
 import * as zlib from "zlib";
+import {
+  CODE_LOADER_MARK,
+  CODE_METHODS,
+  CODE_PROVIDER_PREFIX,
+  codeConfigKeys,
+} from "../model/shipped-code";
 
 /**
- * What fleet's dynamic providers ship in Pulumi state.
+ * What fleet's dynamic providers ship in Pulumi state (docs/state.md).
  *
- * Pulumi stores a dynamic provider by value: `serializeFunction` walks every function the
- * provider reaches and writes each with its captured environment. For the Service provider that
- * was ~215 KB of closure text, which cost ~1 s at every program start and rode on every RPC
- * (Check, Diff and Update each carry it two or three times; the engine and the provider host
- * encode and decode it each time, and every resource's state stores it twice).
+ * Pulumi stores a dynamic provider by value, in every resource's `__provider`, inputs and
+ * outputs: for fleet that was ~100 KB per resource, and the self-managed backends rewrite the
+ * whole state at every step, so an update grew with the square of the fleet.
  *
  * Instead each provider module is bundled with esbuild (minified, npm packages left as
- * `require`s resolved from the project, as the SDK's serializer does), brotli-compressed, and
- * shipped inside a small loader: 5–10× smaller, still by value, so a resource is deleted or
- * refreshed with the code it was deployed with, even after fleet is upgraded.
+ * `require`s resolved from the project, as the SDK's serializer does) and brotli-compressed,
+ * and the bundles ride **once per stack**, in the configuration of one explicit `pulumi-nodejs`
+ * provider resource named after their hash (components/shipped-resource.ts). A resource's
+ * `__provider` is a small loader, the same text for every fleet version, that takes its bundle
+ * from that configuration and runs it only if its sha256 matches. Pulumi's dynamic-provider
+ * host hands the provider's configuration to the loader's `configure`.
+ *
+ * A resource's state names its provider resource, so a resource is refreshed, deleted or
+ * destroyed with the code it was last written with, even after fleet is upgraded: the older
+ * provider resource stays in state for as long as a resource refers to it.
  */
-
 /** The provider modules and the export that is the provider. Paths are from the project root. */
 export const PROVIDER_SOURCES = {
   service: { file: "providers/service/provider.ts", exportName: "serviceProvider" },
@@ -31,11 +41,13 @@ export const PROVIDER_SOURCES = {
 export type ShippedProviderName = keyof typeof PROVIDER_SOURCES;
 
 const PROJECT_ROOT = path.resolve(__dirname, "..");
-const METHODS = ["check", "diff", "create", "read", "update", "delete"] as const;
 
-/** A provider module bundled to one CommonJS text: deterministic for the same sources. */
-export function bundleProviderSource(file: string, root = PROJECT_ROOT): string {
-  return bundleProvider(file, root).code;
+/**
+ * A provider module bundled to one CommonJS text, deterministic for the same sources: its
+ * export as `provider`, wrapped by providers/code-move.ts (older state moves over on update).
+ */
+export function bundleProviderSource(name: ShippedProviderName, root = PROJECT_ROOT): string {
+  return bundleProvider(name, root).code;
 }
 
 /**
@@ -53,12 +65,18 @@ export const NODE_BUNDLE = {
 } as const;
 
 /** The bundle and the project-relative files it was built from. */
-function bundleProvider(file: string, root = PROJECT_ROOT): { code: string; inputs: string[] } {
+function bundleProvider(name: ShippedProviderName, root = PROJECT_ROOT): { code: string; inputs: string[] } {
   // Required here: esbuild is only needed by the deploying program, never inside a provider.
-
   const esbuild = require("esbuild") as typeof import("esbuild");
+  const source = PROVIDER_SOURCES[name];
+  const entry = [
+    `import { ${source.exportName} as provider } from "./${source.file.replace(/\.ts$/, "")}";`,
+    `import { withCodeMove } from "./providers/code-move";`,
+    `export const fleetProvider = withCodeMove(provider);`,
+  ].join("\n");
+  const sourcefile = `fleet-code-${name}.ts`;
   const result = esbuild.buildSync({
-    entryPoints: [path.join(root, file)],
+    stdin: { contents: entry, resolveDir: root, sourcefile, loader: "ts" },
     absWorkingDir: root,
     ...NODE_BUNDLE,
     target: "node18",
@@ -68,11 +86,11 @@ function bundleProvider(file: string, root = PROJECT_ROOT): { code: string; inpu
     legalComments: "none",
   });
   const out = result.outputFiles[0];
-  if (!out) throw new Error(`esbuild produced no output for ${file}`);
-  return { code: out.text, inputs: Object.keys(result.metafile.inputs) };
+  if (!out) throw new Error(`esbuild produced no output for ${source.file}`);
+  return { code: out.text, inputs: Object.keys(result.metafile.inputs).filter((f) => f !== sourcefile) };
 }
 
-/** brotli + base64: how the bundle travels in state. */
+/** brotli + base64: how a bundle travels in the provider's configuration. */
 export function packBundle(code: string): string {
   return zlib
     .brotliCompressSync(Buffer.from(code, "utf8"), {
@@ -81,86 +99,96 @@ export function packBundle(code: string): string {
     .toString("base64");
 }
 
-/**
- * The provider code inside a serialized `__provider` text (for tests and for inspecting state):
- * undefined when the text is not a shipped loader.
- */
-export function unpackShipped(providerText: string): string | undefined {
-  const packed = /fleetLoader\("([A-Za-z0-9+/=]+)"/.exec(providerText)?.[1];
-  return packed === undefined ? undefined : zlib.brotliDecompressSync(Buffer.from(packed, "base64")).toString("utf8");
+/** The sha256 (hex) of a packed bundle's text: what the loader checks before running it. */
+export function bundleSha256(packed: string): string {
+  return createHash("sha256").update(packed).digest("hex");
 }
 
 /**
  * The loader that a resource stores as `__provider`: a module whose `handler()` returns the
- * provider object, as Pulumi's dynamic-provider host expects. It is written here as text, not
- * produced by Pulumi's closure serializer: that costs ~250 ms at each program start (it loads
- * TypeScript to parse functions) and its output would depend on how fleet itself was compiled.
- * The text holds only strings (the packed bundle, its hash, the export name, the methods).
+ * provider object, as Pulumi's dynamic-provider host expects. The host calls its `configure`
+ * with the provider resource's configuration before any other method; there the loader finds
+ * its bundle, checks the bundle's sha256 against the one written beside it, unpacks it once per
+ * process (cached on globalThis by hash; all bundles share transport/ssh.ts's pool, also kept on
+ * globalThis) and takes the bundle's methods. Any failure there is the answer of every method,
+ * so nothing runs on a host. npm packages (ssh2) resolve from the project folder, where Pulumi
+ * runs the provider host. With FLEET_TRACE (observe/trace.ts) each RPC appends its span.
  *
- * The unpacked provider is cached on globalThis per bundle hash, so one provider-host process
- * unpacks each bundle once, and all bundles share transport/ssh.ts's connection pool (also kept
- * on globalThis). npm packages (ssh2) resolve from the project folder, where Pulumi runs the
- * provider host. With FLEET_TRACE (observe/trace.ts) each RPC appends its span.
+ * Written here as text, not by Pulumi's closure serializer (~250 ms at each program start), and
+ * the same for every fleet version: a `__provider` that never changes is never a diff.
  */
 const LOADER_JS = `
-function fleetLoader(packed, bundleHash, exportName, methods) {
-  const load = () => {
-    const cache = (globalThis.__fleetProviders ??= {});
-    if (cache[bundleHash]) return cache[bundleHash];
-    const path = require("path");
-    const code = require("zlib").brotliDecompressSync(Buffer.from(packed, "base64")).toString("utf8");
-    const filename = path.join(process.cwd(), "fleet-provider-" + exportName + "-" + bundleHash + ".js");
-    const mod = { exports: {} };
-    new Function("exports", "require", "module", "__filename", "__dirname", code)(
-      mod.exports, require("module").createRequire(filename), mod, filename, path.dirname(filename));
-    const provider = mod.exports[exportName];
-    if (!provider) throw new Error("fleet provider bundle " + bundleHash + " has no export " + exportName);
-    return (cache[bundleHash] = provider);
-  };
+function fleetCodeLoader(bundle, methods) {
   const loader = {};
-  for (const method of methods) {
-    loader[method] = (...args) => {
-      const traceFile = process.env.FLEET_TRACE;
-      const start = Date.now();
-      const provider = load();
-      const result = provider[method].apply(provider, args);
-      if (!traceFile) return result;
-      const line = { ev: "rpc", method, pid: process.pid, origin: Math.round(performance.timeOrigin), start };
-      return Promise.resolve(result).finally(() =>
-        require("fs").appendFileSync(traceFile, JSON.stringify({ ...line, t: Date.now() }) + "\\n"));
-    };
-  }
+  const fail = (error) => { for (const m of methods) loader[m] = () => Promise.reject(error); };
+  loader.configure = async (request) => {
+    try {
+      const config = (request && request.config && request.config.rawConfig) || {};
+      const packed = config[bundle], sha256 = config[bundle + "Sha256"];
+      const what = "fleet: the code of this " + bundle + " resource";
+      const todo = " Nothing ran on any host. The state names the code that manages each resource" +
+        " (pulumi:providers:pulumi-nodejs fleet-code-…, docs/state.md): restore that stack state from" +
+        " the backend's history or a backup (pulumi stack import), then run the command again.";
+      if (typeof packed !== "string" || typeof sha256 !== "string") throw new Error(what + " is missing from its provider's configuration (no '" + bundle + "' or '" + bundle + "Sha256')." + todo);
+      const actual = require("crypto").createHash("sha256").update(packed).digest("hex");
+      if (actual !== sha256) throw new Error(what + " does not match its sha256: the state says " + sha256.slice(0, 16) + "…, the code is " + actual.slice(0, 16) + "…; the state was changed outside Pulumi." + todo);
+      const cache = (globalThis.__fleetCode ??= {});
+      let provider = cache[actual];
+      if (!provider) {
+        const path = require("path");
+        const code = require("zlib").brotliDecompressSync(Buffer.from(packed, "base64")).toString("utf8");
+        const filename = path.join(process.cwd(), "fleet-code-" + bundle + "-" + actual.slice(0, 16) + ".js");
+        const mod = { exports: {} };
+        new Function("exports", "require", "module", "__filename", "__dirname", code)(
+          mod.exports, require("module").createRequire(filename), mod, filename, path.dirname(filename));
+        provider = cache[actual] = mod.exports.fleetProvider;
+        if (!provider) throw new Error(what + " (sha256 " + actual.slice(0, 16) + "…) exports no provider." + todo);
+      }
+      for (const method of methods) {
+        if (typeof provider[method] !== "function") { delete loader[method]; continue; }
+        loader[method] = (...args) => {
+          const traceFile = process.env.FLEET_TRACE;
+          const start = Date.now();
+          const result = provider[method].apply(provider, args);
+          if (!traceFile) return result;
+          const line = { ev: "rpc", method, pid: process.pid, origin: Math.round(performance.timeOrigin), start };
+          return Promise.resolve(result).finally(() =>
+            require("fs").appendFileSync(traceFile, JSON.stringify({ ...line, t: Date.now() }) + "\\n"));
+        };
+      }
+    } catch (error) {
+      fail(error);
+    }
+  };
+  fail(new Error("fleet: the " + bundle + " provider was not configured (docs/state.md)"));
   return loader;
 }`;
 
-/** The `__provider` module text for a packed bundle. */
-export function loaderModuleText(packed: string, exportName: string, methods: readonly string[]): string {
-  const bundleHash = createHash("sha256").update(packed).digest("hex").slice(0, 16);
-  const args = [packed, bundleHash, exportName, methods].map((a) => JSON.stringify(a)).join(", ");
-  return `${LOADER_JS.trim()}\nexports.handler = () => fleetLoader(${args});\n`;
+/** The `__provider` module text of a bundle: the same for every fleet version. */
+export function loaderModuleText(bundle: string): string {
+  const args = [bundle, CODE_METHODS].map((a) => JSON.stringify(a)).join(", ");
+  return `${CODE_LOADER_MARK}\n${LOADER_JS.trim()}\nexports.handler = () => fleetCodeLoader(${args});\n`;
 }
 
-/** The provider object a loader text gives (what the provider host gets from `handler()`). */
-function evaluateLoader(text: string): pulumi.dynamic.ResourceProvider {
+/** The provider object a loader text gives, configured with `config` (what the host does). */
+function evaluateLoader(text: string, config: Record<string, string>): pulumi.dynamic.ResourceProvider {
   const mod = { exports: {} as { handler?: () => pulumi.dynamic.ResourceProvider } };
   new Function("exports", "require", "module", text)(mod.exports, require, mod);
-  return mod.exports.handler!();
+  const provider = mod.exports.handler!();
+  // Synchronous inside (no await before its end): the methods are there when this returns.
+  void provider.configure!({ config: { rawConfig: config } as unknown as pulumi.dynamic.Config });
+  return provider;
 }
 
-/** A loader object for a packed bundle, evaluated from its `__provider` text. */
-export function loaderFor(
-  packed: string,
-  exportName: string,
-  methods: readonly (typeof METHODS)[number][],
-): pulumi.dynamic.ResourceProvider {
-  return evaluateLoader(loaderModuleText(packed, exportName, methods));
+/** A loader object for a bundle under `config` (tests: missing, tampered or foreign code). */
+export function loaderFor(bundle: string, config: Record<string, string>): pulumi.dynamic.ResourceProvider {
+  return evaluateLoader(loaderModuleText(bundle), config);
 }
 
-/** What a provider ships: its packed bundle, export and methods, and the files it was built from. */
+/** What a provider ships: its packed bundle, that text's sha256, and the files it was built from. */
 export interface ShippedPayload {
   readonly packed: string;
-  readonly exportName: string;
-  readonly methods: (typeof METHODS)[number][];
+  readonly sha256: string;
   /** Project-relative source files of the bundle (build/bundle.ts watches them). */
   readonly inputs: string[];
 }
@@ -170,19 +198,9 @@ declare const FLEET_BUNDLED: { providers: Partial<Record<ShippedProviderName, Sh
 
 /** Bundles and packs a provider now (the build does this once; tests and tsx runs each time). */
 export function shippedPayload(name: ShippedProviderName): ShippedPayload {
-  const source = PROVIDER_SOURCES[name];
-  // The in-process module says which methods exist: the host treats a missing one specially.
-  const inProcess = (require(path.join(PROJECT_ROOT, source.file)) as Record<string, Record<string, unknown>>)[
-    source.exportName
-  ];
-  if (!inProcess) throw new Error(`${source.file} does not export ${source.exportName}`);
-  const { code, inputs } = bundleProvider(source.file);
-  return {
-    packed: packBundle(code),
-    exportName: source.exportName,
-    methods: METHODS.filter((m) => typeof inProcess[m] === "function"),
-    inputs,
-  };
+  const { code, inputs } = bundleProvider(name);
+  const packed = packBundle(code);
+  return { packed, sha256: bundleSha256(packed), inputs };
 }
 
 const payloads: Partial<Record<ShippedProviderName, ShippedPayload>> = {};
@@ -195,8 +213,37 @@ function payloadOf(name: ShippedProviderName): ShippedPayload {
 
 /** The `__provider` text that fleet's dynamic resources register (components/shipped-resource.ts). */
 export function shippedProviderText(name: ShippedProviderName): string {
-  const p = payloadOf(name);
-  return loaderModuleText(p.packed, p.exportName, p.methods);
+  return loaderModuleText(name);
+}
+
+/**
+ * The configuration of the provider resource that carries the code: per bundle, its packed text
+ * and that text's sha256. Every bundle, so one provider resource serves every fleet resource.
+ */
+export function codeProviderConfig(): Record<string, string> {
+  const config: Record<string, string> = {};
+  for (const name of Object.keys(PROVIDER_SOURCES) as ShippedProviderName[]) {
+    const payload = payloadOf(name);
+    const keys = codeConfigKeys(name);
+    config[keys.packed] = payload.packed;
+    config[keys.sha256] = payload.sha256;
+  }
+  return config;
+}
+
+/** The provider resource's name: fleet-code-<hash of every bundle's sha256>, one per fleet version. */
+export function codeProviderName(config: Record<string, string> = codeProviderConfig()): string {
+  const hashes = Object.keys(PROVIDER_SOURCES)
+    .sort()
+    .map((name) => `${name}=${config[codeConfigKeys(name).sha256] ?? ""}`)
+    .join("\n");
+  return `${CODE_PROVIDER_PREFIX}${createHash("sha256").update(hashes).digest("hex").slice(0, 12)}`;
+}
+
+/** The code a stored configuration carries for a bundle, unpacked (tests, inspecting state). */
+export function unpackShipped(config: Record<string, unknown>, name: ShippedProviderName): string | undefined {
+  const packed = config[codeConfigKeys(name).packed];
+  return typeof packed === "string" ? zlib.brotliDecompressSync(Buffer.from(packed, "base64")).toString("utf8") : undefined;
 }
 
 const shipped: Partial<Record<ShippedProviderName, pulumi.dynamic.ResourceProvider>> = {};
@@ -205,14 +252,16 @@ const shipped: Partial<Record<ShippedProviderName, pulumi.dynamic.ResourceProvid
 const PROVIDER_TEXT = Symbol.for("fleet.shippedProviderText");
 
 /**
- * The provider object that the program's `__provider` text gives the provider host, for tests
- * that drive a provider in-process or through the host (`shippedProviderTextOf` gives its text).
+ * The provider object that the program's `__provider` text gives the provider host once it is
+ * configured with codeProviderConfig(), for tests that drive a provider in-process or through
+ * the host (`shippedProviderTextOf` gives its text).
  */
 export function shippedProvider(name: ShippedProviderName): pulumi.dynamic.ResourceProvider {
   const known = shipped[name];
   if (known) return known;
   const text = shippedProviderText(name);
-  const provider = evaluateLoader(text);
+  const provider = evaluateLoader(text, codeProviderConfig());
+  delete provider.configure;
   Object.defineProperty(provider, PROVIDER_TEXT, { value: text, enumerable: false });
   return (shipped[name] = provider);
 }
@@ -221,3 +270,4 @@ export function shippedProvider(name: ShippedProviderName): pulumi.dynamic.Resou
 export function shippedProviderTextOf(provider: object): string | undefined {
   return (provider as { [PROVIDER_TEXT]?: string })[PROVIDER_TEXT];
 }
+

@@ -58,8 +58,8 @@ describe("engine: preview, deploy, drift and destroy with the real CLI (web1)", 
       planned.every((s) => s.op === "create"),
       `only creates: ${planned.map((s) => s.op).join(", ")}`,
     );
-    // The stack, the Host, two Services and their two releases.
-    assert.equal(resourceCounts(r.stdout)["to create"], 6, r.stdout);
+    // The stack, 2 services, their releases, the host, and the provider that carries fleet's code.
+    assert.equal(resourceCounts(r.stdout)["to create"], 7, r.stdout);
     const a = releases.find((s) => s.name === `${A}-release`)!;
     assert.ok(
       a.lines.some((l) => new RegExp(`^\\s+releaseId\\s*: "${appA.head().slice(0, 12)}"$`).test(l)),
@@ -96,7 +96,7 @@ describe("engine: preview, deploy, drift and destroy with the real CLI (web1)", 
     const r = await stack.pulumi("preview", "--diff", "--expect-no-changes", "--non-interactive");
     assert.equal(r.code, 0, outputOf(r));
     assert.deepEqual(changes(r.stdout), [], r.stdout);
-    assert.deepEqual(resourceCounts(r.stdout), { unchanged: 6 });
+    assert.deepEqual(resourceCounts(r.stdout), { unchanged: 7 });
     await new Promise((res) => setTimeout(res, 1000)); // journald's write of a late login
     assert.equal((await sshLogins(HOST)) - before, 0, "logins on web1 during the no-op preview");
   });
@@ -114,7 +114,7 @@ describe("engine: preview, deploy, drift and destroy with the real CLI (web1)", 
     const props = changedProperties(planned[0]!);
     assert.equal(props["releaseId"], `"${first}" => "${commit.slice(0, 12)}"`);
     assert.deepEqual(Object.keys(props).sort(), ["commit", "releaseId", "source"], r.stdout);
-    assert.deepEqual(resourceCounts(r.stdout), { "to update": 1, unchanged: 5 });
+    assert.deepEqual(resourceCounts(r.stdout), { "to update": 1, unchanged: 6 });
     assert.ok(!r.stdout.includes(`${B}-release`), `${B} is not in the diff`);
   });
 

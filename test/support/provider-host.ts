@@ -18,7 +18,7 @@ import { ResourceProviderClient } from "@pulumi/pulumi/proto/provider_grpc_pb";
 import * as proto from "@pulumi/pulumi/proto/provider_pb";
 import { Status } from "@pulumi/pulumi/proto/status_pb";
 import { Struct } from "google-protobuf/google/protobuf/struct_pb";
-import { shippedProviderTextOf } from "../../providers/ship";
+import { codeProviderConfig, shippedProviderTextOf } from "../../providers/ship";
 
 /** The fleet project folder: the host resolves `require` from here, like under the CLI. */
 export const PROJECT_ROOT = path.resolve(__dirname, "..", "..");
@@ -276,6 +276,11 @@ export interface ProviderHostOptions {
   readonly callTimeoutMs?: number;
   /** Extra node flags for the host process (e.g. `--cpu-prof` when profiling a bench). */
   readonly nodeArgs?: readonly string[];
+  /**
+   * The provider resource's configuration the engine sends to Configure. Default: fleet's code
+   * (providers/ship.ts codeProviderConfig), what components/shipped-resource.ts registers.
+   */
+  readonly config?: Record<string, string>;
 }
 
 export interface CheckFailure {
@@ -383,7 +388,7 @@ export class ProviderHost {
         "grpc.max_receive_message_length": 400 * 1024 * 1024,
         "grpc.max_send_message_length": 400 * 1024 * 1024,
       });
-      await host.configure();
+      await host.configure(options.config ?? codeProviderConfig());
       return host;
     } catch (e) {
       await host.stop();
@@ -506,10 +511,10 @@ export class ProviderHost {
     return new ProviderError(err.details || err.message, method, err.code, decodePartial(err), this.logTail());
   }
 
-  private async configure(): Promise<void> {
+  private async configure(config: Record<string, string>): Promise<void> {
     // What the engine sends (provider_plugin.go Configure); the Node host answers acceptSecrets=false.
     const req = new proto.ConfigureRequest();
-    req.setArgs(Struct.fromJavaScript({}));
+    req.setArgs(Struct.fromJavaScript(config));
     req.setAcceptsecrets(true);
     req.setAcceptresources(true);
     req.setSendsOldInputs(true);
