@@ -6,6 +6,7 @@
  * proposes the changes that would bring it back. Any proposed change is drift.
  */
 import type { NotifyEvent, NotifyTarget } from "../model/notify";
+import { CODE_PROVIDER_PACKAGE, CODE_PROVIDER_PREFIX } from "../model/shipped-code";
 
 /** `npm run drift` exit codes: 0 in sync, 1 drift (announced), 2 the check itself failed. */
 export const DRIFT_EXIT = { clean: 0, drift: 1, error: 2 } as const;
@@ -26,11 +27,23 @@ export function driftCommand(stack: string): string[] {
 
 export type DriftVerdict = { kind: "clean" } | { kind: "drift" } | { kind: "error" };
 
-/** Drift only when the CLI says changes were proposed; any other failure is a failed check. */
+/**
+ * Drift only when the CLI says changes were proposed; any other failure is a failed check. A
+ * new fleet version alone proposes its code provider (created, and the old one deleted: see
+ * docs/state.md): that is fleet's own code, not the hosts, and the next up records it.
+ */
 export function driftVerdict(status: number, output: string): DriftVerdict {
   if (status === 0) return { kind: "clean" };
-  if (status === PULUMI_EXIT_NO_CHANGES || NO_CHANGES_EXPECTED.test(stripAnsi(output))) return { kind: "drift" };
+  if (status === PULUMI_EXIT_NO_CHANGES || NO_CHANGES_EXPECTED.test(stripAnsi(output))) {
+    const changed = driftedResources(output);
+    return changed.length > 0 && changed.every(isCodeProviderStep) ? { kind: "clean" } : { kind: "drift" };
+  }
   return { kind: "error" };
+}
+
+/** A step of the provider resource that carries fleet's code (components/shipped-resource.ts). */
+function isCodeProviderStep(r: DriftedResource): boolean {
+  return r.type === `pulumi:providers:${CODE_PROVIDER_PACKAGE}` && r.name.startsWith(CODE_PROVIDER_PREFIX);
 }
 
 export interface DriftedResource {

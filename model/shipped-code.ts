@@ -9,7 +9,10 @@
  */
 
 /** The first line of every loader text: what tells a current `__provider` from an older one. */
-export const CODE_LOADER_MARK = "/* fleet code loader v1: docs/state.md */";
+export const CODE_LOADER_MARK = "/* fleet code loader v1, docs/state.md */";
+
+/** The provider-configuration key of the loader's second part (providers/ship.ts LOADER_BODY). */
+export const CODE_LOADER_KEY = "fleetLoader";
 
 /** The provider package whose host runs dynamic resources, and fleet's provider resources' prefix. */
 export const CODE_PROVIDER_PACKAGE = "pulumi-nodejs";

@@ -3,6 +3,7 @@ import { createHash } from "crypto";
 import * as path from "path";
 import * as zlib from "zlib";
 import {
+  CODE_LOADER_KEY,
   CODE_LOADER_MARK,
   CODE_METHODS,
   CODE_PROVIDER_PREFIX,
@@ -105,69 +106,75 @@ export function bundleSha256(packed: string): string {
 }
 
 /**
- * The loader that a resource stores as `__provider`: a module whose `handler()` returns the
- * provider object, as Pulumi's dynamic-provider host expects. The host calls its `configure`
- * with the provider resource's configuration before any other method; there the loader finds
- * its bundle, checks the bundle's sha256 against the one written beside it, unpacks it once per
- * process (cached on globalThis by hash; all bundles share transport/ssh.ts's pool, also kept on
- * globalThis) and takes the bundle's methods. Any failure there is the answer of every method,
- * so nothing runs on a host. npm packages (ssh2) resolve from the project folder, where Pulumi
- * runs the provider host. With FLEET_TRACE (observe/trace.ts) each RPC appends its span.
+ * The loader, in two parts. A resource's `__provider` holds only the first, LOADER_BOOT: the
+ * same few hundred bytes for every fleet version and every bundle but its name, so that it is
+ * never a diff and costs little in each resource. Pulumi's dynamic-provider host calls its
+ * `configure` with the provider resource's configuration before any other method; it runs the
+ * second part, LOADER_BODY, which rides in that configuration (`fleetLoader`) beside the bundles.
+ * Until configure succeeds every method rejects, so a missing or tampered piece runs nothing on a
+ * host (the host would otherwise skip a missing `delete` and forget the resource).
  *
- * Written here as text, not by Pulumi's closure serializer (~250 ms at each program start), and
- * the same for every fleet version: a `__provider` that never changes is never a diff.
+ * LOADER_BODY finds the bundle, checks its sha256 against the one written beside it, unpacks it
+ * once per process (cached on globalThis by hash; all bundles share transport/ssh.ts's pool, also
+ * kept on globalThis) and takes the bundle's methods. npm packages (ssh2) resolve from the project
+ * folder, where Pulumi runs the provider host. With FLEET_TRACE (observe/trace.ts) each RPC
+ * appends its span. Both are written here as text, not by Pulumi's closure serializer (~250 ms at
+ * each program start).
  */
-const LOADER_JS = `
-function fleetCodeLoader(bundle, methods) {
-  const loader = {};
-  const fail = (error) => { for (const m of methods) loader[m] = () => Promise.reject(error); };
-  loader.configure = async (request) => {
-    try {
-      const config = (request && request.config && request.config.rawConfig) || {};
-      const packed = config[bundle], sha256 = config[bundle + "Sha256"];
-      const what = "fleet: the code of this " + bundle + " resource";
-      const todo = " Nothing ran on any host. The state names the code that manages each resource" +
-        " (pulumi:providers:pulumi-nodejs fleet-code-…, docs/state.md): restore that stack state from" +
-        " the backend's history or a backup (pulumi stack import), then run the command again.";
-      if (typeof packed !== "string" || typeof sha256 !== "string") throw new Error(what + " is missing from its provider's configuration (no '" + bundle + "' or '" + bundle + "Sha256')." + todo);
-      const actual = require("crypto").createHash("sha256").update(packed).digest("hex");
-      if (actual !== sha256) throw new Error(what + " does not match its sha256: the state says " + sha256.slice(0, 16) + "…, the code is " + actual.slice(0, 16) + "…; the state was changed outside Pulumi." + todo);
-      const cache = (globalThis.__fleetCode ??= {});
-      let provider = cache[actual];
-      if (!provider) {
-        const path = require("path");
-        const code = require("zlib").brotliDecompressSync(Buffer.from(packed, "base64")).toString("utf8");
-        const filename = path.join(process.cwd(), "fleet-code-" + bundle + "-" + actual.slice(0, 16) + ".js");
-        const mod = { exports: {} };
-        new Function("exports", "require", "module", "__filename", "__dirname", code)(
-          mod.exports, require("module").createRequire(filename), mod, filename, path.dirname(filename));
-        provider = cache[actual] = mod.exports.fleetProvider;
-        if (!provider) throw new Error(what + " (sha256 " + actual.slice(0, 16) + "…) exports no provider." + todo);
-      }
-      for (const method of methods) {
-        if (typeof provider[method] !== "function") { delete loader[method]; continue; }
-        loader[method] = (...args) => {
-          const traceFile = process.env.FLEET_TRACE;
-          const start = Date.now();
-          const result = provider[method].apply(provider, args);
-          if (!traceFile) return result;
-          const line = { ev: "rpc", method, pid: process.pid, origin: Math.round(performance.timeOrigin), start };
-          return Promise.resolve(result).finally(() =>
-            require("fs").appendFileSync(traceFile, JSON.stringify({ ...line, t: Date.now() }) + "\\n"));
-        };
-      }
-    } catch (error) {
-      fail(error);
-    }
+const LOADER_BOOT = `
+exports.handler=()=>{const b=BUNDLE,M=METHODS,l={},f=e=>{for(const m of M)l[m]=()=>Promise.reject(e)};
+f(Error("fleet: no code for this "+b+" resource in its provider's configuration; nothing ran (docs/state.md)"));
+l.configure=async r=>{const c=r&&r.config&&r.config.rawConfig||{};
+try{typeof c.fleetLoader=="string"&&Function("loader","config","bundle","methods","fail","require",c.fleetLoader)(l,c,b,M,f,require)}catch(e){f(e)}};
+return l}`;
+
+const LOADER_BODY = `
+const packed = config[bundle], sha256 = config[bundle + "Sha256"];
+const what = "fleet: the code of this " + bundle + " resource";
+const todo = " Nothing ran on any host. The state names the code that manages each resource" +
+  " (pulumi:providers:pulumi-nodejs fleet-code-…, docs/state.md): restore that stack state from" +
+  " the backend's history or a backup (pulumi stack import), then run the command again.";
+if (typeof packed !== "string" || typeof sha256 !== "string") throw new Error(what + " is missing from its provider's configuration (no '" + bundle + "' or '" + bundle + "Sha256')." + todo);
+const actual = require("crypto").createHash("sha256").update(packed).digest("hex");
+if (actual !== sha256) throw new Error(what + " does not match its sha256: the state says " + sha256.slice(0, 16) + "…, the code is " + actual.slice(0, 16) + "…; the state was changed outside Pulumi." + todo);
+const cache = (globalThis.__fleetCode ??= {});
+let provider = cache[actual];
+if (!provider) {
+  const path = require("path");
+  const code = require("zlib").brotliDecompressSync(Buffer.from(packed, "base64")).toString("utf8");
+  const filename = path.join(process.cwd(), "fleet-code-" + bundle + "-" + actual.slice(0, 16) + ".js");
+  const mod = { exports: {} };
+  new Function("exports", "require", "module", "__filename", "__dirname", code)(
+    mod.exports, require("module").createRequire(filename), mod, filename, path.dirname(filename));
+  provider = mod.exports.fleetProvider;
+  if (!provider) throw new Error(what + " (sha256 " + actual.slice(0, 16) + "…) exports no provider." + todo);
+  cache[actual] = provider;
+}
+for (const method of methods) {
+  if (typeof provider[method] !== "function") { delete loader[method]; continue; }
+  loader[method] = (...args) => {
+    const traceFile = process.env.FLEET_TRACE;
+    const start = Date.now();
+    const result = provider[method].apply(provider, args);
+    if (!traceFile) return result;
+    const line = { ev: "rpc", method, pid: process.pid, origin: Math.round(performance.timeOrigin), start };
+    return Promise.resolve(result).finally(() =>
+      require("fs").appendFileSync(traceFile, JSON.stringify({ ...line, t: Date.now() }) + "\\n"));
   };
-  fail(new Error("fleet: the " + bundle + " provider was not configured (docs/state.md)"));
-  return loader;
 }`;
 
 /** The `__provider` module text of a bundle: the same for every fleet version. */
 export function loaderModuleText(bundle: string): string {
-  const args = [bundle, CODE_METHODS].map((a) => JSON.stringify(a)).join(", ");
-  return `${CODE_LOADER_MARK}\n${LOADER_JS.trim()}\nexports.handler = () => fleetCodeLoader(${args});\n`;
+  const boot = LOADER_BOOT.trim()
+    .replace("BUNDLE", JSON.stringify(bundle))
+    .replace("METHODS", JSON.stringify(CODE_METHODS))
+    .replace(/\n/g, "");
+  return `${CODE_LOADER_MARK}\n${boot}\n`;
+}
+
+/** The loader's second part, as the provider's configuration carries it (`fleetLoader`). */
+export function loaderBodyText(): string {
+  return LOADER_BODY.trim();
 }
 
 /** The provider object a loader text gives, configured with `config` (what the host does). */
@@ -221,7 +228,7 @@ export function shippedProviderText(name: ShippedProviderName): string {
  * and that text's sha256. Every bundle, so one provider resource serves every fleet resource.
  */
 export function codeProviderConfig(): Record<string, string> {
-  const config: Record<string, string> = {};
+  const config: Record<string, string> = { [CODE_LOADER_KEY]: loaderBodyText() };
   for (const name of Object.keys(PROVIDER_SOURCES) as ShippedProviderName[]) {
     const payload = payloadOf(name);
     const keys = codeConfigKeys(name);
@@ -231,11 +238,12 @@ export function codeProviderConfig(): Record<string, string> {
   return config;
 }
 
-/** The provider resource's name: fleet-code-<hash of every bundle's sha256>, one per fleet version. */
+/** The provider resource's name: fleet-code-<hash of every bundle's and the loader's sha256>, one per fleet version. */
 export function codeProviderName(config: Record<string, string> = codeProviderConfig()): string {
   const hashes = Object.keys(PROVIDER_SOURCES)
     .sort()
     .map((name) => `${name}=${config[codeConfigKeys(name).sha256] ?? ""}`)
+    .concat(`${CODE_LOADER_KEY}=${bundleSha256(config[CODE_LOADER_KEY] ?? "")}`)
     .join("\n");
   return `${CODE_PROVIDER_PREFIX}${createHash("sha256").update(hashes).digest("hex").slice(0, 12)}`;
 }

@@ -1,4 +1,5 @@
 import { strict as assert } from "assert";
+import { codeProviderName } from "../../providers/ship";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -143,7 +144,8 @@ describe("engine: npm run deploy -- --hosts/--services with the real CLI (web1, 
         "pulumi-nodejs:dynamic/fleet:BackupSet::" + `${BACKUP}-set`,
         "pulumi-nodejs:dynamic/fleet:ServiceRelease::" + `${SOLO}-release`,
         `pulumi:pulumi:Stack::fleet-${stack.name}`,
-        "pulumi:providers:pulumi-nodejs::default",
+        // The provider that carries fleet's code (docs/state.md): a target's resources need it.
+        `pulumi:providers:pulumi-nodejs::${codeProviderName()}`,
       ].sort(),
     );
     assert.equal((await stack.outputs())["databaseBackups"][BACKUP].latestId.startsWith(`${BACKUP}-`), true);

@@ -95,6 +95,21 @@ describe("drift: pulumi preview --refresh --expect-no-changes, and who hears abo
     assert.deepEqual(DRIFT_EXIT, { clean: 0, drift: 1, error: 2 });
   });
 
+  it("a new fleet version alone (its code provider created, the old one deleted) is not drift; with a host's change it is", () => {
+    const step = (sym: string, op: string, name: string, type = "pulumi:providers:pulumi-nodejs") =>
+      `    ${sym} ${type}: (${op})\n        [urn=urn:pulumi:prod::fleet::${type}::${name}]\n`;
+    const codeOnly =
+      step("+", "create", "fleet-code-0123456789ab") +
+      step("-", "delete", "fleet-code-ba9876543210") +
+      "error: no changes were expected but changes were proposed\n";
+    assert.deepEqual(driftVerdict(7, codeOnly), { kind: "clean" });
+    assert.deepEqual(
+      driftVerdict(7, step("~", "update", "web-release", "pulumi-nodejs:dynamic/fleet:ServiceRelease") + codeOnly),
+      { kind: "drift" },
+    );
+    assert.deepEqual(driftVerdict(7, step("+", "create", "my-own-provider")), { kind: "drift" }, "not fleet's");
+  });
+
   it("driftSummary lists the resources that differ, by name and type, not the unchanged ones", () => {
     assert.deepEqual(driftedResources(DRIFTED), [
       { op: "update", type: "pulumi-nodejs:dynamic/fleet:ServiceRelease", name: "aether-core-release" },
