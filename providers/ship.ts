@@ -187,9 +187,12 @@ function evaluateLoader(text: string, config: Record<string, string>): pulumi.dy
   return provider;
 }
 
-/** A loader object for a bundle under `config` (tests: missing, tampered or foreign code). */
+/**
+ * A loader object for a bundle under `config` (tests: missing, tampered or foreign code); the
+ * loader's body is added when `config` has none (`fleetLoader`).
+ */
 export function loaderFor(bundle: string, config: Record<string, string>): pulumi.dynamic.ResourceProvider {
-  return evaluateLoader(loaderModuleText(bundle), config);
+  return evaluateLoader(loaderModuleText(bundle), { [CODE_LOADER_KEY]: loaderBodyText(), ...config });
 }
 
 /** What a provider ships: its packed bundle, that text's sha256, and the files it was built from. */

@@ -1,5 +1,4 @@
 import { strict as assert } from "assert";
-import { unpackShipped } from "../../providers/ship";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { GoldenImage } from "../../components/golden-image";
@@ -8,11 +7,14 @@ import { imageContentHash } from "../../decisions/image-hash";
 import { readImageContext } from "../../providers/image/inputs";
 import type { SshConnection } from "../../transport/connection";
 import { findByType, findResource, installMocks, isKnown, promiseOf, settle } from "../support/mocks";
+import { codeProviderConfig, codeProviderName, unpackShipped } from "../../providers/ship";
 
 const FIXTURES = path.resolve(__dirname, "..", "fixtures", "images");
 const SECRET_KEY = "4dabf18193072939515e22adb298388d";
 const HCLOUD_IMAGE = "pulumi-nodejs:dynamic/fleet:HcloudImage";
 const DOCKER_IMAGE = "pulumi-nodejs:dynamic/fleet:DockerImage";
+/** The explicit provider resource whose configuration carries fleet's code (components/shipped-resource.ts). */
+const CODE_PROVIDER = "pulumi:providers:pulumi-nodejs";
 const SNAPSHOT_ID = "314159";
 /** A host to ship to: mocks never connect, so no test server (nor its inventory) is needed. */
 const WEB3: SshConnection = {
@@ -95,7 +97,16 @@ describe("GoldenImage (hcloud) under Pulumi mocks", () => {
   });
 
   it("serializes the whole Packer flow into the provider: builder, provision, power off, snapshot, cleanup, validation", () => {
-    const code = unpackShipped(String(findResource(HCLOUD_IMAGE, "agent-snapshot").inputs["__provider"])) ?? "";
+    // The code rides once per stack, in the configuration of the provider resource the build names.
+    const [provider, ...more] = findByType(CODE_PROVIDER);
+    assert.ok(provider, "a code provider is registered");
+    assert.equal(more.length, 0, "one code provider for every fleet resource");
+    assert.equal(provider.name, codeProviderName());
+    const build = findResource(HCLOUD_IMAGE, "agent-snapshot");
+    assert.match(build.provider ?? "", new RegExp(`::${CODE_PROVIDER}::${provider.name}::`), "the build names it");
+    assert.equal(provider.inputs["hcloudImageSha256"], codeProviderConfig()["hcloudImageSha256"]);
+    const code = unpackShipped(provider.inputs, "hcloudImage") ?? "";
+    assert.ok(!String(build.inputs["__provider"]).includes("actions/create_image"), "not in the resource's state");
     for (const step of [
       "/ssh_keys",
       "/servers",
