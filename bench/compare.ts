@@ -1,8 +1,9 @@
 /**
  * npm run bench:compare (issues #9, #18): the same small app deployed the same way by fleet, Capistrano 3,
  * Ansible and the one-connection-per-command model of `@pulumi/command`, on 3 and on 10 test
- * servers; then fleet alone at scale (10 servers × up to 20 services). Writes bench/results.json and
- * bench/RESULTS.md. See bench/README.md for what each tool does and why.
+ * servers; then fleet alone at scale (10 servers × 1, 20 and 50 services, with the state's size per
+ * resource, issue #30). Writes bench/results.json and bench/RESULTS.md, keeping the scale figures from
+ * before issue #30 beside the new ones. See bench/README.md for what each tool does and why.
  *
  * fleet ("fleet", issue #18) is timed end to end, as users type it, in the project folder:
  * `npm run pulumi -- up --yes --skip-preview --stack <s>`, `npm run deploy -- --stack <s>` and
@@ -12,14 +13,15 @@
  *
  * Env: BENCH_RUNS (3-server runs, default 5), BENCH_RUNS10 (10-server runs, default 3),
  * BENCH_SETS ("3,10"), BENCH_TOOLS ("fleet,fleet-host,capistrano,ansible"; per-step too if named),
- * BENCH_SCALE=0, BENCH_SCALE_RUNS (3), BENCH_SCALE_SERVICES ("1,5,20"), BENCH_CHECKPOINTS=0 (no
- * PULUMI_SKIP_CHECKPOINTS pass), BENCH_DEPLOY=0 (no `npm run deploy` pass), BENCH_STARTUP=0.
+ * BENCH_SCALE=0, BENCH_SCALE_RUNS (3), BENCH_SCALE_SERVICES ("1,20,50"), BENCH_CHECKPOINTS=0 (no
+ * PULUMI_SKIP_CHECKPOINTS pass), BENCH_DEPLOY=0 (no `npm run deploy` pass), BENCH_STARTUP=0,
+ * BENCH_MERGE=1. Scale only: see bench/README.md.
  */
 import { execFileSync, spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import type { E2eSample } from "./e2e";
+import { MAX_SCALE_SERVICES, msPerChanged, scaleServiceName, type E2eSample } from "./e2e";
 import { zeroDowntimeBlock } from "./results-block";
 import { biggestPhase, PHASE_LABEL, PHASES, type Phase, type Phases } from "./phases";
 
@@ -38,6 +40,8 @@ const PORTS = {
 const TOOLS = ["fleet", "fleet-host", "capistrano", "ansible", "per-step"] as const;
 type Tool = (typeof TOOLS)[number];
 const DEFAULT_TOOLS = "fleet,fleet-host,capistrano,ansible";
+/** Services per server of the end-to-end scale passes (issue #30: 10 × 1, 20 and 50). */
+const DEFAULT_SCALE_SERVICES = "1,20,50";
 type Peer = "capistrano" | "ansible" | "per-step";
 const PEERS: readonly Peer[] = ["capistrano", "ansible", "per-step"];
 const SCENARIOS = ["first", "release", "lockfile", "rollback", "noop"] as const;
@@ -48,16 +52,14 @@ const UNITS = [
   "benchcap",
   "benchans",
   "benchcmd",
-  ...Array.from({ length: 20 }, (_, j) => scaleName(j)),
+  ...Array.from({ length: MAX_SCALE_SERVICES }, (_, j) => scaleServiceName(j)),
 ];
 const SET10 = {
   dir: "/tmp/fleet-bench10",
   nodes: Array.from({ length: 10 }, (_, i) => `b${i + 1}=127.0.0.${41 + i}`).join(" "),
 };
 
-function scaleName(j: number): string {
-  return `fs${String(j).padStart(2, "0")}`;
-}
+const scaleName = scaleServiceName;
 
 export interface Sample {
   readonly ms: number;
@@ -90,6 +92,11 @@ export interface SetResult {
   readonly scale?: { release: Sample[]; noop: Sample[]; first: Sample[]; hostPeakMiB: number };
   /** fleet end to end at scale: N services on every server of the set, one stack. */
   readonly scaleE2e?: ScaleE2e[];
+  /**
+   * The end-to-end scale figures from before issue #30 (fleet's code in every resource), kept
+   * from the results.json this run replaced and carried on by later runs, shown beside the new ones.
+   */
+  readonly scaleE2eBefore?: { readonly label: string; readonly date: string; readonly scaleE2e: ScaleE2e[] };
 }
 export interface Results {
   readonly format?: number;
@@ -215,7 +222,13 @@ async function child(outFile: string): Promise<void> {
     if (!TOOLS.includes(t)) throw new Error(`BENCH_TOOLS: unknown tool ${t} (have ${TOOLS.join(", ")})`);
   const withDeploy = process.env["BENCH_DEPLOY"] !== "0";
   const withNoCheckpoints = process.env["BENCH_CHECKPOINTS"] !== "0";
-  const scaleServices = (process.env["BENCH_SCALE_SERVICES"] ?? "1,5,20").split(",").filter(Boolean).map(Number);
+  const scaleServices = (process.env["BENCH_SCALE_SERVICES"] ?? DEFAULT_SCALE_SERVICES)
+    .split(",")
+    .filter(Boolean)
+    .map(Number);
+  for (const n of scaleServices)
+    if (!Number.isInteger(n) || n < 1 || n > MAX_SCALE_SERVICES)
+      throw new Error(`BENCH_SCALE_SERVICES: ${n} is not a whole number of services from 1 to ${MAX_SCALE_SERVICES}`);
   const withScale = process.env["BENCH_WITH_SCALE"] === "1";
   const scaleRuns = Number(process.env["BENCH_SCALE_RUNS"] ?? 3);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "fleet-compare-"));
@@ -596,6 +609,89 @@ function phaseTable(title: string, cell: E2eCell, nocp: E2eCell | undefined, sce
   return out;
 }
 
+const SCALE_E2E_NOTE =
+  "*ServiceReleases* = servers × services. *changed* is the CLI's own summary (`Resources:`, everything but unchanged; for a release before issue #30, where it was not recorded, servers × services); *per changed* is wall ÷ changed, median over runs. *state* is the stack's checkpoint file after the run (`.pulumi/stacks/<project>/<stack>.json` in its file backend, as the CLI wrote it), the resources in it (the stack, fleet's code provider, components, ServiceReleases) and, of it, fleet's code provider resource (`fleet-code-<hash>`, compact JSON); *per resource* is its size ÷ that count; *largest ServiceRelease* is that resource's compact JSON. CPU is the median, peak RSS the largest over runs.";
+
+const kb = (b: number) => (Number.isFinite(b) ? `${(b / 1000).toFixed(1)} KB` : "–");
+const bytesText = (b: number) => (Number.isFinite(b) ? `${Math.round(b).toLocaleString("en-US")} B` : "–");
+
+/** The end-to-end scale table: one row per services count and run kind. */
+function scaleE2eTable(scale: readonly ScaleE2e[], servers: number): string[] {
+  const out = [
+    "| services | ServiceReleases | run | wall | exit codes | connections per host | changed | per changed | CLI CPU | CLI peak RSS | provider host CPU | provider host peak RSS | state (resources) | per resource | largest ServiceRelease | failed |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+  ];
+  for (const sc of scale) {
+    const releases = sc.services * servers;
+    for (const k of ["first", "release", "noop"] as const) {
+      const xs = sc[k];
+      if (!xs.length) continue;
+      const fallback = k === "release" ? releases : undefined;
+      const changed = xs.map((s) => s.changed ?? fallback);
+      const per = median(xs.map((s) => msPerChanged(s, fallback)).filter(Number.isFinite));
+      const st = xs.flatMap((s) => (s.state ? [s.state] : []));
+      const code = median(st.flatMap((x) => (x.codeBytes === undefined ? [] : [x.codeBytes])));
+      const state = st.length
+        ? `${kb(median(st.map((x) => x.bytes)))} (${median(st.map((x) => x.resources))}${Number.isFinite(code) ? `; code ${kb(code)}` : ""})`
+        : "–";
+      const perRes = median(st.map((x) => x.bytes / x.resources));
+      const largest = st.length ? Math.max(...st.map((x) => x.largestReleaseBytes)) : NaN;
+      out.push(
+        `| ${sc.services} | ${releases} | ${k} | ${cellText(xs)} | ${xs.map((s) => s.code).join(", ")} | ${connText(xs)} | ${changed.map((c) => c ?? "–").join(", ")} | ${Number.isFinite(per) ? `${per.toFixed(0)} ms` : "–"} | ${median(xs.map((s) => s.cli.cpuS)).toFixed(2)} s | ${mib(Math.max(...xs.map((s) => s.cli.rssMiB)))} | ${median(xs.map((s) => s.host.cpuS)).toFixed(2)} s | ${mib(Math.max(...xs.map((s) => s.host.rssMiB)))} | ${state} | ${kb(perRes)} | ${bytesText(largest)} | ${xs.map((s) => s.failedCount ?? 0).join(", ")} |`,
+      );
+    }
+  }
+  out.push("");
+  return out;
+}
+
+/** Median wall time per changed resource of a pass's release runs (ms). */
+function releasePerChanged(sc: ScaleE2e, servers: number): number {
+  return median(sc.release.map((s) => msPerChanged(s, sc.services * servers)).filter(Number.isFinite));
+}
+
+/** The scale figures of a set: end to end (with the ones from before issue #30), then fleet-host. */
+function scaleSections(set: SetResult): string[] {
+  const out: string[] = [];
+  if (set.scaleE2e?.length) {
+    out.push(
+      `### Scale through the engine: ${set.servers} servers × N services (one stack, \`npm run pulumi -- up --yes --skip-preview\`)`,
+      "",
+      SCALE_E2E_NOTE,
+      "",
+      ...scaleE2eTable(set.scaleE2e, set.servers),
+    );
+    const before = set.scaleE2eBefore;
+    if (before?.scaleE2e.length) {
+      out.push(
+        `#### ${before.label} (run of ${before.date})`,
+        "",
+        "The same pass before issue #30, when fleet's code rode in every resource's state; its state was not measured then.",
+        "",
+        ...scaleE2eTable(before.scaleE2e, set.servers),
+      );
+    }
+  }
+  if (set.scale) {
+    const sc = set.scale;
+    out.push(
+      "",
+      `### Scale, fleet-host (provider host only): ${set.servers} servers × 20 services (${set.servers * 20} resources, one provider host), ${sc.release.length} runs`,
+      "",
+      "| run | wall | connections per host | host CPU | host peak RSS | failed deploys |",
+      "|---|---|---|---|---|---|",
+      ...(["first", "release", "noop"] as const).map(
+        (k) =>
+          `| ${k} | ${cellText(sc[k])} | ${connText(sc[k])} | ${median(sc[k].map((s) => s.cpuS)).toFixed(2)} s | ${Math.max(...sc[k].map((s) => s.rssMiB)).toFixed(0)} MiB | ${sc[k].map((s) => s.failed?.length ?? 0).join(", ")} of ${set.servers * 20} |`,
+      ),
+      "",
+      `Provider host peak memory: ${sc.hostPeakMiB.toFixed(0)} MiB (target < 300 MB).`,
+      "",
+    );
+  }
+  return out;
+}
+
 export function report(sets: SetResult[], machine: Record<string, string>, startup?: Record<string, number>): string {
   const lines: string[] = [];
   lines.push(`# bench:compare results`, "");
@@ -603,7 +699,7 @@ export function report(sets: SetResult[], machine: Record<string, string>, start
     `Date: ${machine["date"]}. Machine: ${machine["cpu"]}, ${machine["cpus"]} vCPU, ${machine["mem"]}, ${machine["kernel"]}.`,
   );
   lines.push(
-    `Reproduce: \`npm run bench:compare\` (= \`tsx bench/compare.ts\`; BENCH_RUNS=${sets[0]?.runs ?? 5} BENCH_RUNS10=${sets[1]?.runs ?? 3}).`,
+    `Reproduce: \`npm run bench:compare\` (= \`tsx bench/compare.ts\`; BENCH_RUNS=${sets.find((s) => s.servers === 3)?.runs ?? 5} BENCH_RUNS10=${sets.find((s) => s.servers === 10)?.runs ?? 3}).`,
   );
   lines.push(
     "",
@@ -611,6 +707,11 @@ export function report(sets: SetResult[], machine: Record<string, string>, start
     "",
   );
   for (const set of sets) {
+    if (set.runs === 0) {
+      // A scale-only run (BENCH_RUNS10=0) without BENCH_MERGE: no comparison figures to show.
+      lines.push(`## ${set.servers} servers: scale only`, "", ...scaleSections(set));
+      continue;
+    }
     const cols = columns(set);
     const f = set.tools.fleet;
     const ratioPeers = PEERS.filter((p) => set.tools[p]);
@@ -717,41 +818,7 @@ export function report(sets: SetResult[], machine: Record<string, string>, start
       );
     }
 
-    if (set.scaleE2e?.length) {
-      lines.push(
-        `### Scale through the engine: ${set.servers} servers × N services (one stack, \`npm run pulumi -- up --yes --skip-preview\`)`,
-        "",
-        "| services | resources | run | wall | exit codes | connections per host | CLI CPU | CLI peak RSS | provider host CPU | provider host peak RSS | failed |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-      );
-      for (const sc of set.scaleE2e) {
-        for (const k of ["first", "release", "noop"] as const) {
-          const xs = sc[k];
-          if (!xs.length) continue;
-          lines.push(
-            `| ${sc.services} | ${sc.services * set.servers} | ${k} | ${cellText(xs)} | ${xs.map((s) => s.code).join(", ")} | ${connText(xs)} | ${median(xs.map((s) => s.cli.cpuS)).toFixed(2)} s | ${mib(Math.max(...xs.map((s) => s.cli.rssMiB)))} | ${median(xs.map((s) => s.host.cpuS)).toFixed(2)} s | ${mib(Math.max(...xs.map((s) => s.host.rssMiB)))} | ${xs.map((s) => s.failedCount ?? 0).join(", ")} |`,
-          );
-        }
-      }
-      lines.push("");
-    }
-    if (set.scale) {
-      const sc = set.scale;
-      lines.push(
-        "",
-        `### Scale, fleet-host (provider host only): ${set.servers} servers × 20 services (${set.servers * 20} resources, one provider host), ${sc.release.length} runs`,
-        "",
-        "| run | wall | connections per host | host CPU | host peak RSS | failed deploys |",
-        "|---|---|---|---|---|---|",
-        ...(["first", "release", "noop"] as const).map(
-          (k) =>
-            `| ${k} | ${cellText(sc[k])} | ${connText(sc[k])} | ${median(sc[k].map((s) => s.cpuS)).toFixed(2)} s | ${Math.max(...sc[k].map((s) => s.rssMiB)).toFixed(0)} MiB | ${sc[k].map((s) => s.failed?.length ?? 0).join(", ")} of ${set.servers * 20} |`,
-        ),
-        "",
-        `Provider host peak memory: ${sc.hostPeakMiB.toFixed(0)} MiB (target < 300 MB).`,
-        "",
-      );
-    }
+    lines.push(...scaleSections(set));
   }
   if (startup && Object.keys(startup).length) {
     lines.push(
@@ -772,10 +839,10 @@ export function report(sets: SetResult[], machine: Record<string, string>, start
   return lines.join("\n");
 }
 
-/** fleet against issue #18's targets (figures, not tests); a miss says by how much and where the time is. */
+/** fleet against issues #18's and #30's targets (figures, not tests); a miss says by how much and where the time is. */
 function targets(sets: SetResult[]): string[] {
   const out = [
-    "## fleet against the targets (issue #18)",
+    "## fleet against the targets (issues #18, #30)",
     "",
     "| target | figure | met | if not: by how much; the phase holding the most time |",
     "|---|---|---|---|",
@@ -858,21 +925,78 @@ function targets(sets: SetResult[]): string[] {
       } |`,
     );
   }
+  // Issue #30: state that scales. "before #30" figures are the kept pre-#30 scale pass, where there is one.
+  const servers = s10?.servers ?? 10;
+  const before = s10?.scaleE2eBefore?.scaleE2e ?? [];
+  const was = (n: number) => before.find((x) => x.services === n);
+  const beforeText = (t: string | undefined) => (t ? `; before #30: ${t}` : "");
+  if (big) {
+    const w = med(big.release);
+    const b = was(20);
+    const ok = w <= 20_000;
+    out.push(
+      `| ${servers} × 20 services: release ≤ 20 s end to end (issue #30) | ${secs(w)}${beforeText(b?.release.length ? secs(med(b.release)) : undefined)} | ${ok ? "yes" : "**no**"} | ${
+        ok ? "" : `${secs(w - 20_000)} over (${((w / 20_000 - 1) * 100).toFixed(0)} %); ${where(big.release)}`
+      } |`,
+    );
+    const cliPeak = (x: ScaleE2e) => Math.max(...[...x.first, ...x.release, ...x.noop].map((s) => s.cli.rssMiB));
+    const cli = cliPeak(big);
+    const cliOk = cli <= 250;
+    out.push(
+      `| ${servers} × 20 services: CLI peak RSS ≤ 250 MiB (issue #30; first, release and no-op) | ${mib(cli)}${beforeText(b ? mib(cliPeak(b)) : undefined)} | ${cliOk ? "yes" : "**no**"} | ${cliOk ? "" : `${(cli - 250).toFixed(0)} MiB over`} |`,
+    );
+  }
+  const withState = scale.flatMap((x) =>
+    [...x.first, ...x.release, ...x.noop].flatMap((s) => (s.state ? [{ services: x.services, state: s.state }] : [])),
+  );
+  if (withState.length) {
+    const top = withState.reduce((a, c) => (c.state.largestReleaseBytes > a.state.largestReleaseBytes ? c : a));
+    const limit = 8_000;
+    const ok = top.state.largestReleaseBytes <= limit;
+    out.push(
+      `| state ≤ 8 KB per ServiceRelease, the largest (issue #30; 8 KB = 8,000 B, compact JSON) | ${bytesText(top.state.largestReleaseBytes)} (at ${servers} × ${top.services}; ${kb(top.state.bytes / top.state.resources)} per resource in that checkpoint) | ${ok ? "yes" : "**no**"} | ${ok ? "" : `${bytesText(top.state.largestReleaseBytes - limit)} over`} |`,
+    );
+  }
   const one = scale.find((x) => x.services === 1);
   if (one) {
+    const peak = (xs: E2eSample[], k: "cli" | "host") => Math.max(...xs.map((s) => s[k].rssMiB));
     for (const x of scale.filter((y) => y.services > 1)) {
-      const t = med(x.release) / med(one.release);
-      const peak = (xs: E2eSample[], k: "cli" | "host") => Math.max(...xs.map((s) => s[k].rssMiB));
+      const p1 = releasePerChanged(one, servers);
+      const pn = releasePerChanged(x, servers);
+      const r = pn / p1;
       const m = peak(x.release, "host") / peak(one.release, "host");
       const mc = peak(x.release, "cli") / peak(one.release, "cli");
-      const ok = t <= x.services;
+      const b1 = was(1);
+      const bn = was(x.services);
+      const br = b1 && bn ? releasePerChanged(bn, servers) / releasePerChanged(b1, servers) : NaN;
+      const ok = r <= 1.5;
       out.push(
-        `| linear growth: 1 → ${x.services} services on 10 servers (new release, up) | time ${secs(med(one.release))} → ${secs(med(x.release))} = ${t.toFixed(1)}×, CLI memory ${mc.toFixed(1)}×, provider host memory ${m.toFixed(1)}×, for ${x.services}× the services | ${ok ? "yes" : "**no**"} | ${ok ? "" : where(x.release)} |`,
+        `| linear growth: time per changed resource ${servers} × 1 → ${servers} × ${x.services} within 1.5× (new release, up; issue #30) | ${p1.toFixed(0)} ms → ${pn.toFixed(0)} ms = ${r.toFixed(2)}× (wall ${secs(med(one.release))} → ${secs(med(x.release))}); CLI memory ${mc.toFixed(1)}×, provider host memory ${m.toFixed(1)}×, for ${x.services}× the services${beforeText(Number.isFinite(br) ? `${br.toFixed(2)}×` : undefined)} | ${ok ? "yes" : "**no**"} | ${ok ? "" : `${((r / 1.5 - 1) * 100).toFixed(0)} % over; ${where(x.release)}`} |`,
       );
     }
   }
   out.push("");
   return out;
+}
+
+/** A scale pass measured after issue #30 records the state's size after its runs. */
+const measuresState = (scale: readonly ScaleE2e[]): boolean =>
+  scale.some((x) => [...x.first, ...x.release, ...x.noop].some((s) => s.state));
+
+/**
+ * Keeps the end-to-end scale figures from before issue #30 beside a new scale run: the ones the
+ * replaced results.json already kept, else its own scale pass if that was measured before #30.
+ */
+function keepBefore(set: SetResult, last: Results | undefined): SetResult {
+  if (!set.scaleE2e?.length || !measuresState(set.scaleE2e)) return set;
+  const old = last?.sets.find((s) => s.servers === set.servers);
+  if (old?.scaleE2eBefore) return { ...set, scaleE2eBefore: old.scaleE2eBefore };
+  if (old?.scaleE2e?.length && !measuresState(old.scaleE2e))
+    return {
+      ...set,
+      scaleE2eBefore: { label: "Before issue #30", date: last!.machine["date"] ?? "?", scaleE2e: old.scaleE2e },
+    };
+  return set;
 }
 
 /** results.json written before issue #18 had the provider-host figures under `fleet`. */
@@ -890,11 +1014,15 @@ function upgrade(r: Results): Results {
 
 async function orchestrate(): Promise<void> {
   const sets = (process.env["BENCH_SETS"] ?? "3,10").split(",");
-  // BENCH_MERGE=1: keep results.json's other figures; a set run with BENCH_TOOLS="" adds its scale run only.
-  const previous =
-    process.env["BENCH_MERGE"] === "1"
-      ? upgrade(JSON.parse(fs.readFileSync(path.join(HERE, "results.json"), "utf8")) as Results)
-      : undefined;
+  // The results this run replaces: for BENCH_MERGE, and for the scale figures from before issue #30.
+  const resultsFile = path.join(HERE, "results.json");
+  const last = fs.existsSync(resultsFile)
+    ? upgrade(JSON.parse(fs.readFileSync(resultsFile, "utf8")) as Results)
+    : undefined;
+  // BENCH_MERGE=1: keep results.json's other figures; a set run with BENCH_RUNS=0 adds its scale run only.
+  const previous = process.env["BENCH_MERGE"] === "1" ? last : undefined;
+  if (process.env["BENCH_MERGE"] === "1" && !previous)
+    throw new Error("BENCH_MERGE=1: no bench/results.json to merge into");
   const merged: SetResult[] = previous?.sets ?? [];
   // Program start with and without tsx, before the servers are busy.
   const startup =
@@ -938,6 +1066,7 @@ async function orchestrate(): Promise<void> {
   }
   for (const m of merged) if (!results.some((r) => r.servers === m.servers)) results.push(m);
   results.sort((a, b) => a.servers - b.servers);
+  for (let i = 0; i < results.length; i++) results[i] = keepBefore(results[i]!, last);
   const machine = {
     date: new Date().toISOString(),
     cpu: os.cpus()[0]?.model ?? "?",

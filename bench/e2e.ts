@@ -10,11 +10,14 @@ import { spawn } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import * as zlib from "zlib";
 import { readTrace, TRACE_ENV } from "../observe/trace";
 import { phasesOf, type PhaseResult } from "./phases";
 import { npmArgv, PROJECT_DIR } from "../test/engine/support/cli";
+import { resourceCounts } from "../test/engine/support/diff";
 import { hostsConfig, pyService, selfAlias } from "../test/engine/support/fixtures";
-import { EngineStack } from "../test/engine/support/stack";
+import { EngineStack, serviceReleases } from "../test/engine/support/stack";
+import { CODE_PROVIDER_PACKAGE, CODE_PROVIDER_PREFIX } from "../model/shipped-code";
 import type { GitApp } from "../test/support/git-app";
 
 /** CPU (s, summed) and peak RSS (MiB, the largest single process) of one class of processes. */
@@ -39,6 +42,70 @@ export interface E2eSample {
   readonly trace: PhaseResult;
   /** Resources that failed (scale runs tolerate failed health gates): a count from the output. */
   readonly failedCount?: number;
+  /**
+   * Resources the run changed: the CLI's own summary (`Resources:` created, updated, deleted,
+   * replaced, …; everything but `unchanged`). Absent when the output had no summary.
+   */
+  readonly changed?: number;
+  /** The stack's state after the run (scale runs, issue #30). */
+  readonly state?: StateSize;
+}
+
+/** How big the stack's state is after a run: the file backend's checkpoint, as written. */
+export interface StateSize {
+  /** The checkpoint file's size in bytes (`.pulumi/stacks/<project>/<stack>.json`, as the CLI wrote it). */
+  readonly bytes: number;
+  /** Resources in it: the stack, providers (fleet's code provider too), components, custom resources. */
+  readonly resources: number;
+  readonly serviceReleases: number;
+  /** The largest ServiceRelease resource, as compact JSON (UTF-8 bytes, without the file's indentation). */
+  readonly largestReleaseBytes: number;
+  /** fleet's code provider resources (`fleet-code-<hash>`, the bundles), as compact JSON, summed. */
+  readonly codeBytes?: number;
+}
+
+/** Everything but `unchanged` in the CLI's `Resources:` summary; undefined when it printed none. */
+export function changedCount(output: string): number | undefined {
+  const counts = resourceCounts(output);
+  const keys = Object.keys(counts);
+  if (keys.length === 0) return undefined;
+  return keys.filter((k) => k !== "unchanged").reduce((a, k) => a + counts[k]!, 0);
+}
+
+/** Finds `<stack>.json` (or `.json.gz`) under a file backend's `.pulumi/stacks`; undefined if none. */
+function checkpointFile(backendDir: string, stack: string): string | undefined {
+  const stacks = path.join(backendDir, ".pulumi", "stacks");
+  if (!fs.existsSync(stacks)) return undefined;
+  const found = fs
+    .readdirSync(stacks, { recursive: true, encoding: "utf8" })
+    .filter((f) => path.basename(f) === `${stack}.json` || path.basename(f) === `${stack}.json.gz`);
+  return found.length > 0 ? path.join(stacks, found[0]!) : undefined;
+}
+
+/** The size of a stack's checkpoint in a file backend (read from disk, nothing run). */
+export function stateSize(backendDir: string, stack: string): StateSize | undefined {
+  const file = checkpointFile(backendDir, stack);
+  if (!file) return undefined;
+  const raw = fs.readFileSync(file);
+  const text = (file.endsWith(".gz") ? zlib.gunzipSync(raw) : raw).toString("utf8");
+  const checkpoint = JSON.parse(text) as {
+    checkpoint?: { latest?: { resources?: { type?: string; urn?: string }[] } };
+  };
+  const latest = checkpoint.checkpoint?.latest ?? {};
+  const releases = Object.values(serviceReleases(latest));
+  const size = (r: unknown) => Buffer.byteLength(JSON.stringify(r), "utf8");
+  const code = (latest.resources ?? []).filter(
+    (r) =>
+      r.type === `pulumi:providers:${CODE_PROVIDER_PACKAGE}` &&
+      String(r.urn).split("::").pop()!.startsWith(CODE_PROVIDER_PREFIX),
+  );
+  return {
+    bytes: raw.length,
+    resources: latest.resources?.length ?? 0,
+    serviceReleases: releases.length,
+    largestReleaseBytes: Math.max(0, ...releases.map(size)),
+    codeBytes: code.reduce((a, r) => a + size(r), 0),
+  };
 }
 
 const CLK_TCK = 100;
@@ -233,6 +300,7 @@ export class BenchStack {
       throw new Error(`\`npm run ${script} -- ${args.join(" ")}\` exited ${r.code}:\n${r.out.slice(-4000)}`);
     }
     const failed = opts.tolerate ? (r.out.match(/\*\*\w+ failed\*\*/g)?.length ?? 0) : undefined;
+    const changed = changedCount(r.out);
     return {
       ms: r.ms,
       code: r.code,
@@ -243,7 +311,13 @@ export class BenchStack {
       host: r.procs.host,
       trace: phasesOf(readTrace(trace), r.spawnAt, r.exitAt),
       ...(failed !== undefined ? { failedCount: failed } : {}),
+      ...(changed !== undefined ? { changed } : {}),
     };
+  }
+
+  /** The stack's checkpoint in its file backend, after a run (not timed). */
+  state(): StateSize | undefined {
+    return stateSize(this.stack.backendDir, this.stack.name);
   }
 
   up(opts: { tolerate?: boolean } = {}): Promise<E2eSample> {
@@ -309,9 +383,22 @@ export async function e2ePass(
   return out;
 }
 
+/** The most services per server a scale pass deploys (units fs00…fs49, ports SCALE_PORT + 0…49). */
+export const MAX_SCALE_SERVICES = 50;
+
+/** A scale pass's service names: fs00, fs01, … */
+export const scaleServiceName = (j: number): string => `fs${String(j).padStart(2, "0")}`;
+
+/** Wall time per resource the run changed (ms); NaN when it changed none. */
+export function msPerChanged(s: E2eSample, fallback?: number): number {
+  const n = s.changed ?? fallback;
+  return n ? s.ms / n : NaN;
+}
+
 /**
  * Scale through the engine: `services` multi-host services (fs00…) on every server, one stack:
- * first, then `runs` × (release, no-op). Failed health gates are counted, not fatal.
+ * first, then `runs` × (release, no-op). Failed health gates are counted, not fatal. After each
+ * run the stack's checkpoint is measured (issue #30: bytes per resource, the largest ServiceRelease).
  */
 export async function scalePass(
   services: number,
@@ -322,33 +409,44 @@ export async function scalePass(
   clean: () => Promise<void>,
   log: (m: string) => void,
 ): Promise<{ services: number; first: E2eSample[]; release: E2eSample[]; noop: E2eSample[] }> {
+  if (services > MAX_SCALE_SERVICES) {
+    throw new Error(`scale: ${services} services per server, at most ${MAX_SCALE_SERVICES} (units and ports)`);
+  }
   await clean();
   const st = new BenchStack(`scale-${servers.names.length}x${services}-${process.pid}`, servers, tmp);
   const res = { services, first: [] as E2eSample[], release: [] as E2eSample[], noop: [] as E2eSample[] };
-  const name = (j: number) => `fs${String(j).padStart(2, "0")}`;
-  const say = (k: string, s: E2eSample) =>
+  const releases = services * servers.names.length;
+  const up = async (k: "first" | "release" | "noop"): Promise<void> => {
+    const timed = await st.up({ tolerate: true });
+    const state = st.state();
+    const s: E2eSample = { ...timed, ...(state ? { state } : {}) };
+    res[k].push(s);
+    const per = msPerChanged(s, k === "release" ? releases : undefined);
     log(
-      `scale ${servers.names.length}×${services} ${k}: ${s.ms.toFixed(0)} ms exit ${s.code} cli ${s.cli.rssMiB.toFixed(0)} MiB ` +
-        `host ${s.host.rssMiB.toFixed(0)} MiB`,
+      `scale ${servers.names.length}×${services} ${k}: ${s.ms.toFixed(0)} ms exit ${s.code} ` +
+        `changed ${s.changed ?? "?"} (${Number.isFinite(per) ? `${per.toFixed(0)} ms each` : "–"}) ` +
+        `cli ${s.cli.cpuS.toFixed(2)} s ${s.cli.rssMiB.toFixed(0)} MiB host ${s.host.rssMiB.toFixed(0)} MiB ` +
+        (state
+          ? `state ${state.bytes} B / ${state.resources} resources = ${(state.bytes / state.resources).toFixed(0)} B each, ` +
+            `largest ServiceRelease ${state.largestReleaseBytes} B`
+          : "state: no checkpoint found"),
     );
+  };
   try {
     await st.create(
       Object.fromEntries(
         Array.from({ length: services }, (_, j) => [
-          name(j),
+          scaleServiceName(j),
           benchService(servers.names, app.dir, SCALE_PORT + j, "120s"),
         ]),
       ),
     );
     app.commit(`scale ${services} first`, { "s.txt": `${services}\n` });
-    res.first.push(await st.up({ tolerate: true }));
-    say("first", res.first[0]!);
+    await up("first");
     for (let i = 0; i < runs; i++) {
       app.commit(`scale ${services} ${i}`, { "s.txt": `${services} ${i}\n` });
-      res.release.push(await st.up({ tolerate: true }));
-      say("release", res.release.at(-1)!);
-      res.noop.push(await st.up({ tolerate: true }));
-      say("noop", res.noop.at(-1)!);
+      await up("release");
+      await up("noop");
     }
   } finally {
     await st.remove().catch((e: unknown) => log(`stack rm failed: ${String(e)}`));

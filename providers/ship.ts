@@ -122,13 +122,13 @@ export function bundleSha256(packed: string): string {
  * each program start).
  */
 const LOADER_BOOT = `
-exports.handler=()=>{const b=BUNDLE,M=METHODS,l={},f=e=>{for(const m of M)l[m]=()=>Promise.reject(e)};
-f(Error("fleet: no code for this "+b+" resource in its provider's configuration; nothing ran (docs/state.md)"));
-l.configure=async r=>{const c=r&&r.config&&r.config.rawConfig||{};
-try{typeof c.fleetLoader=="string"&&Function("loader","config","bundle","methods","fail","require",c.fleetLoader)(l,c,b,M,f,require)}catch(e){f(e)}};
+exports.handler=()=>{const b=BUNDLE,l={},f=e=>{for(const m of METHODS)l[m]=()=>Promise.reject(e)};
+f(Error("fleet: no code for this "+b+" resource in its provider; nothing ran (docs/state.md)"));
+l.configure=async r=>{try{const c=r.config.rawConfig;Function("loader","config","bundle","fail","require",c.fleetLoader)(l,c,b,f,require)}catch(e){f(e)}};
 return l}`;
 
 const LOADER_BODY = `
+const METHODS = ${JSON.stringify(CODE_METHODS)};
 const packed = config[bundle], sha256 = config[bundle + "Sha256"];
 const what = "fleet: the code of this " + bundle + " resource";
 const todo = " Nothing ran on any host. The state names the code that manages each resource" +
@@ -150,7 +150,7 @@ if (!provider) {
   if (!provider) throw new Error(what + " (sha256 " + actual.slice(0, 16) + "…) exports no provider." + todo);
   cache[actual] = provider;
 }
-for (const method of methods) {
+for (const method of METHODS) {
   if (typeof provider[method] !== "function") { delete loader[method]; continue; }
   loader[method] = (...args) => {
     const traceFile = process.env.FLEET_TRACE;

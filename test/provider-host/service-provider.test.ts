@@ -46,12 +46,12 @@ describe("Service provider in Pulumi's provider host (preview path)", function (
   this.timeout(30_000);
   const host = providerHostForSuite();
 
-  it("serializes to a small provider with no secret inside", async () => {
+  it("serializes to a small loader with no secret and no code inside", async () => {
     const text = await serializeProvider(serviceProvider);
-    // The bundled, compressed provider (providers/ship.ts): every RPC carries it, twice or three times.
-    assert.ok(text.length < 56_000, `provider is ${text.length} bytes; every RPC pays for its size`);
+    // The loader's first part (providers/ship.ts): every RPC and each resource's state carry it twice.
+    assert.ok(text.length < 600, `__provider is ${text.length} bytes; every RPC and every resource pays for its size`);
     assert.ok(!text.includes("KEY-MATERIAL-XYZ"));
-    assert.match(text, /require\("zlib"\)/, "the bundle is unpacked inside the host, not captured");
+    assert.match(text, /c\.fleetLoader/, "the code comes from the provider's configuration, not from __provider");
   });
 
   it("check accepts a valid spec and names bad fields", async () => {

@@ -311,7 +311,7 @@ describe("the loader's check of the code", () => {
       for (const method of CODE_METHODS) {
         await assert.rejects(call(loader, method), (error: Error) => {
           assert.match(error.message, /tinyBundle/, method);
-          assert.match(error.message, /provider's configuration/, method);
+          assert.match(error.message, /its provider/, method);
           assert.match(error.message, /nothing ran/i, method);
           return true;
         });
