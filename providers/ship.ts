@@ -254,7 +254,9 @@ export function codeProviderName(config: Record<string, string> = codeProviderCo
 /** The code a stored configuration carries for a bundle, unpacked (tests, inspecting state). */
 export function unpackShipped(config: Record<string, unknown>, name: ShippedProviderName): string | undefined {
   const packed = config[codeConfigKeys(name).packed];
-  return typeof packed === "string" ? zlib.brotliDecompressSync(Buffer.from(packed, "base64")).toString("utf8") : undefined;
+  return typeof packed === "string"
+    ? zlib.brotliDecompressSync(Buffer.from(packed, "base64")).toString("utf8")
+    : undefined;
 }
 
 const shipped: Partial<Record<ShippedProviderName, pulumi.dynamic.ResourceProvider>> = {};
@@ -281,4 +283,3 @@ export function shippedProvider(name: ShippedProviderName): pulumi.dynamic.Resou
 export function shippedProviderTextOf(provider: object): string | undefined {
   return (provider as { [PROVIDER_TEXT]?: string })[PROVIDER_TEXT];
 }
-
