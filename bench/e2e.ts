@@ -321,7 +321,10 @@ export class BenchStack {
   }
 
   up(opts: { tolerate?: boolean } = {}): Promise<E2eSample> {
-    return this.npm("pulumi", ["up", "--yes", "--skip-preview", "--stack", this.stack.name], opts);
+    // BENCH_PROFILE=<dir>: the CLI's own CPU and memory profiles (`--profiling`), for `go tool pprof`.
+    const profile = process.env["BENCH_PROFILE"];
+    const profiling = profile ? ["--profiling", `${profile}/${this.stack.name}-${Date.now()}`] : [];
+    return this.npm("pulumi", ["up", "--yes", "--skip-preview", "--stack", this.stack.name, ...profiling], opts);
   }
   deploy(): Promise<E2eSample> {
     return this.npm("deploy", ["--stack", this.stack.name]);

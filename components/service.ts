@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ShippedResource } from "./shipped-resource";
+import { shortStacks } from "./short-stack";
 import type { ServiceSpec } from "../model/service";
 import type { ImageArtifact } from "../providers/image/model";
 import {
@@ -112,7 +113,14 @@ export class Service extends pulumi.ComponentResource {
   readonly depsReinstalled: pulumi.Output<boolean>;
 
   constructor(name: string, args: ServiceArgs, opts?: pulumi.ComponentResourceOptions) {
-    super(TOKENS.service, name, {}, opts);
+    // The SDK's frames (its stack reader, Resource, ComponentResource), this one, its caller and
+    // the caller's caller: see short-stack.ts.
+    const restore = shortStacks(6);
+    try {
+      super(TOKENS.service, name, {}, opts);
+    } finally {
+      restore();
+    }
     // The name on the host (directory, unit) may differ from the resource's: one service on
     // several hosts is one Service resource per host.
     const serviceName = args.serviceName ?? name;
@@ -175,13 +183,9 @@ export class Service extends pulumi.ComponentResource {
     this.path = deployed.path;
     this.deployedAt = deployed.deployedAt;
     this.depsReinstalled = deployed.depsReinstalled;
-    this.registerOutputs({
-      releaseId: this.releaseId,
-      commit: this.commit,
-      host: this.host,
-      path: this.path,
-      deployedAt: this.deployedAt,
-      depsReinstalled: this.depsReinstalled,
-    });
+    // Only what a release does not change: changed component outputs cost one more write of
+    // the whole checkpoint per service per release (docs/state.md). The release's figures are in
+    // its ServiceRelease and in the stack's `services` output.
+    this.registerOutputs({ host: this.host });
   }
 }

@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { codeProviderConfig, codeProviderName, shippedProviderText, type ShippedProviderName } from "../providers/ship";
 import { CODE_PROVIDER_PACKAGE } from "../model/shipped-code";
+import { shortStacks } from "./short-stack";
 import { DYNAMIC_MODULE } from "./tokens";
 
 /**
@@ -18,12 +19,19 @@ export abstract class ShippedResource extends pulumi.CustomResource {
     opts?: pulumi.CustomResourceOptions,
   ) {
     if ("__provider" in props) throw new Error("a dynamic resource must not define the __provider key");
-    super(
-      `pulumi-nodejs:dynamic/${DYNAMIC_MODULE}:${type}`,
-      name,
-      { ...props, __provider: shippedProviderText(provider) },
-      { ...opts, provider: codeProvider() },
-    );
+    // The SDK's frames (its stack reader, Resource, CustomResource), this one, the resource's class,
+    // the component that made it, and that component's caller.
+    const restore = shortStacks(7);
+    try {
+      super(
+        `pulumi-nodejs:dynamic/${DYNAMIC_MODULE}:${type}`,
+        name,
+        { ...props, __provider: shippedProviderText(provider) },
+        { ...opts, provider: codeProvider() },
+      );
+    } finally {
+      restore();
+    }
   }
 }
 
