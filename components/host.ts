@@ -2,7 +2,6 @@ import * as crypto from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { ShippedResource } from "./shipped-resource";
 import * as hcloud from "@pulumi/hcloud";
-import { bootstrapScript } from "../commands/host";
 import { cloudInitUserData } from "../commands/cloud-init";
 import type { BootstrapSpec, HostFacts } from "../model/host";
 import { parseDuration } from "../model/duration";
@@ -176,7 +175,6 @@ export class Host extends pulumi.ComponentResource {
           connection: this.connection,
           host: this.address,
           bootstrap: spec,
-          script: bootstrapScript(spec, scriptSha),
           scriptSha,
           readyTimeoutMs: parseDuration(bootstrap.readyTimeout ?? "5m", `hosts.${name}.bootstrap.readyTimeout`),
           stepTimeoutMs: parseDuration(bootstrap.stepTimeout ?? "15m", `hosts.${name}.bootstrap.stepTimeout`),

@@ -40,6 +40,7 @@ export function needsCodeMove(olds: Props): boolean {
 }
 
 function withoutProviderText(props: Props): Props {
-  const { __provider: _dropped, ...rest } = props;
+  const rest = { ...props };
+  delete rest["__provider"];
   return rest;
 }

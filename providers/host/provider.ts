@@ -1,7 +1,7 @@
 import type * as pulumi from "@pulumi/pulumi";
 import type { BootstrapSpec, HostFacts } from "../../model/host";
 import type { SshConnection } from "../../transport/connection";
-import { factsScript } from "../../commands/host";
+import { bootstrapScript, factsScript } from "../../commands/host";
 import { parseFacts } from "../../commands/facts";
 import { diffHostBootstrap } from "../../decisions/host-diff";
 import { runScript } from "../../transport/ssh";
@@ -11,9 +11,9 @@ export interface HostBootstrapSpec {
   readonly connection: SshConnection;
   /** The address in plain text, for preview and messages. */
   readonly host: string;
+  /** What the host gets: preview --diff shows its changes; the provider renders the script. */
   readonly bootstrap: BootstrapSpec;
-  /** The rendered script: an input, so that preview --diff shows what would run. */
-  readonly script: string;
+  /** The spec's hash, recorded on the host: a change re-runs the bootstrap. */
   readonly scriptSha: string;
   /** How long to wait for SSH to answer (a new server boots first), in ms. */
   readonly readyTimeoutMs: number;
@@ -51,7 +51,7 @@ async function bootstrapHost(spec: HostBootstrapSpec): Promise<HostBootstrapStat
     ...spec.connection,
     connectTimeoutMs: Math.max(spec.readyTimeoutMs, spec.connection.connectTimeoutMs ?? 0),
   };
-  const ran = await runScript(waiting, spec.script, {
+  const ran = await runScript(waiting, bootstrapScript(spec.bootstrap, spec.scriptSha), {
     step: "bootstrap",
     secrets,
     timeoutMs: spec.stepTimeoutMs,
@@ -59,8 +59,20 @@ async function bootstrapHost(spec: HostBootstrapSpec): Promise<HostBootstrapStat
   const changed = parseFacts(ran.stdout).all["changed"] ?? [];
   const read = await runScript(spec.connection, factsScript(spec.bootstrap.root), { step: "facts", secrets });
   return JSON.parse(
-    JSON.stringify({ ...spec, facts: readFacts(read.stdout).facts, changed, bootstrappedAt: new Date().toISOString() }),
+    JSON.stringify({
+      ...withoutScript(spec),
+      facts: readFacts(read.stdout).facts,
+      changed,
+      bootstrappedAt: new Date().toISOString(),
+    }),
   ) as HostBootstrapState;
+}
+
+/** A spec without the rendered script that inputs held before (docs/state.md: ~4 KB each). */
+function withoutScript<T extends object>(props: T): T {
+  const rest: T & { script?: unknown } = { ...props };
+  delete rest.script;
+  return rest;
 }
 
 /**
@@ -71,7 +83,8 @@ async function bootstrapHost(spec: HostBootstrapSpec): Promise<HostBootstrapStat
  */
 export const hostBootstrapProvider: pulumi.dynamic.ResourceProvider = {
   async diff(_id: string, olds: HostBootstrapState, news: HostBootstrapSpec) {
-    return diffHostBootstrap(olds, news);
+    const { changes, replaces } = diffHostBootstrap(olds, news);
+    return { changes, replaces };
   },
 
   async create(inputs: HostBootstrapSpec) {
@@ -79,7 +92,9 @@ export const hostBootstrapProvider: pulumi.dynamic.ResourceProvider = {
     return { id: `${inputs.connection.host}:${inputs.connection.port ?? 22}`, outs };
   },
 
-  async update(_id: string, _olds: HostBootstrapState, news: HostBootstrapSpec) {
+  async update(_id: string, olds: HostBootstrapState, news: HostBootstrapSpec) {
+    // Only the stored script to drop: recorded, nothing runs on the host.
+    if (diffHostBootstrap(olds, news).recordOnly) return { outs: withoutScript({ ...olds, ...news }) };
     return { outs: await bootstrapHost(news) };
   },
 

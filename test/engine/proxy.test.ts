@@ -72,6 +72,25 @@ describe("engine: a service behind the proxy, with the real CLI (web2)", functio
     const served = await get();
     assert.equal(served.status, 200);
     assert.equal(JSON.parse(served.text).release, app.head().slice(0, 12));
+    // docs/state.md: every fleet resource, the bootstrap with its rendered script included,
+    // stays within 8 KB of state; the code is in the stack's one code provider.
+    const { deployment } = await stack.exportState();
+    const fleetResources = (deployment.resources ?? []).filter((x) =>
+      String(x.type).startsWith("pulumi-nodejs:dynamic/fleet:"),
+    );
+    assert.deepEqual(fleetResources.map((x) => String(x.type).split(":").pop()).sort(), [
+      "HostBootstrap",
+      "ServiceRelease",
+    ]);
+    for (const x of fleetResources) {
+      const size = Buffer.byteLength(JSON.stringify(x));
+      const parts = ["inputs", "outputs"].flatMap((part) =>
+        Object.entries((x as Record<string, Record<string, unknown>>)[part] ?? {}).map(
+          ([k, v]) => `${part}.${k} ${JSON.stringify(v).length}`,
+        ),
+      );
+      assert.ok(size <= 8192, `${String(x.urn)}: ${size} bytes of state: ${parts.join(", ")}`);
+    }
   });
 
   it("pulumi preview --diff shows a route change as such, and pulumi up applies it", async () => {

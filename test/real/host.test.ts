@@ -3,7 +3,6 @@ import { shippedProvider } from "../../providers/ship";
 import { execFileSync } from "child_process";
 import * as crypto from "crypto";
 import * as path from "path";
-import { bootstrapScript } from "../../commands/host";
 import { bootstrapSpec, type BootstrapArgs } from "../../components/host";
 import type { SshConnection } from "../../transport/connection";
 import { connectionFor, sshRun } from "../support/fleet";
@@ -23,6 +22,9 @@ const hostBootstrapProvider = shippedProvider("hostBootstrap");
 const BOOT_ROOT = "/srv/fleet-boot";
 const USER = "fleetops";
 
+/** A stand-in for dpkg-query, first on root's PATH, that makes the packages step slow. */
+const SLOW_DPKG = "/usr/local/bin/dpkg-query";
+
 function bootstrapInputs(connection: SshConnection, args: BootstrapArgs): Props {
   const spec = bootstrapSpec({ root: BOOT_ROOT, deployUser: USER, ...args });
   const scriptSha = crypto.createHash("sha256").update(JSON.stringify(spec)).digest("hex");
@@ -30,7 +32,6 @@ function bootstrapInputs(connection: SshConnection, args: BootstrapArgs): Props 
     connection: secret(connection),
     host: connection.host,
     bootstrap: spec,
-    script: bootstrapScript(spec, scriptSha),
     scriptSha,
     readyTimeoutMs: 10_000,
     stepTimeoutMs: 60_000,
@@ -149,23 +150,28 @@ describe("Host bootstrap on real servers (through Pulumi's provider host)", func
 
   it("a host that drops off mid-bootstrap is reported with the step that failed", async () => {
     const resource = new SimulatedResource(host, hostBootstrapProvider, { name: "web3-drop" });
-    // A package that is not installed sends the bootstrap to apt; the connection is cut meanwhile.
-    const inputs = bootstrapInputs(connectionFor("web3"), {});
-    const slowed = {
-      ...inputs,
-      script: String(inputs["script"]).replace("phase packages\n", "phase packages\nsleep 5\n"),
-    };
-    const cut = (async () => {
-      await new Promise((r) => setTimeout(r, 1500));
-      // Kill the sshd session processes serving root: the network path to the host is gone.
-      await sshRun("web3", "pkill -KILL -f 'sshd: root@notty' || true");
-    })();
-    await assert.rejects(resource.up(slowed), (err: Error) => {
-      assert.match(err.message, /step "bootstrap" failed: the connection closed before the command finished/);
-      assert.match(err.message, /fleet-phase: packages/, "the last step reached is in the evidence");
-      return true;
-    });
-    await cut;
+    // The packages step is slowed on the host (dpkg-query, first on root's PATH, waits 5 s);
+    // the connection is cut meanwhile.
+    await sh(
+      "web3",
+      `printf '#!/bin/sh\\nsleep 5\\nexec /usr/bin/dpkg-query "$@"\\n' > ${SLOW_DPKG} && chmod 755 ${SLOW_DPKG}`,
+    );
+    const slowed = bootstrapInputs(connectionFor("web3"), {});
+    try {
+      const cut = (async () => {
+        await new Promise((r) => setTimeout(r, 1500));
+        // Kill the sshd session processes serving root: the network path to the host is gone.
+        await sshRun("web3", "pkill -KILL -f 'sshd: root@notty' || true");
+      })();
+      await assert.rejects(resource.up(slowed), (err: Error) => {
+        assert.match(err.message, /step "bootstrap" failed: the connection closed before the command finished/);
+        assert.match(err.message, /fleet-phase: packages/, "the last step reached is in the evidence");
+        return true;
+      });
+      await cut;
+    } finally {
+      await sh("web3", `rm -f ${SLOW_DPKG}`);
+    }
     assert.equal(resource.state, undefined, "nothing is recorded for a bootstrap that did not finish");
   });
 

@@ -84,19 +84,34 @@ describe("Host: builders and decisions", () => {
     const olds = { connection: { host: "a", port: 22, privateKey: "k1" }, scriptSha: "s1", facts: {} };
     assert.deepEqual(
       diffHostBootstrap(olds, { connection: { host: "a", port: 22, privateKey: "k2" }, scriptSha: "s1" }),
-      { changes: false, replaces: [] },
+      { changes: false, replaces: [], recordOnly: false },
     );
     assert.deepEqual(diffHostBootstrap(olds, { connection: { host: "a", port: 22 }, scriptSha: "s2" }), {
       changes: true,
       replaces: [],
+      recordOnly: false,
     });
     assert.deepEqual(diffHostBootstrap(olds, { connection: { host: "b", port: 22 }, scriptSha: "s1" }), {
       changes: true,
       replaces: ["connection"],
+      recordOnly: false,
     });
     assert.deepEqual(diffHostBootstrap(olds, { connection: UNKNOWN, scriptSha: "s1" }), {
       changes: true,
       replaces: ["connection"],
+      recordOnly: false,
+    });
+    // Outputs stored with the rendered script (before docs/state.md): recorded again without it.
+    const withScript = { ...olds, script: "set -eu\n…" };
+    assert.deepEqual(diffHostBootstrap(withScript, { connection: { host: "a", port: 22 }, scriptSha: "s1" }), {
+      changes: true,
+      replaces: [],
+      recordOnly: true,
+    });
+    assert.deepEqual(diffHostBootstrap(withScript, { connection: { host: "a", port: 22 }, scriptSha: "s2" }), {
+      changes: true,
+      replaces: [],
+      recordOnly: false,
     });
   });
 
