@@ -69,13 +69,7 @@ describe("engine: stack history and npm run rollback with the real CLI (web1, we
   });
 
   it("npm run rollback -- <N> (update N of pulumi stack history, as --list numbers it) puts every copy back on update N's release, in one up, without an upload", async () => {
-    const history = JSON.parse((await stack.ok("stack", "history", "--json")).stdout) as {
-      kind: string;
-      result: string;
-    }[];
-    // Newest first. A file backend stores `version: 0` for every entry (its history files carry
-    // no number), so N is the entry's place, oldest first, as Pulumi Cloud numbers them.
-    const oldestFirst = [...history].reverse();
+    const oldestFirst = await stack.historyOldestFirst();
     assert.deepEqual(
       oldestFirst.map((h) => `${h.kind} ${h.result}`),
       ["update succeeded", "update succeeded", "update succeeded"],

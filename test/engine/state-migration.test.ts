@@ -251,12 +251,7 @@ describe("engine: state written by the older fleet (06b9c0c) moves to code-once 
   });
 
   it("npm run rollback -- <N> goes back to the older fleet's first update (written in the old format)", async () => {
-    const history = JSON.parse((await stack.ok("stack", "history", "--json")).stdout) as {
-      kind: string;
-      result: string;
-    }[];
-    // Newest first; N is the entry's place, oldest first (rollback.test.ts).
-    const oldestFirst = [...history].reverse();
+    const oldestFirst = await stack.historyOldestFirst();
     assert.deepEqual(
       oldestFirst.map((h) => `${h.kind} ${h.result}`),
       ["update succeeded", "update succeeded", "refresh succeeded", "update succeeded"],

@@ -25,8 +25,12 @@ export interface CliResult {
 export const outputOf = (r: CliResult): string => `${r.stdout}\n${r.stderr}`;
 
 export interface RunOptions {
-  /** Added to (and winning over) this process's environment. */
+  /** Added to (and winning over) `baseEnv`. */
   readonly env?: NodeJS.ProcessEnv;
+  /** The environment `env` is added to. Default: this process's. */
+  readonly baseEnv?: NodeJS.ProcessEnv;
+  /** Where the command runs. Default: PROJECT_DIR. */
+  readonly cwd?: string;
   /** Kill the whole process tree and fail after this long. Default 240 s. */
   readonly timeoutMs?: number;
 }
@@ -41,12 +45,13 @@ export interface Started {
 
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGKILL: 9, SIGTERM: 15 };
 
-/** Starts `cmd args` in PROJECT_DIR in a new process group, collecting its output. */
+/** Starts `cmd args` (in PROJECT_DIR unless told) in a new process group, collecting its output. */
 export function start(cmd: string, args: readonly string[], opts: RunOptions = {}): Started {
   const t0 = Date.now();
+  const cwd = opts.cwd ?? PROJECT_DIR;
   const child = spawn(cmd, args, {
-    cwd: PROJECT_DIR,
-    env: { ...process.env, ...opts.env },
+    cwd,
+    env: { ...(opts.baseEnv ?? process.env), ...opts.env },
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
@@ -61,7 +66,7 @@ export function start(cmd: string, args: readonly string[], opts: RunOptions = {
       killGroup(pgid, "SIGKILL");
       reject(
         new Error(
-          `\`${cmd} ${args.join(" ")}\` gave no result after ${timeoutMs} ms (killed). Output so far:\n` +
+          `\`${cmd} ${args.join(" ")}\` (in ${cwd}) gave no result after ${timeoutMs} ms (killed). Output so far:\n` +
             `${Buffer.concat(out).toString("utf8").slice(-3000)}\n${Buffer.concat(err).toString("utf8").slice(-3000)}`,
         ),
       );

@@ -6,12 +6,12 @@
  * home of its own (empty), the same backend and passphrase, and the Pulumi CLI the project uses
  * (FLEET_PULUMI_BIN_DIR: with an empty HOME, tools/pulumi/ensure.sh would find no built CLI).
  */
-import { execFileSync, spawn } from "child_process";
+import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { pulumiCli } from "../../../engine/cli";
-import { outputOf, PROJECT_DIR, type CliResult } from "./cli";
+import { outputOf, PROJECT_DIR, run, type CliResult } from "./cli";
 import type { EngineStack } from "./stack";
 
 /** The files a clone gets: what `git ls-files -co --exclude-standard` lists, minus what a build or a stack makes. */
@@ -98,7 +98,7 @@ export class ProjectClone {
   /** `node build/launch.js pulumi <args> --stack <stack>` in the copy (what its `npm run pulumi` runs). */
   async pulumi(stack: EngineStack, ...args: string[]): Promise<CliResult> {
     const argv = [path.join(this.dir, "build", "launch.js"), "pulumi", ...args, "--stack", stack.name];
-    const result = await runIn(this.dir, process.execPath, argv, this.env(stack));
+    const result = await run(process.execPath, argv, { cwd: this.dir, baseEnv: this.env(stack) });
     this.transcript.push({ args, result });
     return result;
   }
@@ -114,43 +114,4 @@ export class ProjectClone {
   remove(): void {
     fs.rmSync(this.root, { recursive: true, force: true });
   }
-}
-
-/** Runs a command in `cwd` to its end (its whole process group killed after `timeoutMs`). */
-export function runIn(
-  cwd: string,
-  cmd: string,
-  args: readonly string[],
-  env: NodeJS.ProcessEnv,
-  timeoutMs = 240_000,
-): Promise<CliResult> {
-  const t0 = Date.now();
-  const child = spawn(cmd, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  child.stdout.on("data", (d: Buffer) => out.push(d));
-  child.stderr.on("data", (d: Buffer) => err.push(d));
-  return new Promise<CliResult>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      try {
-        process.kill(-child.pid!, "SIGKILL");
-      } catch {
-        // already gone
-      }
-      reject(new Error(`\`${cmd} ${args.join(" ")}\` (in ${cwd}) gave no result after ${timeoutMs} ms (killed)`));
-    }, timeoutMs);
-    child.on("error", (e) => {
-      clearTimeout(timer);
-      reject(new Error(`cannot run ${cmd}: ${e.message}`));
-    });
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      resolve({
-        code: code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : 1),
-        stdout: Buffer.concat(out).toString("utf8"),
-        stderr: Buffer.concat(err).toString("utf8"),
-        ms: Date.now() - t0,
-      });
-    });
-  });
 }

@@ -7,11 +7,11 @@
  * runs it: `useConfigOf` copies it across; both fleets share the stack's file backend and
  * passphrase (EngineStack.env).
  */
-import { execFileSync, spawn } from "child_process";
+import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { killGroup, PROJECT_DIR, type CliResult } from "./cli";
+import { PROJECT_DIR, run, type CliResult } from "./cli";
 import type { EngineStack } from "./stack";
 
 function git(...args: string[]): string {
@@ -65,7 +65,7 @@ export class LegacyCheckout {
   async pulumi(stack: EngineStack, ...args: string[]): Promise<CliResult> {
     const argv = [path.join(this.dir, "build", "launch.js"), "pulumi", ...args, "--stack", stack.name];
     // The first command builds the older fleet's dist/ (esbuild, a few seconds) before it runs.
-    const result = await runIn(this.dir, process.execPath, argv, stack.env, 300_000);
+    const result = await run(process.execPath, argv, { cwd: this.dir, env: stack.env, timeoutMs: 300_000 });
     stack.transcript.push({ argv: [process.execPath, ...argv], result });
     return result;
   }
@@ -86,49 +86,4 @@ export class LegacyCheckout {
 export function useConfigOf(stack: EngineStack, fromDir: string, toDir: string): void {
   const name = path.basename(stack.configFile);
   fs.copyFileSync(path.join(fromDir, name), path.join(toDir, name));
-}
-
-/** `cmd args` in `cwd`, in its own process group (killed whole after `timeoutMs`), output collected. */
-export function runIn(
-  cwd: string,
-  cmd: string,
-  args: readonly string[],
-  env: NodeJS.ProcessEnv,
-  timeoutMs: number,
-): Promise<CliResult> {
-  const t0 = Date.now();
-  const child = spawn(cmd, args, {
-    cwd,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-    detached: true,
-  });
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  child.stdout.on("data", (d: Buffer) => out.push(d));
-  child.stderr.on("data", (d: Buffer) => err.push(d));
-  return new Promise<CliResult>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      killGroup(child.pid!, "SIGKILL");
-      reject(
-        new Error(
-          `\`${cmd} ${args.join(" ")}\` (in ${cwd}) gave no result after ${timeoutMs} ms (killed). Output so far:\n` +
-            `${Buffer.concat(out).toString("utf8").slice(-3000)}\n${Buffer.concat(err).toString("utf8").slice(-3000)}`,
-        ),
-      );
-    }, timeoutMs);
-    child.on("error", (e) => {
-      clearTimeout(timer);
-      reject(new Error(`cannot run ${cmd}: ${e.message}`));
-    });
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      resolve({
-        code: code ?? (signal === "SIGKILL" ? 137 : 128),
-        stdout: Buffer.concat(out).toString("utf8"),
-        stderr: Buffer.concat(err).toString("utf8"),
-        ms: Date.now() - t0,
-      });
-    });
-  });
 }

@@ -89,6 +89,18 @@ export class EngineStack {
     return JSON.parse((await this.ok("stack", "export")).stdout);
   }
 
+  /**
+   * `pulumi stack history --json`, oldest first: `npm run rollback -- <N>` numbers the entries
+   * by place (a file backend stores `version: 0` for every entry), as Pulumi Cloud numbers them.
+   */
+  async historyOldestFirst(): Promise<{ kind: string; result: string }[]> {
+    const newestFirst = JSON.parse((await this.ok("stack", "history", "--json")).stdout) as {
+      kind: string;
+      result: string;
+    }[];
+    return [...newestFirst].reverse();
+  }
+
   /** `pulumi stack output --json`, parsed. */
   async outputs(): Promise<Record<string, any>> {
     return JSON.parse((await this.ok("stack", "output", "--json")).stdout);
